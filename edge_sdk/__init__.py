@@ -1,0 +1,48 @@
+"""edge-sdk: small language models on phones and embedded boards.
+
+Device side (numpy + onnxruntime only)::
+
+    import edge_sdk
+    model = edge_sdk.load("bundles/smollm2-135m-instruct")
+    print(model.generate("What is the capital of France?", max_new_tokens=32))
+
+Host side (needs the ``[export]`` extra)::
+
+    edge_sdk.export("smollm2-135m-instruct", "bundles/smollm2-135m-instruct")
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from edge_sdk.errors import (  # noqa: E402  (cheap, stdlib only)
+    BundleError, ContextLengthError, DeviceError, DeviceFitError, EdgeError, OutputExistsError,
+    SourceError, UnsupportedModelError, ValidationFailedError,
+)
+
+
+def load(bundle_dir, device=None, threads=None):
+    """Load an edge bundle for generation. See :func:`edge_sdk.runtime.model.load`."""
+    from edge_sdk.runtime.model import load as _load
+
+    return _load(bundle_dir, device=device, threads=threads)
+
+
+def export(source, output, **kwargs):
+    """Export SOURCE to an edge bundle at OUTPUT (host side; imports torch lazily)."""
+    from edge_sdk.exporters.export import export as _export
+
+    return _export(source, output, **kwargs)
+
+
+def list_devices():
+    """The device profiles shipped with edge-sdk."""
+    from edge_sdk.devices import list_profiles
+
+    return list_profiles()
+
+
+__all__ = [
+    "__version__", "load", "export", "list_devices",
+    "EdgeError", "BundleError", "ContextLengthError", "DeviceError", "DeviceFitError",
+    "OutputExistsError", "SourceError", "UnsupportedModelError", "ValidationFailedError",
+]

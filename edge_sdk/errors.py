@@ -1,0 +1,46 @@
+"""Every error edge-sdk raises on purpose, in one place.
+
+Each message says what was wrong and what to do about it; the CLI prints the message alone
+(no traceback) and exits non-zero.
+"""
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base class: anything edge-sdk raises deliberately."""
+
+    exit_code = 2
+
+
+class SourceError(EdgeError):
+    """The model source (folder, GGUF file, hub id, alias) is missing, unreadable or malformed."""
+
+
+class UnsupportedModelError(EdgeError):
+    """The model's architecture (``model_type``) or one of its features is not supported."""
+
+
+class BundleError(EdgeError):
+    """An edge bundle is missing, incomplete, tampered with, or of an unknown schema."""
+
+
+class OutputExistsError(EdgeError):
+    """The export's output folder exists and ``--force`` was not given."""
+
+
+class ValidationFailedError(EdgeError):
+    """An export check (logits, greedy tokens, tokenizer parity, quality) failed."""
+
+    exit_code = 3
+
+
+class DeviceFitError(EdgeError):
+    """The model does not fit the device profile's memory budget or operator set."""
+
+
+class ContextLengthError(EdgeError):
+    """A prompt or conversation does not fit the bundle's maximum context."""
+
+
+class DeviceError(EdgeError):
+    """An unknown device profile, or an execution provider that is not available here."""

@@ -1,0 +1,123 @@
+"""The architecture description every graph emitter reads.
+
+A decoder-only transformer of the Llama family is fully described by a handful of numbers and a
+weight-name map. Each supported ``model_type`` gets its own small module that subclasses
+:class:`DecoderArgs` (fields named as in the HF ``config.json``), declares its weight names and
+provides a ``fake()`` tiny config for tests. Emitters never branch on the architecture name; they
+read these fields.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from edge_sdk.errors import UnsupportedModelError
+
+# Logical tensor names used by the emitters -> HF state-dict names. `{i}` is the layer index.
+LLAMA_WEIGHTS: dict[str, str] = {
+    "embed": "model.embed_tokens.weight",
+    "final_norm": "model.norm.weight",
+    "lm_head": "lm_head.weight",
+    "attn_norm": "model.layers.{i}.input_layernorm.weight",
+    "mlp_norm": "model.layers.{i}.post_attention_layernorm.weight",
+    "q": "model.layers.{i}.self_attn.q_proj.weight",
+    "k": "model.layers.{i}.self_attn.k_proj.weight",
+    "v": "model.layers.{i}.self_attn.v_proj.weight",
+    "o": "model.layers.{i}.self_attn.o_proj.weight",
+    "gate": "model.layers.{i}.mlp.gate_proj.weight",
+    "up": "model.layers.{i}.mlp.up_proj.weight",
+    "down": "model.layers.{i}.mlp.down_proj.weight",
+    # Present only when `attention_bias` is true (Qwen2).
+    "q_bias": "model.layers.{i}.self_attn.q_proj.bias",
+    "k_bias": "model.layers.{i}.self_attn.k_proj.bias",
+    "v_bias": "model.layers.{i}.self_attn.v_proj.bias",
+}
+
+
+@dataclass
+class DecoderArgs:
+    """Dimensions of a Llama-family decoder. Field names follow HF ``config.json``."""
+
+    model_type: ClassVar[str] = ""
+    # Logical name -> HF state-dict name; see LLAMA_WEIGHTS.
+    weights: ClassVar[dict[str, str]] = LLAMA_WEIGHTS
+
+    vocab_size: int
+    hidden_size: int  # width of the residual stream
+    intermediate_size: int  # width of the SwiGLU MLP
+    num_hidden_layers: int
+    num_attention_heads: int  # query heads
+    num_key_value_heads: int  # KV heads (grouped-query attention when < query heads)
+    max_position_embeddings: int = 2048  # the longest context the model was trained for
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    head_dim: int | None = None  # defaults to hidden_size // num_attention_heads
+    tie_word_embeddings: bool = False  # lm_head shares the embedding matrix
+    attention_bias: bool = False  # q/k/v projections carry a bias (Qwen2)
+    hidden_act: str = "silu"
+    rope_scaling: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.head_dim is None:
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise UnsupportedModelError(
+                f"{self.model_type}: num_attention_heads={self.num_attention_heads} is not a multiple of "
+                f"num_key_value_heads={self.num_key_value_heads}; grouped-query attention needs it to be."
+            )
+        if self.hidden_act != "silu":
+            raise UnsupportedModelError(
+                f"{self.model_type}: hidden_act={self.hidden_act!r} is not supported (only 'silu' SwiGLU MLPs)."
+            )
+        if self.rope_scaling and self.rope_scaling.get("rope_type", self.rope_scaling.get("type")) not in (None, "default"):
+            raise UnsupportedModelError(
+                f"{self.model_type}: rope_scaling={self.rope_scaling} is not supported yet; "
+                "only plain RoPE (no scaling) models can be exported."
+            )
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "DecoderArgs":
+        """Build from a HF ``config.json`` dict; unknown keys are dropped."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in config.items() if k in names}
+        kwargs.setdefault("num_key_value_heads", config.get("num_attention_heads"))
+        if kwargs.get("head_dim") is None:
+            kwargs.pop("head_dim", None)
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model_type"] = self.model_type
+        return d
+
+    @property
+    def kv_dim(self) -> int:
+        return self.num_key_value_heads * self.head_dim
+
+    @property
+    def q_dim(self) -> int:
+        return self.num_attention_heads * self.head_dim
+
+    def weight_name(self, logical: str, layer: int | None = None) -> str:
+        name = self.weights[logical]
+        return name.format(i=layer) if layer is not None else name
+
+    def expected_weights(self) -> list[str]:
+        """HF names the emitters will read (lm_head omitted when tied)."""
+        out = [self.weight_name("embed"), self.weight_name("final_norm")]
+        if not self.tie_word_embeddings:
+            out.append(self.weight_name("lm_head"))
+        per_layer = ["attn_norm", "mlp_norm", "q", "k", "v", "o", "gate", "up", "down"]
+        if self.attention_bias:
+            per_layer += ["q_bias", "k_bias", "v_bias"]
+        for i in range(self.num_hidden_layers):
+            out += [self.weight_name(n, i) for n in per_layer]
+        return out
+
+    def parameter_count(self) -> int:
+        h, v, L = self.hidden_size, self.vocab_size, self.num_hidden_layers
+        per_layer = h * (self.q_dim + 2 * self.kv_dim) + self.q_dim * h + 3 * h * self.intermediate_size + 2 * h
+        if self.attention_bias:
+            per_layer += self.q_dim + 2 * self.kv_dim
+        return v * h * (1 if self.tie_word_embeddings else 2) + L * per_layer + h
