@@ -1,0 +1,180 @@
+"""Token sampling as small pure numpy functions, composed once per request.
+
+Every function takes a 1-D float32 logits vector over the vocabulary and returns a new vector
+(the input is never modified). Filtered entries become ``-inf``. The semantics follow the
+transformers logits processors/warpers (``RepetitionPenaltyLogitsProcessor``,
+``TemperatureLogitsWarper``, ``TopKLogitsWarper``, ``TopPLogitsWarper``, ``MinPLogitsWarper``)
+and they are applied in the same order: repetition penalty, temperature, top-k, top-p, min-p,
+then a draw from the softmax. The tests check the equivalence against transformers.
+
+Temperature 0 means greedy (argmax) and ignores the other sampling settings, like transformers'
+``do_sample=False``. The random generator is passed in, so a seed reproduces a run.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "validate", "apply_repetition_penalty", "apply_temperature", "top_k_mask", "top_p_mask",
+    "min_p_mask", "make_sampler", "make_logits_processor",
+]
+
+_NEG_INF = np.float32(-np.inf)
+
+
+def validate(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0) -> None:
+    """Raise ``ValueError`` naming the first argument outside its valid range."""
+    if not _is_real(temperature) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+        raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {top_k!r}")
+    if not _is_real(top_p) or not (0.0 < top_p <= 1.0):
+        raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p!r}")
+    if not _is_real(min_p) or not (0.0 <= min_p < 1.0):
+        raise ValueError(f"min_p must be in [0, 1) (0 = off), got {min_p!r}")
+    if not _is_real(repetition_penalty) or not math.isfinite(repetition_penalty) or repetition_penalty <= 0:
+        raise ValueError(f"repetition_penalty must be a finite number > 0 (1 = off), got {repetition_penalty!r}")
+
+
+def _is_real(x) -> bool:
+    # bool is an int subclass; True as a temperature is a caller bug, not 1.0.
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and not math.isnan(x)
+
+
+def apply_repetition_penalty(logits: np.ndarray, seen_ids: Sequence[int], penalty: float) -> np.ndarray:
+    """CTRL-style penalty over the set of ids seen so far (prompt + generated).
+
+    A positive logit is divided by ``penalty``, a negative one multiplied, so that ``penalty > 1``
+    always makes a seen token less likely. Each id counts once however often it was seen.
+    """
+    out = np.array(logits, dtype=np.float32, copy=True)
+    if penalty == 1.0 or len(seen_ids) == 0:
+        return out
+    ids = np.unique(np.asarray(seen_ids, dtype=np.int64))
+    picked = out[ids]
+    out[ids] = np.where(picked < 0, picked * penalty, picked / penalty)
+    return out
+
+
+def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Divide by the temperature (> 0); < 1 sharpens the distribution, > 1 flattens it."""
+    return (np.asarray(logits, dtype=np.float32) / np.float32(temperature)).astype(np.float32, copy=False)
+
+
+def top_k_mask(logits: np.ndarray, k: int) -> np.ndarray:
+    """Keep the ``k`` largest logits (all ties with the k-th are kept too); ``k <= 0`` is off."""
+    logits = np.asarray(logits, dtype=np.float32)
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits.copy()
+    # np.partition is O(vocab); a full sort would be O(vocab log vocab).
+    kth = np.partition(logits, -k)[-k]
+    return np.where(logits < kth, _NEG_INF, logits)
+
+
+def top_p_mask(logits: np.ndarray, p: float) -> np.ndarray:
+    """Nucleus filter: keep the smallest set of most likely tokens whose probability reaches ``p``.
+
+    Same rule as transformers: sort ascending, drop tokens whose cumulative probability is
+    ``<= 1 - p``, and always keep the most likely token.
+    """
+    logits = np.asarray(logits, dtype=np.float32)
+    out = logits.copy()
+    if p >= 1.0:
+        return out
+    # Tokens already at -inf have probability 0 and would be dropped anyway; sorting only the
+    # finite ones makes top-p after top-k cost O(k log k) instead of O(vocab log vocab).
+    finite = np.flatnonzero(np.isfinite(logits))
+    order = finite[np.argsort(logits[finite], kind="stable")]  # ascending
+    cumulative = np.cumsum(_softmax(logits[order]))
+    remove = cumulative <= (1.0 - p)
+    remove[-1] = False  # keep at least one token
+    out[order[remove]] = _NEG_INF
+    return out
+
+
+def min_p_mask(logits: np.ndarray, min_p: float) -> np.ndarray:
+    """Drop tokens whose probability is below ``min_p`` times the top token's probability."""
+    logits = np.asarray(logits, dtype=np.float32)
+    if min_p <= 0.0:
+        return logits.copy()
+    # p_i / p_max = exp(l_i - l_max): no need to normalise the softmax.
+    relative = np.exp(logits - logits.max())
+    out = np.where(relative < min_p, _NEG_INF, logits)
+    out[int(np.argmax(logits))] = logits.max()  # keep at least one token
+    return out
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    # float64 so that cumulative sums over a 150k vocabulary do not drift.
+    e = np.exp(x.astype(np.float64) - x.max())
+    return e / e.sum()
+
+
+def make_sampler(
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+    seed: int | np.random.Generator | None = None,
+) -> Callable[[np.ndarray], int]:
+    """Build ``sample(logits) -> token_id`` for one request.
+
+    ``temperature == 0`` returns argmax and ignores the other settings. Otherwise the logits go
+    through temperature, top-k, top-p and min-p (each skipped when off) and one id is drawn from
+    the softmax with ``seed``: an int (reproducible), a ``np.random.Generator`` (shared by the
+    caller), or None (fresh entropy).
+    """
+    validate(temperature, top_k, top_p, min_p, 1.0)
+    if temperature == 0:
+        return _greedy
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+    if temperature != 1.0:
+        steps.append(lambda x: apply_temperature(x, temperature))
+    if top_k > 0:
+        steps.append(lambda x: top_k_mask(x, int(top_k)))
+    if top_p < 1.0:
+        steps.append(lambda x: top_p_mask(x, top_p))
+    if min_p > 0.0:
+        steps.append(lambda x: min_p_mask(x, min_p))
+
+    def sample(logits: np.ndarray) -> int:
+        x = np.asarray(logits, dtype=np.float32)
+        for step in steps:
+            x = step(x)
+        return _draw(x, rng)
+
+    return sample
+
+
+def _greedy(logits: np.ndarray) -> int:
+    return int(np.argmax(logits))
+
+
+def _draw(logits: np.ndarray, rng: np.random.Generator) -> int:
+    """One draw from softmax(logits) with a single uniform number (inverse CDF)."""
+    candidates = np.flatnonzero(np.isfinite(logits))  # after filtering, often a few dozen ids
+    cdf = np.cumsum(_softmax(logits[candidates]))
+    i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+    return int(candidates[min(i, len(candidates) - 1)])
+
+
+def make_logits_processor(
+    repetition_penalty: float = 1.0,
+) -> Callable[[np.ndarray, Sequence[int]], np.ndarray] | None:
+    """Build ``process(logits, seen_ids) -> logits`` or None when there is nothing to do.
+
+    Runs before the sampler (also before greedy argmax), like transformers' logits processors.
+    ``seen_ids`` are the prompt and generated ids so far.
+    """
+    validate(repetition_penalty=repetition_penalty)
+    if repetition_penalty == 1.0:
+        return None
+
+    def process(logits: np.ndarray, seen_ids: Sequence[int]) -> np.ndarray:
+        return apply_repetition_penalty(logits, seen_ids, repetition_penalty)
+
+    return process
