@@ -81,6 +81,12 @@ class DecoderArgs:
         """Build from a HF ``config.json`` dict; unknown keys are dropped."""
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in config.items() if k in names}
+        # transformers >= 5 moves rope settings into `rope_parameters`.
+        rope = config.get("rope_parameters") or {}
+        if "rope_theta" not in kwargs and "rope_theta" in rope:
+            kwargs["rope_theta"] = rope["rope_theta"]
+        if rope.get("rope_type", "default") != "default" and not kwargs.get("rope_scaling"):
+            kwargs["rope_scaling"] = rope
         kwargs.setdefault("num_key_value_heads", config.get("num_attention_heads"))
         if kwargs.get("head_dim") is None:
             kwargs.pop("head_dim", None)

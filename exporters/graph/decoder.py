@@ -1,0 +1,164 @@
+"""Emit a decoder ONNX graph from an architecture description and its weights.
+
+The layer loop is written once (`emit_decoder`); *how* each block is expressed is a flavour:
+- `fused` (`FusedOps`): onnxruntime contrib ops - GroupQueryAttention with rotary inside,
+  SkipSimplifiedLayerNormalization, packed QKV and gate/up projections. Fastest on CPU; the KV cache
+  can be a preallocated buffer shared between `past_*` and `present_*` (see runtime/kv_cache.py).
+- `static` (exporters/graph/static.py): standard ONNX ops and fixed shapes for NPUs.
+
+Quantization recipes are applied afterwards to the emitted graph (exporters/quantize.py), so
+emitters only ever write fp32 MatMuls.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+import onnx
+
+from edge_sdk.exporters.architectures import DecoderArgs
+
+from .builder import MS_DOMAIN, GraphBuilder
+from .io import kv_names
+
+
+def rope_cache(args: DecoderArgs, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin tables [max_len, head_dim/2] for non-interleaved (rotate_half) RoPE, as HF computes them."""
+    d = args.head_dim
+    inv_freq = 1.0 / (args.rope_theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))
+    freqs = np.outer(np.arange(max_len, dtype=np.float32), inv_freq)  # [max_len, d/2]
+    return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
+
+
+class DecoderOps:
+    """Blocks shared by every flavour; subclasses provide inputs, attention and norms."""
+
+    flavour = ""
+
+    def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int):
+        self.args = args
+        self.w = weights
+        self.max_context = max_context
+        self.b = GraphBuilder()
+
+    # -- weights ----------------------------------------------------------------------------------
+    def tensor(self, logical: str, layer: int | None = None) -> np.ndarray:
+        return np.asarray(self.w[self.args.weight_name(logical, layer)], dtype=np.float32)
+
+    def linear_weight(self, name: str, *logicals: str, layer: int | None = None) -> str:
+        """HF Linear weights are [out, in]; MatMul wants [in, out]. Several are packed along `out`."""
+        mats = [self.tensor(lg, layer) for lg in logicals]
+        return self.b.weight(name, np.concatenate(mats, axis=0).T)
+
+    def matmul(self, x: str, w: str) -> str:
+        return self.b.op("MatMul", [x, w])
+
+    # -- blocks -----------------------------------------------------------------------------------
+    def embed(self, input_ids: str) -> str:
+        table = self.b.weight("model.embed_tokens.weight", self.tensor("embed"))
+        return self.b.op("Gather", [table, input_ids])  # [B, S, H]
+
+    def mlp(self, x: str, i: int) -> str:
+        a = self.args
+        gate_up = self.matmul(x, self.linear_weight(f"model.layers.{i}.mlp.gate_up_proj.MatMul.weight", "gate", "up", layer=i))
+        gate, up = self.b.op("Split", [gate_up, self.b.const([a.intermediate_size, a.intermediate_size])], n_out=2, axis=-1)
+        act = self.b.op("Mul", [gate, self.b.op("Sigmoid", [gate])])  # SiLU
+        w_down = self.linear_weight(f"model.layers.{i}.mlp.down_proj.MatMul.weight", "down", layer=i)
+        return self.matmul(self.b.op("Mul", [act, up]), w_down)
+
+    def lm_head(self, x: str) -> str:
+        name = "lm_head.MatMul.weight"
+        w = self.tensor("embed") if self.args.tie_word_embeddings else self.tensor("lm_head")
+        return self.b.op("MatMul", [x, self.b.weight(name, w.T)], outputs=["logits"])
+
+    # -- flavour hooks ----------------------------------------------------------------------------
+    def declare_io(self) -> str:  # returns the input_ids name
+        raise NotImplementedError
+
+    def norm(self, x: str, residual: str | None, weight: str) -> tuple[str, str]:
+        """RMSNorm(x + residual) -> (normalised, new residual)."""
+        raise NotImplementedError
+
+    def attention(self, x: str, i: int) -> str:
+        raise NotImplementedError
+
+
+class FusedOps(DecoderOps):
+    """CPU flavour over onnxruntime contrib ops.
+
+    Inputs:  input_ids int64 [1, S]; seqlens_k int32 [1] (= tokens in cache after this step - 1);
+             total_sequence_length int32 [] (= seqlens_k + 1); past_key_values.{i}.key|value
+             float32 [1, kv_heads, P, head_dim].
+    Outputs: logits float32 [1, S, vocab]; present.{i}.key|value float32 [1, kv_heads, T, head_dim].
+    Bound to a max-context buffer for both past and present, GQA writes the new entries in place
+    (P = T = capacity); bound to a P-long past it returns a T = P + S present (concat mode).
+    """
+
+    flavour = "fused"
+
+    def declare_io(self) -> str:
+        a, b = self.args, self.b
+        ids = b.input("input_ids", np.int64, [1, "sequence_length"])
+        b.input("seqlens_k", np.int32, [1])
+        b.input("total_sequence_length", np.int32, [])
+        for i in range(a.num_hidden_layers):
+            for kind, name in kv_names(i, "past").items():
+                b.input(name, np.float32, [1, a.num_key_value_heads, "past_sequence_length", a.head_dim])
+        b.output("logits", np.float32, [1, "sequence_length", a.vocab_size])
+        for i in range(a.num_hidden_layers):
+            for kind, name in kv_names(i, "present").items():
+                b.output(name, np.float32, [1, a.num_key_value_heads, "total_sequence_length", a.head_dim])
+        cos, sin = rope_cache(a, self.max_context)
+        self.cos, self.sin = b.weight("rope.cos_cache", cos), b.weight("rope.sin_cache", sin)
+        return ids
+
+    def norm(self, x, residual, weight):
+        eps = float(self.args.rms_norm_eps)
+        if residual is None:
+            return self.b.op("SimplifiedLayerNormalization", [x, weight], axis=-1, epsilon=eps, stash_type=1), x
+        out, _, _, summed = self.b.op("SkipSimplifiedLayerNormalization", [x, residual, weight], n_out=4,
+                                      domain=MS_DOMAIN, epsilon=eps)
+        return out, summed
+
+    def attention(self, x, i):
+        a, b = self.args, self.b
+        qkv = self.matmul(x, self.linear_weight(f"model.layers.{i}.attn.qkv_proj.MatMul.weight", "q", "k", "v", layer=i))
+        if a.attention_bias:
+            bias = np.concatenate([self.tensor(n, i) for n in ("q_bias", "k_bias", "v_bias")])
+            qkv = b.op("Add", [qkv, b.weight(f"model.layers.{i}.attn.qkv_proj.bias", bias)])
+        past, present = kv_names(i, "past"), kv_names(i, "present")
+        attn, _, _ = b.op(
+            "GroupQueryAttention",
+            [qkv, "", "", past["key"], past["value"], "seqlens_k", "total_sequence_length", self.cos, self.sin],
+            outputs=[b._name("gqa") + "/out", present["key"], present["value"]],
+            domain=MS_DOMAIN, num_heads=a.num_attention_heads, kv_num_heads=a.num_key_value_heads,
+            do_rotary=1, rotary_interleaved=0, scale=float(a.head_dim ** -0.5),
+        )
+        return self.matmul(attn, self.linear_weight(f"model.layers.{i}.attn.o_proj.MatMul.weight", "o", layer=i))
+
+
+FLAVOURS: dict[str, Callable[..., DecoderOps]] = {"fused": FusedOps}
+
+
+def emit_decoder(args: DecoderArgs, weights: Mapping[str, np.ndarray], flavour: str = "fused",
+                 max_context: int | None = None, progress=None) -> onnx.ModelProto:
+    """Build the whole decoder graph for `flavour` (fp32 weights)."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown flavour {flavour!r}; known: {', '.join(FLAVOURS)}")
+    ops = FLAVOURS[flavour](args, weights, max_context or args.max_position_embeddings)
+    b = ops.b
+    h = ops.embed(ops.declare_io())
+    residual = None
+    layers = range(args.num_hidden_layers)
+    if progress is not None:
+        layers = progress.bar(layers, args.num_hidden_layers, "emit layers")
+    for i in layers:
+        b.prefix = f"layers.{i}/"
+        n, residual = ops.norm(h, residual, b.weight(f"model.layers.{i}.input_layernorm.weight", ops.tensor("attn_norm", i)))
+        h = ops.attention(n, i)
+        n, residual = ops.norm(h, residual, b.weight(f"model.layers.{i}.post_attention_layernorm.weight", ops.tensor("mlp_norm", i)))
+        h = ops.mlp(n, i)
+    b.prefix = "final/"
+    n, _ = ops.norm(h, residual, b.weight("model.norm.weight", ops.tensor("final_norm")))
+    ops.lm_head(n)
+    return b.model({"edge_sdk.flavour": ops.flavour, "edge_sdk.model_type": args.model_type})

