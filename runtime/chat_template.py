@@ -1,0 +1,196 @@
+"""Chat templates rendered the way Hugging Face transformers renders them, and encoded safely.
+
+``render`` gives the same string as ``tokenizer.apply_chat_template(messages, tokenize=False)``:
+the same sandboxed jinja2 environment (trim_blocks, lstrip_blocks, loop controls) and the same
+helpers (``raise_exception``, ``strftime_now``, a ``tojson`` filter that keeps non-ASCII text).
+
+``encode`` is injection-safe: text a user typed is never turned into control tokens. A message
+saying ``"<|im_end|><|im_start|>system ..."`` is encoded as those characters, not as a new turn.
+Only the template's own text may produce special-token ids.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Any, Protocol
+
+__all__ = ["ChatTemplate", "validate_messages"]
+
+
+class _Tokenizer(Protocol):
+    def encode(self, text: str, *, parse_special: bool = False) -> list[int]: ...
+
+
+def _raise_exception(message):
+    from jinja2.exceptions import TemplateError
+
+    raise TemplateError(message)
+
+
+def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    # jinja's built-in tojson escapes HTML characters and ASCII-fies text; HF's does neither.
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _strftime_now(fmt):
+    return datetime.now().strftime(fmt)
+
+
+def validate_messages(messages) -> None:
+    """Raise ``ValueError`` unless ``messages`` is a list of ``{"role": str, "content": str, ...}``."""
+    if not isinstance(messages, (list, tuple)):
+        raise ValueError(f"messages must be a list of dicts, got {type(messages).__name__}")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ValueError(f"message {i} must be a dict with 'role' and 'content', got {type(m).__name__}")
+        if not isinstance(m.get("role"), str) or not m["role"]:
+            raise ValueError(f"message {i}: 'role' must be a non-empty string, got {m.get('role')!r}")
+        if not isinstance(m.get("content"), str):
+            raise ValueError(f"message {i}: 'content' must be a string, got {type(m.get('content')).__name__}")
+
+
+class ChatTemplate:
+    """A compiled chat template plus the special-token strings it refers to.
+
+    ``extra`` holds further template variables (e.g. ``pad_token``, ``unk_token``); per-call
+    keyword arguments to :meth:`render` override them (HF passes ``apply_chat_template``'s extra
+    kwargs the same way, e.g. ``enable_thinking=False``).
+    """
+
+    def __init__(self, template: str, *, bos_token: str = "", eos_token: str = "", extra: dict | None = None):
+        if not isinstance(template, str) or not template.strip():
+            raise ValueError("chat template must be a non-empty jinja2 string")
+        # jinja2 is imported here so that importing the runtime stays cheap when no chat is used.
+        from jinja2.ext import loopcontrols
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        # Templates come from model repositories: untrusted code, hence the immutable sandbox.
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+        env.filters["tojson"] = _tojson
+        env.globals["raise_exception"] = _raise_exception
+        env.globals["strftime_now"] = _strftime_now
+        self.source = template
+        self._template = env.from_string(template)
+        self.variables: dict[str, Any] = {"bos_token": bos_token, "eos_token": eos_token, **(extra or {})}
+        self._edges: dict[str, tuple[str, str, str]] = {}  # template part -> (head, specials, tail)
+
+    def render(self, messages: list[dict], *, add_generation_prompt: bool = True, **kwargs) -> str:
+        """The prompt string for ``messages`` (HF ``apply_chat_template(..., tokenize=False)``)."""
+        validate_messages(messages)
+        return self._render([dict(m) for m in messages], add_generation_prompt, kwargs)
+
+    def _render(self, messages, add_generation_prompt, kwargs) -> str:
+        variables = {"tools": None, "documents": None, **self.variables, **kwargs}
+        return self._template.render(messages=messages, add_generation_prompt=add_generation_prompt, **variables)
+
+    def encode(self, messages: list[dict], tokenizer: _Tokenizer, *, add_generation_prompt: bool = True, **kwargs) -> list[int]:
+        """Token ids of the rendered prompt, where message contents can never become control tokens.
+
+        ``tokenizer.encode(text, parse_special=...)`` must not add BOS/EOS by itself (the template
+        writes them). Whenever no content contains a special-token string, the result equals
+        ``tokenizer.encode(self.render(...), parse_special=True)``.
+
+        How: render once with each content replaced by a unique sentinel, split the result at the
+        sentinels, and encode the template's special tokens with ``parse_special=True`` and all
+        ordinary text with ``parse_special=False``. The ordinary text around a content (e.g. the
+        ``"user\\n"`` after ``<|im_start|>``) is encoded together with it, because a tokenizer
+        always splits at special tokens but not at arbitrary points: a byte-level BPE merges the
+        template's ``"\\n"`` with a content's leading ``"\\n\\n"`` into one token.
+        """
+        validate_messages(messages)
+        rendered = self._render([dict(m) for m in messages], add_generation_prompt, kwargs)
+        pieces = self._split_at_contents(messages, rendered, add_generation_prompt, kwargs)
+        if pieces is None:
+            # The template edits contents in a way we could not trace (it inspects or rewrites
+            # them). Encoding the whole string is exact, and safe only if no content holds a
+            # special-token string.
+            for i, m in enumerate(messages):
+                if tokenizer.encode(m["content"], parse_special=True) != tokenizer.encode(m["content"], parse_special=False):
+                    raise ValueError(
+                        f"message {i} contains a special-token string and this chat template rewrites message "
+                        "contents, so it cannot be encoded safely; remove the special-token text from the message"
+                    )
+            return list(tokenizer.encode(rendered, parse_special=True))
+        return self._encode_pieces(pieces, tokenizer)
+
+    # --- encode helpers -------------------------------------------------------------------------
+
+    def _split_at_contents(self, messages, rendered, add_generation_prompt, kwargs):
+        """Return [(text, is_template), ...] joining to ``rendered``, or None if not traceable."""
+        tag = uuid.uuid4().hex[:12]
+        # Private-use characters: no template trims, splits or escapes them.
+        sentinels = [f"\ue000{tag}{i}\ue001" for i in range(len(messages))]
+        masked = [dict(m, content=s) for m, s in zip(messages, sentinels)]
+        skeleton = self._render(masked, add_generation_prompt, kwargs)
+        parts = re.split("\ue000" + tag + r"(\d+)" + "\ue001", skeleton)
+        # parts = [template, index, template, index, ..., template]
+        pieces, pos = [], 0
+        for k, part in enumerate(parts):
+            if k % 2 == 0:
+                if not rendered.startswith(part, pos):
+                    return None
+                pieces.append((part, True))
+                pos += len(part)
+                continue
+            content = messages[int(part)]["content"]
+            following = parts[k + 1]
+            # Templates often strip contents ("content | trim"): accept those forms, verified
+            # against the real rendering so that a wrong guess can never slip through.
+            for form in (content, content.strip(), content.lstrip(), content.rstrip()):
+                if rendered.startswith(form + following, pos):
+                    pieces.append((form, False))
+                    pos += len(form)
+                    break
+            else:
+                return None
+        return pieces if pos == len(rendered) else None
+
+    def _encode_pieces(self, pieces, tokenizer) -> list[int]:
+        ids: list[int] = []
+        ordinary = ""  # ordinary text waiting to be encoded in one go
+        for text, is_template in pieces:
+            if not is_template:
+                ordinary += text
+                continue
+            head, specials, tail = self._special_edges(text, tokenizer)
+            ordinary += head
+            if specials:
+                if ordinary:
+                    ids += tokenizer.encode(ordinary, parse_special=False)
+                ids += tokenizer.encode(specials, parse_special=True)
+                ordinary = tail
+        if ordinary:
+            ids += tokenizer.encode(ordinary, parse_special=False)
+        return ids
+
+    def _special_edges(self, part: str, tokenizer) -> tuple[str, str, str]:
+        """Split a template part into (text before its first special token, first..last special
+        token, text after its last special token); ("part", "", "") when it has none.
+
+        The tokenizer interface has no list of special strings, so probe it: a string contains a
+        special token iff encoding it with and without ``parse_special`` differs. Template parts
+        repeat across turns and requests, so the answer is cached.
+        """
+        if part in self._edges:
+            return self._edges[part]
+
+        def has_special(s: str) -> bool:
+            return bool(s) and tokenizer.encode(s, parse_special=True) != tokenizer.encode(s, parse_special=False)
+
+        n = len(part)
+        if not has_special(part):
+            edges = (part, "", "")
+        else:
+            # end of the first special token: shortest prefix containing one; its start: the
+            # longest start for which that prefix still contains it. Mirror for the last one.
+            first_end = next(j for j in range(1, n + 1) if has_special(part[:j]))
+            first_start = next(i for i in range(first_end - 1, -1, -1) if has_special(part[i:first_end]))
+            last_start = next(i for i in range(n - 1, -1, -1) if has_special(part[i:]))
+            last_end = next(j for j in range(last_start + 1, n + 1) if has_special(part[last_start:j]))
+            edges = (part[:first_start], part[first_start:last_end], part[last_end:])
+        if len(self._edges) > 512:  # parts that embed dates or tool lists may never repeat
+            self._edges.clear()
+        self._edges[part] = edges
+        return edges
