@@ -84,14 +84,35 @@ def top_p_mask(logits: np.ndarray, p: float) -> np.ndarray:
     out = logits.copy()
     if p >= 1.0:
         return out
-    # Tokens already at -inf have probability 0 and would be dropped anyway; sorting only the
-    # finite ones makes top-p after top-k cost O(k log k) instead of O(vocab log vocab).
-    finite = np.flatnonzero(np.isfinite(logits))
-    order = finite[np.argsort(logits[finite], kind="stable")]  # ascending
-    cumulative = np.cumsum(_softmax(logits[order]))
+    finite = np.isfinite(logits)
+    if not finite.all():
+        # After top-k most entries are -inf (probability 0, dropped anyway): work on the rest.
+        idx = np.flatnonzero(finite)
+        out[idx] = top_p_mask(logits[idx], p)
+        return out
+    probs = _softmax(logits)
+    # Sorting 150k logits per token costs ~20 ms. Only the head of the distribution can survive:
+    # if the tokens outside the m most likely ones hold at most 1 - p of the mass, they are all
+    # dropped (their cumulative sums are <= that mass), and only the m need sorting. Real LM
+    # distributions are peaked, so a few hundred usually suffice; flat ones fall back to all.
+    n = probs.size
+    m = min(256, n)
+    while True:
+        head = np.argpartition(probs, n - m)[n - m:] if m < n else np.arange(n)
+        outside = 1.0 - probs[head].sum() if m < n else 0.0
+        if m == n or outside <= 1.0 - p:
+            break
+        m = min(4 * m, n)
+    order = head[np.argsort(probs[head], kind="stable")]  # ascending
+    cumulative = outside + np.cumsum(probs[order])
     remove = cumulative <= (1.0 - p)
     remove[-1] = False  # keep at least one token
-    out[order[remove]] = _NEG_INF
+    if m < n:
+        out[:] = _NEG_INF
+        keep = order[~remove]
+        out[keep] = logits[keep]
+    else:
+        out[order[remove]] = _NEG_INF
     return out
 
 
@@ -156,10 +177,16 @@ def _greedy(logits: np.ndarray) -> int:
 
 def _draw(logits: np.ndarray, rng: np.random.Generator) -> int:
     """One draw from softmax(logits) with a single uniform number (inverse CDF)."""
-    candidates = np.flatnonzero(np.isfinite(logits))  # after filtering, often a few dozen ids
-    cdf = np.cumsum(_softmax(logits[candidates]))
-    i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
-    return int(candidates[min(i, len(candidates) - 1)])
+    finite = np.isfinite(logits)
+    if finite.all():
+        candidates, x = None, logits
+    else:  # after top-k/top-p/min-p usually a few dozen ids
+        candidates = np.flatnonzero(finite)
+        x = logits[candidates]
+    # exp in float32 is plenty for sampling; the running sum is float64 so it does not drift.
+    cdf = np.cumsum(np.exp(x - x.max()), dtype=np.float64)
+    i = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), cdf.size - 1)
+    return i if candidates is None else int(candidates[i])
 
 
 def make_logits_processor(

@@ -222,3 +222,17 @@ def test_chain_matches_transformers(hf):
     np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(theirs))
     np.testing.assert_allclose(ours[np.isfinite(ours)], theirs[np.isfinite(theirs)], rtol=1e-6)
     assert math.isfinite(float(ours.max()))
+
+
+@pytest.mark.parametrize("shape", ["flat", "peaked", "masked"])
+@pytest.mark.parametrize("p", [0.1, 0.9, 0.999])
+def test_top_p_fast_paths_match_transformers(hf, shape, p):
+    """top_p sorts only the head of peaked distributions, and only finite entries after top-k."""
+    torch, lp = hf
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(50_000) * (0.01 if shape == "flat" else 2)).astype(np.float32)
+    if shape == "peaked":
+        x[rng.integers(0, x.size, 40)] += 12
+    if shape == "masked":
+        x = S.top_k_mask(x, 300)
+    np.testing.assert_array_equal(S.top_p_mask(x, p), _hf(torch, lp.TopPLogitsWarper(p), x))
