@@ -1,0 +1,200 @@
+"""The "static" flavour: standard ONNX ops, every dimension fixed - what NPUs (QNN HTP) accept.
+
+One architecture description gives two graphs that differ only in the sequence length S:
+a prefill-chunk graph (S = the device profile's ``prefill_chunk``) and a 1-token decode graph.
+Both attend over a fixed-size KV buffer of C = ``max_context`` positions owned by the host.
+
+    inputs   input_ids        int64   [1, S]
+             position_ids     int64   [1, S]        absolute positions (host computes; pads clipped)
+             attention_mask   float32 [1, 1, S, C+S] additive: 0 = attend, mask_value = do not
+             past_key_values.{i}.key|value  float32 [1, kvH, C, D]   the host's whole buffer
+    outputs  logits           float32 [1, S, V]
+             present.{i}.key|value          float32 [1, kvH, S, D]   ONLY the S new entries
+
+Keys are [past buffer (C) | new tokens (S)], so the mask's first C columns say which buffer
+positions are filled and the last S columns are the causal triangle. The host copies the new
+entries into its buffer at its offset; the graph never scatters (no dynamic indexing on the NPU).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from edge_sdk.exporters.architectures import DecoderArgs
+
+from .decoder import FLAVOURS, DecoderOps, emit_decoder, rope_cache
+from .io import kv_names
+
+# Additive mask value for hidden positions. Not -inf: a 16-bit quantized graph spreads its
+# activation grid over the mask's range, so a huge value would crush the resolution of the
+# attention scores it is added to. exp(-100) is already 0 in float32 for any sane score range.
+MASK_VALUE = -100.0
+
+
+class StaticOps(DecoderOps):
+    """Static-shape flavour over standard ONNX ops (see the module docstring for the I/O)."""
+
+    flavour = "static"
+
+    def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int, seq_len: int = 1):
+        super().__init__(args, weights, max_context)
+        self.seq_len = seq_len
+
+    def declare_io(self) -> str:
+        a, b, S, C = self.args, self.b, self.seq_len, self.max_context
+        kvh, d = a.num_key_value_heads, a.head_dim
+        ids = b.input("input_ids", np.int64, [1, S])
+        pos = b.input("position_ids", np.int64, [1, S])
+        b.input("attention_mask", np.float32, [1, 1, S, C + S])
+        for i in range(a.num_hidden_layers):
+            for name in kv_names(i, "past").values():
+                b.input(name, np.float32, [1, kvh, C, d])
+        b.output("logits", np.float32, [1, S, a.vocab_size])
+        for i in range(a.num_hidden_layers):
+            for name in kv_names(i, "present").values():
+                b.output(name, np.float32, [1, kvh, S, d])
+        # RoPE tables gathered once per graph by position: [C, D/2] -> [1, 1, S, D/2], shared by all layers.
+        cos, sin = rope_cache(a, C)
+        shape = b.const([1, 1, S, d // 2])
+        self.cos = b.op("Reshape", [b.op("Gather", [b.weight("rope.cos_cache", cos), pos]), shape])
+        self.sin = b.op("Reshape", [b.op("Gather", [b.weight("rope.sin_cache", sin), pos]), shape])
+        return ids
+
+    def norm(self, x, residual, weight):
+        # RMSNorm spelled out: x / sqrt(mean(x^2) + eps) * w. The residual add happens first.
+        b = self.b
+        if residual is not None:
+            x = b.op("Add", [x, residual])
+        ms = b.op("ReduceMean", [b.op("Mul", [x, x]), b.const([-1])], keepdims=1)
+        rms = b.op("Sqrt", [b.op("Add", [ms, b.const(float(self.args.rms_norm_eps), np.float32)])])
+        return b.op("Mul", [b.op("Div", [x, rms]), weight]), x
+
+    def _heads(self, x: str, n_heads: int) -> str:
+        """[1, S, n*D] -> [1, n, S, D]."""
+        b, a = self.b, self.args
+        x = b.op("Reshape", [x, b.const([1, self.seq_len, n_heads, a.head_dim])])
+        return b.op("Transpose", [x], perm=[0, 2, 1, 3])
+
+    def _rope(self, x: str, out: str | None = None) -> str:
+        """rotate_half RoPE on [1, n, S, D]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin)."""
+        b, half = self.b, self.args.head_dim // 2
+        x1 = b.op("Slice", [x, b.const([0]), b.const([half]), b.const([3])])
+        x2 = b.op("Slice", [x, b.const([half]), b.const([2 * half]), b.const([3])])
+        lo = b.op("Sub", [b.op("Mul", [x1, self.cos]), b.op("Mul", [x2, self.sin])])
+        hi = b.op("Add", [b.op("Mul", [x2, self.cos]), b.op("Mul", [x1, self.sin])])
+        return b.op("Concat", [lo, hi], axis=3, outputs=[out] if out else None)
+
+    def _proj(self, x: str, logical: str, i: int, scale: float = 1.0) -> str:
+        b, a = self.b, self.args
+        w = self.tensor(logical, i) * scale
+        y = self.matmul(x, b.weight(f"model.layers.{i}.self_attn.{logical}_proj.MatMul.weight", w.T))
+        if a.attention_bias:
+            y = b.op("Add", [y, b.weight(f"model.layers.{i}.self_attn.{logical}_proj.bias", self.tensor(f"{logical}_bias", i) * scale)])
+        return y
+
+    def attention(self, x, i):
+        a, b, S, C = self.args, self.b, self.seq_len, self.max_context
+        hq, kvh, d = a.num_attention_heads, a.num_key_value_heads, a.head_dim
+        group = hq // kvh
+        past, present = kv_names(i, "past"), kv_names(i, "present")
+        # 1/sqrt(D) folded into the q projection (RoPE is linear, so it commutes): one op fewer per layer.
+        q = self._rope(self._heads(self._proj(x, "q", i, scale=d ** -0.5), hq))  # [1, Hq, S, D]
+        k = self._rope(self._heads(self._proj(x, "k", i), kvh), out=present["key"])  # [1, kvH, S, D]
+        v = b.op("Transpose", [b.op("Reshape", [self._proj(x, "v", i), b.const([1, S, kvh, d])])],
+                 perm=[0, 2, 1, 3], outputs=[present["value"]])
+        keys = b.op("Concat", [past["key"], k], axis=2)  # [1, kvH, C+S, D]
+        values = b.op("Concat", [past["value"], v], axis=2)
+        # GQA without copying KV heads: the `group` query heads sharing a KV head become extra query
+        # rows ([1, Hq, S, D] -> [1, kvH, group*S, D]), so one batched MatMul per KV head does it.
+        qg = b.op("Reshape", [q, b.const([1, kvh, group * S, d])])
+        scores = b.op("MatMul", [qg, b.op("Transpose", [keys], perm=[0, 1, 3, 2])])  # [1, kvH, g*S, C+S]
+        scores = b.op("Add", [b.op("Reshape", [scores, b.const([1, hq, S, C + S])]), "attention_mask"])
+        probs = b.op("Reshape", [b.op("Softmax", [scores], axis=-1), b.const([1, kvh, group * S, C + S])])
+        ctx = b.op("MatMul", [probs, values])  # [1, kvH, g*S, D]
+        ctx = b.op("Transpose", [b.op("Reshape", [ctx, b.const([1, hq, S, d])])], perm=[0, 2, 1, 3])
+        ctx = b.op("Reshape", [ctx, b.const([1, S, hq * d])])
+        return self.matmul(ctx, self.linear_weight(f"model.layers.{i}.attn.o_proj.MatMul.weight", "o", layer=i))
+
+
+FLAVOURS["static"] = StaticOps
+
+
+def emit_static(args: DecoderArgs, weights: Mapping[str, np.ndarray], seq_len: int, max_context: int):
+    """The static graph for one sequence length (the chunk for prefill, 1 for decode), fp32 weights."""
+    # emit_decoder builds a flavour as FLAVOURS[name](args, weights, max_context); the sequence
+    # length is the static flavour's extra dimension, so each length is its own registered variant.
+    key = f"static@{seq_len}"
+    if key not in FLAVOURS:
+        FLAVOURS[key] = lambda a, w, c: StaticOps(a, w, c, seq_len=seq_len)
+    model = emit_decoder(args, weights, key, max_context)
+    for prop in model.metadata_props:
+        if prop.key == "edge_sdk.flavour":
+            prop.value = "static"
+    return model
+
+
+def export_static(args: DecoderArgs, weights: Mapping[str, np.ndarray], out_dir: Path, chunk: int,
+                  max_context: int, recipe: str = "fp32", calibration_ids: Sequence[Sequence[int]] | None = None,
+                  target: str = "qnn-htp") -> dict:
+    """Write ``prefill.onnx`` and ``decode.onnx`` into `out_dir`; return the manifest fragment.
+
+    `recipe` is "fp32" or a QDQ recipe of exporters/qdq.py ("w8a16-qdq", "w4a16-qdq"); QDQ recipes
+    calibrate on `calibration_ids` (token-id sequences, a few hundred tokens in all) run through the
+    fp32 graphs. Both graphs are checked for NPU fit (static shapes, op list, size) before returning.
+    The fragment has the ``graph``, ``kv_cache`` and ``quantization`` sections of edge_manifest.json.
+    """
+    import onnx
+
+    from edge_sdk.exporters import npu_check, qdq
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"prefill": "prefill.onnx", "decode": "decode.onnx"}
+    fp32_dir = out_dir if recipe == "fp32" else out_dir / ".fp32"
+    fp32_dir.mkdir(exist_ok=True)
+    for kind, s in (("prefill", chunk), ("decode", 1)):
+        qdq.save_model(emit_static(args, weights, s, max_context), fp32_dir / files[kind])
+    fragment = manifest_fragment(args, files, chunk, max_context)
+    if recipe == "fp32":
+        fragment["quantization"] = {"recipe": "fp32"}
+    else:
+        if not calibration_ids:
+            raise ValueError(f"recipe {recipe!r} needs calibration_ids (a few hundred tokens of varied text)")
+        fragment["quantization"] = qdq.quantize_static_pair(
+            fp32_dir, out_dir, fragment, recipe, calibration_ids)
+        for f in files.values():
+            (fp32_dir / f).unlink()
+            data = fp32_dir / (f + ".data")
+            if data.exists():
+                data.unlink()
+        fp32_dir.rmdir()
+    for f in files.values():
+        npu_check.check_graph(onnx.load(str(out_dir / f), load_external_data=False), target, out_dir / f)
+    return fragment
+
+
+def manifest_fragment(args: DecoderArgs, files: dict[str, str], chunk: int, max_context: int) -> dict:
+    """The ``graph`` and ``kv_cache`` manifest sections the StaticEngine reads."""
+    return {
+        "graph": {
+            "flavour": "static",
+            "files": dict(files),
+            "prefill_chunk": chunk,
+            "max_context": max_context,
+            "inputs": {"input_ids": "input_ids", "position_ids": "position_ids", "attention_mask": "attention_mask"},
+            "mask_value": MASK_VALUE,
+        },
+        "kv_cache": {
+            "num_layers": args.num_hidden_layers,
+            "num_kv_heads": args.num_key_value_heads,
+            "head_dim": args.head_dim,
+            "past": "past_key_values.{layer}.{kind}",
+            "present": "present.{layer}.{kind}",
+            "dtype": "float32",
+            # The host owns a [1, kvH, max_context, D] buffer per layer/kind and writes each call's
+            # present (only the new S entries) into it at its offset.
+            "layout": "host-buffer",
+        },
+    }
