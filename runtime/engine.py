@@ -1,0 +1,85 @@
+"""Engines run a bundle's graph(s) one forward pass at a time and own the KV cache.
+
+Every engine has the same small interface, so generation does not care which flavour it drives:
+
+    capacity: int, offset: int
+    forward(ids, all_logits=False) -> logits of the last position [vocab] (or [len(ids), vocab])
+    rewind(n), reset()
+
+`FusedEngine` drives the CPU ("fused") graph: one graph for prefill and decode, GroupQueryAttention
+writing into a preallocated cache bound as both its past input and present output.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .kv_cache import KVCache
+from .providers import SessionConfig, make_session
+
+
+class FusedEngine:
+    def __init__(self, manifest: dict[str, Any], bundle_dir: Path, config: SessionConfig):
+        graph = manifest["graph"]
+        self.session = make_session(Path(bundle_dir) / graph["files"]["decoder"], config)
+        self.cache = KVCache.from_manifest(manifest)
+        self.vocab_size = manifest["architecture"]["vocab_size"]
+        self.io = self.session.io_binding()
+        self.io.bind_output("logits")  # bound first so it is output 0
+        self.cache.bind(self.io)
+        # Reused every step: the decode loop allocates nothing but onnxruntime's logits tensor.
+        self._one = np.zeros((1, 1), np.int64)
+        self._seqlens = np.zeros(1, np.int32)
+        self._total = np.zeros((), np.int32)
+
+    @property
+    def capacity(self) -> int:
+        return self.cache.capacity
+
+    @property
+    def offset(self) -> int:
+        return self.cache.offset
+
+    def forward(self, ids: Sequence[int], all_logits: bool = False) -> np.ndarray:
+        n = len(ids)
+        if n == 0:
+            raise ValueError("forward() needs at least one token")
+        self.cache.check_room(n)
+        if n == 1:
+            self._one[0, 0] = ids[0]
+            x = self._one
+        else:
+            x = np.asarray(ids, dtype=np.int64).reshape(1, n)
+        total = self.cache.offset + n
+        self._seqlens[0] = total - 1
+        self._total[...] = total
+        io = self.io
+        io.bind_cpu_input("input_ids", x)
+        io.bind_cpu_input("seqlens_k", self._seqlens)
+        io.bind_cpu_input("total_sequence_length", self._total)
+        io.bind_output("logits")
+        self.session.run_with_iobinding(io)
+        self.cache.append(n)
+        logits = io.get_outputs()[0].numpy()  # [1, n, vocab]
+        return logits[0] if all_logits else logits[0, -1]
+
+    def rewind(self, n: int) -> None:
+        self.cache.rewind(n)
+
+    def reset(self) -> None:
+        self.cache.reset()
+
+
+def engine_class(flavour: str):
+    """The engine for a graph flavour named in the manifest."""
+    if flavour == "fused":
+        return FusedEngine
+    if flavour == "static":
+        from .static_engine import StaticEngine
+
+        return StaticEngine
+    from edge_sdk.errors import BundleError
+
+    raise BundleError(f"graph flavour {flavour!r} is not known to this runtime (known: fused, static); upgrade edge-sdk")

@@ -1,0 +1,186 @@
+"""The public runtime: `load(bundle) -> Model`, `Model.generate/stream/chat`.
+
+Only numpy, onnxruntime and the standard library (plus jinja2 for chat templates, and the Rust
+`tokenizers` package when it happens to be installed) are imported here: this is what ships on the
+device.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from edge_sdk.errors import BundleError, DeviceError
+
+from . import sampling
+from .chat_template import ChatTemplate
+from .detokenizer import StreamingDetokenizer
+from .engine import engine_class
+from .generate import Decoder, GenerationStats, generate_tokens, stream_text
+from .manifest import read_manifest
+from .providers import SessionConfig
+from .stopping import StopStrings
+from .tokenizer import Tokenizer
+
+Messages = Sequence[dict[str, str]]
+
+
+def _session_config(manifest: dict[str, Any], device: str | None, threads: int | None) -> SessionConfig:
+    """The bundle's device section, optionally overridden by a named profile and a thread count."""
+    dev = dict(manifest["device"])
+    if device is not None:
+        from edge_sdk.devices import load_profile
+
+        profile = load_profile(device)
+        dev.update(execution_providers=list(profile.execution_providers), threads=profile.threads,
+                   npu_only=profile.npu_only, provider_options=getattr(profile, "provider_options", {}) or {})
+    providers = dev.get("execution_providers") or ["CPUExecutionProvider"]
+    if threads is None:
+        env = os.environ.get("EDGE_SDK_THREADS")
+        threads = int(env) if env else dev.get("threads")
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return SessionConfig(providers=list(providers), threads=threads, npu_only=bool(dev.get("npu_only", False)),
+                         provider_options=dev.get("provider_options", {}) or {})
+
+
+class Model:
+    """A loaded bundle. Not thread-safe: one generation at a time (use one Model per thread)."""
+
+    def __init__(self, bundle_dir: Path, manifest: dict[str, Any], config: SessionConfig,
+                 tokenizer_backend: str = "auto"):
+        self.bundle_dir = bundle_dir
+        self.manifest = manifest
+        tok = manifest["tokenizer"]
+        self.tokenizer = Tokenizer.from_file(bundle_dir / tok["file"], backend=tokenizer_backend)
+        self.eos_token_ids: list[int] = list(tok["eos_token_ids"])
+        ct = manifest["chat_template"]
+        template = (bundle_dir / ct["file"]).read_text(encoding="utf-8") if ct.get("file") else ct.get("template")
+        self.template = ChatTemplate(template, bos_token=tok.get("bos_token") or "",
+                                     eos_token=tok.get("eos_token") or "") if template else None
+        self.defaults: dict[str, Any] = dict(manifest["generation"])
+        self.engine = engine_class(manifest["graph"]["flavour"])(manifest, bundle_dir, config)
+        self.decoder = Decoder(self.engine)
+        self.last_stats = GenerationStats()
+
+    @property
+    def max_context(self) -> int:
+        return self.engine.capacity
+
+    # -- prompts ------------------------------------------------------------------------------------
+    def encode_prompt(self, prompt: str | Messages, *, raw: bool = False) -> list[int]:
+        """Token ids for a prompt: a string is one user turn through the chat template (unless `raw`)."""
+        if raw:
+            if not isinstance(prompt, str):
+                raise ValueError("raw=True needs a string prompt, not messages")
+            ids = self.tokenizer.encode(prompt)
+            bos = self.manifest["tokenizer"].get("bos_token_id")
+            if self.manifest["tokenizer"].get("add_bos") and bos is not None:
+                ids = [bos] + ids
+            return ids
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+        if self.template is None:
+            raise BundleError("this bundle has no chat template; pass raw=True to generate from plain text")
+        return self.template.encode(messages, self.tokenizer, add_generation_prompt=True)
+
+    # -- generation ---------------------------------------------------------------------------------
+    def _settings(self, kw: dict[str, Any]) -> dict[str, Any]:
+        known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop"}
+        unknown = set(kw) - known
+        if unknown:
+            raise TypeError(f"unknown generation argument(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        s = {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+             "repetition_penalty": 1.0, "seed": None, "stop": None}
+        s.update({k: v for k, v in self.defaults.items() if k in known})
+        s.update({k: v for k, v in kw.items() if v is not None or k == "seed"})
+        sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"])
+        if not isinstance(s["max_new_tokens"], int) or s["max_new_tokens"] < 0:
+            raise ValueError(f"max_new_tokens must be an int >= 0, got {s['max_new_tokens']!r}")
+        return s
+
+    def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, **kw) -> Iterator[str]:
+        """Text pieces generated after `prompt_ids` (the layer chat sessions and the CLI share)."""
+        s = self._settings(kw)
+        stats = stats if stats is not None else GenerationStats()
+        self.last_stats = stats
+        sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
+        processor = sampling.make_logits_processor(s["repetition_penalty"])
+        stops = s["stop"]
+        stop = StopStrings([stops] if isinstance(stops, str) else list(stops)) if stops else None
+        tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
+                                 processor=processor, eos_ids=self.eos_token_ids, stats=stats)
+        return stream_text(tokens, StreamingDetokenizer(self.tokenizer, skip_special_tokens=True), stop, stats)
+
+    def stream(self, prompt: str | Messages, *, raw: bool = False, **kw) -> Iterator[str]:
+        """Yield the reply as text pieces as they are decoded.
+
+        `prompt` is a user message (str) or a list of chat messages; keyword arguments are
+        max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, seed, stop.
+        """
+        return self.stream_ids(self.encode_prompt(prompt, raw=raw), **kw)
+
+    def generate(self, prompt: str | Messages, *, raw: bool = False, **kw) -> str:
+        """The whole reply as one string (see `stream` for the arguments)."""
+        return "".join(self.stream(prompt, raw=raw, **kw))
+
+    def chat(self, system: str | None = None) -> "ChatSession":
+        """A multi-turn conversation that keeps its KV cache between turns."""
+        return ChatSession(self, system)
+
+
+class ChatSession:
+    """Turn N runs only the tokens the cache does not hold yet (the new user message and template)."""
+
+    def __init__(self, model: Model, system: str | None = None):
+        self.model = model
+        self.system = system
+        self.messages: list[dict[str, str]] = []
+        self.last_stats = GenerationStats()
+        self.reset()
+
+    def reset(self) -> None:
+        self.messages = [{"role": "system", "content": self.system}] if self.system else []
+
+    @property
+    def tokens_used(self) -> int:
+        return len(self.model.decoder.tokens)
+
+    def stream(self, user_text: str, **kw) -> Iterator[str]:
+        """Yield the assistant's reply to `user_text`; the reply (even a stopped one) joins the history."""
+        if not isinstance(user_text, str):
+            raise ValueError("user_text must be a string")
+        ids = self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
+        if len(ids) >= self.model.max_context:  # fail before the history changes; leave room for a reply
+            from edge_sdk.errors import ContextLengthError
+
+            raise ContextLengthError(
+                f"the conversation needs {len(ids)} tokens but the maximum context is {self.model.max_context}; "
+                "start a new chat (reset()) to continue"
+            )
+        stats = GenerationStats()
+        self.last_stats = stats
+        pieces = self.model.stream_ids(ids, stats=stats, **kw)
+        self.messages.append({"role": "user", "content": user_text})
+        reply: list[str] = []
+        try:
+            for piece in pieces:
+                reply.append(piece)
+                yield piece
+        finally:
+            pieces.close()
+            self.messages.append({"role": "assistant", "content": "".join(reply)})
+
+    def send(self, user_text: str, **kw) -> str:
+        return "".join(self.stream(user_text, **kw))
+
+
+def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int | None = None,
+         tokenizer_backend: str = "auto") -> Model:
+    """Load an edge bundle: verify its manifest and file hashes, open its graph(s).
+
+    device: a device profile name overriding the bundle's own (e.g. "x86-64-laptop").
+    threads: intra-op threads (default: the profile's; env EDGE_SDK_THREADS overrides).
+    """
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    return Model(bundle_dir, manifest, _session_config(manifest, device, threads), tokenizer_backend)

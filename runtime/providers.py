@@ -1,0 +1,47 @@
+"""onnxruntime sessions from a device's execution-provider preferences."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from edge_sdk.errors import DeviceError
+
+
+@dataclass
+class SessionConfig:
+    """How to open a graph: EPs in preference order, threads, whether CPU fallback is allowed."""
+
+    providers: list[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
+    threads: int | None = None  # intra-op threads; None = onnxruntime's default (all cores)
+    npu_only: bool = False  # disable the CPU fallback: fail unless the whole graph runs on the NPU
+    provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def make_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    if config.threads:
+        so.intra_op_num_threads = int(config.threads)
+        so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3  # onnxruntime's warnings about unused initializers etc. are noise for users
+    available = set(ort.get_available_providers())
+    providers: list[str] = []
+    for name in config.providers:
+        if name == "QNNExecutionProvider":
+            from . import qnn  # plugin EP: registered through its library, not listed as available
+
+            qnn.add_qnn(so, config.provider_options.get(name, {}), npu_only=config.npu_only)
+            continue
+        if name in available:
+            providers.append(name)
+    if config.npu_only and "QNNExecutionProvider" not in config.providers:
+        raise DeviceError("npu_only is set but the profile names no NPU execution provider")
+    if not providers and not config.npu_only:
+        providers = ["CPUExecutionProvider"]
+    try:
+        return ort.InferenceSession(str(path), sess_options=so, providers=providers or None)
+    except Exception as e:  # onnxruntime raises its own exception types; name the file and the cause
+        raise DeviceError(f"onnxruntime could not open {path.name} with {config.providers}: {e}") from e
