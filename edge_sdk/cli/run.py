@@ -1,0 +1,58 @@
+"""edge-sdk run BUNDLE --prompt TEXT: stream one reply, then a one-line summary."""
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_load_args, add_sampling_args, load_model, sampling_kwargs
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="generate a reply to one prompt",
+                       description="Stream the model's reply to one prompt, then print tokens, time to first "
+                                   "token and tokens/s. The prompt goes through the bundle's chat template "
+                                   "as one user message unless --raw.")
+    add_load_args(p)
+    p.add_argument("-p", "--prompt", required=True, help="the user message (use - to read it from stdin)")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--raw", action="store_true", help="feed the prompt as plain text, without the chat template")
+    p.add_argument("--json", action="store_true", help="print one JSON object (text + figures) instead of streaming")
+    add_sampling_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    import time
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    t0 = time.perf_counter()
+    model = load_model(args)
+    load_s = time.perf_counter() - t0
+    if args.raw:
+        if args.system:
+            print("error: --system cannot be combined with --raw", file=sys.stderr)
+            return 2
+        request = prompt
+    else:
+        request = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
+    pieces = model.stream(request, raw=args.raw, **sampling_kwargs(args))
+    if args.json:
+        text = "".join(pieces)
+        s = model.last_stats
+        print(json.dumps({"text": text, "load_s": round(load_s, 3), "prompt_tokens": s.prompt_tokens,
+                          "new_tokens": s.new_tokens, "ttft_s": round(s.ttft_s, 4),
+                          "prefill_tok_s": round(s.prefill_tok_s, 1), "decode_tok_s": round(s.decode_tok_s, 1),
+                          "stop_reason": s.stop_reason}, ensure_ascii=False))
+        return 0
+    try:
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pieces.close()
+        model.last_stats.stop_reason = "cancelled"
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    print(f"[{model.last_stats.summary()}; load {load_s:.2f} s]", file=sys.stderr)
+    return 0

@@ -1,0 +1,159 @@
+"""The export pipeline: source -> graph -> recipe -> bundle -> validation, one direction.
+
+    export("smollm2-135m-instruct", "bundles/smollm2", device="x86-64-laptop")
+
+Writes into a temporary folder that replaces `output` only when every check has passed.
+"""
+from __future__ import annotations
+
+import datetime
+import platform
+from pathlib import Path
+from typing import Any
+
+from edge_sdk.errors import UnsupportedModelError
+
+from .bundle import check_output, save_onnx, staging, write_manifest
+from .graph.io import KV_TEMPLATES
+from .progress import Progress
+from .recipes import RECIPES, get_recipe
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+
+    from edge_sdk import __version__
+
+    return {"edge_sdk": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "torch": torch.__version__, "transformers": transformers.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def _token_section(hf_tok, source) -> dict[str, Any]:
+    gen = {}
+    try:
+        from transformers import GenerationConfig
+
+        gen = GenerationConfig.from_pretrained(str(source.model_dir), **source._hf_kwargs()).to_dict()
+    except Exception:  # many folders have no generation_config.json; the tokenizer's eos is then the answer
+        pass
+    eos = gen.get("eos_token_id", hf_tok.eos_token_id)
+    eos_ids = sorted({int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None} |
+                     ({int(hf_tok.eos_token_id)} if hf_tok.eos_token_id is not None else set()))
+    return {
+        "file": "tokenizer.json",
+        "bos_token": hf_tok.bos_token, "bos_token_id": hf_tok.bos_token_id,
+        "eos_token": hf_tok.eos_token, "eos_token_ids": eos_ids,
+        "pad_token_id": hf_tok.pad_token_id if hf_tok.pad_token_id is not None else (eos_ids[0] if eos_ids else None),
+        # Whether plain-text prompts start with BOS; chat templates add their own control tokens.
+        "add_bos": bool(getattr(hf_tok, "add_bos_token", False)),
+    }
+
+
+def export(source: str, output: str | Path, *, device: str | None = None, recipe: str | None = None,
+           max_context: int | None = None, force: bool = False, validate: bool = True,
+           progress: Progress | bool = True) -> dict[str, Any]:
+    """Export `source` (alias, HF folder, GGUF file or hub id) to an edge bundle at `output`.
+
+    device: device profile name (default x86-64-laptop); it chooses flavour, recipe and context.
+    recipe: override the profile's recipe (fp32, int8, int4-b32, ...).
+    Returns the manifest.
+    """
+    from edge_sdk.devices import DEFAULT_PROFILE, load_profile
+
+    progress = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    output = Path(output)
+    check_output(output, force)  # before any slow work
+    profile = load_profile(device or DEFAULT_PROFILE)
+    rec = get_recipe(recipe or profile.recipe)
+    if profile.flavour not in rec.flavours:
+        raise UnsupportedModelError(
+            f"recipe {rec.name!r} does not apply to the {profile.flavour!r} flavour of device {profile.name!r}; "
+            f"recipes for it: {', '.join(r for r, v in RECIPES.items() if profile.flavour in v.flavours)}"
+        )
+
+    from . import sources
+
+    progress.stage(f"resolving {source}")
+    src = sources.resolve(source, progress)
+    args = src.args
+    ctx = int(max_context or min(profile.max_context, args.max_position_embeddings))
+    progress.note(f"{args.model_type}: {args.num_hidden_layers} layers, hidden {args.hidden_size}, "
+                  f"{args.parameter_count() / 1e6:.1f} M parameters; device {profile.name}: {profile.flavour} flavour, "
+                  f"recipe {rec.name}, context {ctx}")
+    from .fit import check_fit
+
+    fit = check_fit(args, rec, profile, ctx)
+
+    progress.stage("loading weights with transformers (fp32)")
+    hf_model = src.load_model()
+    hf_tok, tokenizer_json, tok_notes = src.load_tokenizer()
+    for note in tok_notes:
+        progress.note(f"tokenizer: {note}")
+    if not hf_tok.chat_template:
+        progress.note("the model has no chat template: prompts will be plain text")
+    weights = {k: v.detach().float().numpy() for k, v in hf_model.state_dict().items()}
+    missing = [n for n in args.expected_weights() if n not in weights]
+    if missing:
+        raise UnsupportedModelError(f"the checkpoint lacks weights the {args.model_type} architecture needs: {missing[:5]}")
+
+    with staging(output, force) as tmp:
+        progress.stage(f"emitting the {profile.flavour} graph")
+        if profile.flavour == "static":
+            from .graph.static import export_static
+
+            graph_section = export_static(args, weights, tmp, profile=profile, recipe=rec, max_context=ctx,
+                                          hf_model=hf_model, hf_tok=hf_tok, progress=progress)
+        else:
+            from .graph.decoder import emit_decoder
+            from .quantize import apply_recipe
+
+            model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress)
+            if rec.name != "fp32":
+                progress.stage(f"quantizing: {rec.description}")
+                model = apply_recipe(model, rec)
+            files = save_onnx(model, tmp, "model.onnx")
+            del model
+            graph_section = {
+                "graph": {"flavour": "fused", "files": {"decoder": files[0]}, "max_context": ctx,
+                          "inputs": ["input_ids", "seqlens_k", "total_sequence_length"], "outputs": ["logits"]},
+                "kv_cache": {"mode": "shared-buffer", "layout": "BNSD", "dtype": "float32",
+                             "num_layers": args.num_hidden_layers, "num_kv_heads": args.num_key_value_heads,
+                             "head_dim": args.head_dim,
+                             "past": KV_TEMPLATES["past"], "present": KV_TEMPLATES["present"]},
+            }
+        (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+        chat = {}
+        if hf_tok.chat_template:
+            (tmp / "chat_template.jinja").write_text(hf_tok.chat_template, encoding="utf-8")
+            chat = {"file": "chat_template.jinja"}
+        name = f"{src.spec.rstrip('/').split('/')[-1].removesuffix('.gguf').lower()}-{rec.name}-{profile.flavour}"
+        manifest = {
+            "name": name,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "architecture": args.to_dict(),
+            **graph_section,
+            "tokenizer": _token_section(hf_tok, src),
+            "chat_template": chat,
+            "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0},
+            "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,
+                             "block_size": rec.block_size, "symmetric": rec.symmetric,
+                             "accuracy_level": rec.accuracy_level, "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head},
+            "device": {"profile": profile.name, "execution_providers": list(profile.execution_providers),
+                       "threads": profile.threads, "npu_only": profile.npu_only, "memory_fit": fit},
+            "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": tok_notes},
+            "validation": {"passed": None, "skipped": True},
+        }
+        write_manifest(tmp, manifest)
+        if validate:
+            progress.stage("validating against transformers")
+            from .validate import validate_bundle
+
+            manifest["validation"] = validate_bundle(tmp, hf_model, hf_tok, rec, progress)
+            manifest = write_manifest(tmp, manifest)
+        progress.stage(f"bundle written to {output}")
+    return manifest

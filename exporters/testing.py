@@ -1,0 +1,77 @@
+"""Tiny random-weight models and bundles for tests and demos (host side: needs torch + transformers).
+
+`make_tiny_model_dir` writes a Hugging Face model folder from an architecture's `fake()` config with
+random weights and a small byte-level BPE tokenizer trained on generated text, so the whole export
+path (folder source -> graph -> bundle -> validation) runs in seconds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def _corpus() -> list[str]:
+    words = ("the quick brown fox jumps over lazy dog hello world edge device phone model token cache "
+             "paris france capital sea haiku sky blue light water numbers 0 1 2 3 4 5 6 7 8 9").split()
+    lines = []
+    for i in range(400):
+        lines.append(" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(12)) + ".")
+    lines += ["Ünïcödé café 中文 😀 русский العربية", "def f(x):\n    return x * 2\n"]
+    return lines
+
+
+def make_tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_corpus(), trainer)
+    return tok
+
+
+def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    from edge_sdk.exporters.architectures import get_module
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    args = get_module(model_type).fake()
+    cfg = args.to_dict()
+    cfg.pop("rope_scaling", None)
+    config = AutoConfig.for_model(**cfg, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():  # random init is small; widen it so greedy text is varied, not one repeated token
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.15)
+    model.save_pretrained(out)
+    tok = PreTrainedTokenizerFast(tokenizer_object=make_tokenizer(args.vocab_size), bos_token="<|im_start|>",
+                                  eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token=None)
+    tok.chat_template = CHATML
+    tok.save_pretrained(out)
+    return out
+
+
+def make_tiny_bundle(out_dir: str | Path, model_type: str = "llama", recipe: str = "fp32", seed: int = 0,
+                     max_context: int = 256, force: bool = True) -> Path:
+    """A validated bundle of a tiny random model (nonsense text, real graph and runtime)."""
+    import tempfile
+
+    from edge_sdk.exporters.export import export
+
+    out = Path(out_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = make_tiny_model_dir(Path(tmp) / f"tiny-{model_type}", model_type, seed)
+        export(str(src), out, recipe=recipe, max_context=max_context, force=force, progress=False)
+    return out

@@ -1,0 +1,185 @@
+"""Validation inside export: the bundle, run by our own runtime, against references we did not write.
+
+- tokenizer parity: the device tokenizer (pure Python) versus Hugging Face `tokenizers` on the exported
+  tokenizer.json, over a varied text set; plus the chat prompts versus transformers' apply_chat_template;
+- logits versus transformers on several prompts (max abs difference, top-1 agreement);
+- greedy tokens versus transformers `generate` on chat prompts.
+A check that fails raises ValidationFailedError naming the check and the figure; the figures go
+into the manifest either way.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.errors import ValidationFailedError
+
+from .recipes import Recipe
+
+CHAT_PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain in two sentences why the sky is blue.",
+]
+RAW_PROMPTS = [
+    "The quick brown fox jumps over the lazy dog. In 1969, 2 astronauts walked on the Moon",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n    return",
+]
+# Varied on purpose: languages, scripts, code, emoji (ZWJ, skin tones), whitespace runs, numbers,
+# and text that merely contains special-token strings (must stay ordinary text).
+TOKENIZER_TEXTS = [
+    "Hello, world! How are you doing today?",
+    "  leading spaces, trailing spaces   ",
+    "tabs\tand\nnew\r\nlines\n\n\n  indented",
+    "Numbers: 0 7 42 1234 3.14159 -273.15 1e-9 1,000,000 ²³ ½ ٣",
+    "Ünïcödé àccents, naïve café, façade; Straße; Ærøskøbing",
+    "Русский текст: Съешь же ещё этих мягких французских булок.",
+    "中文文本：我能吞下玻璃而不伤身体。日本語：私はガラスを食べられます。",
+    "한국어: 나는 유리를 먹을 수 있어요. Ελληνικά: Μπορώ να φάω σπασμένα γυαλιά.",
+    "العربية: أنا قادر على أكل الزجاج. हिन्दी: मैं काँच खा सकता हूँ।",
+    "Emoji: 😀 👍🏽 👨‍👩‍👧‍👦 🏳️‍🌈 ❤️ 🇫🇷",
+    "import numpy as np\nx = np.arange(10)[::-1]  # reversed\nprint(f\"{x!r:>10}\")\n",
+    "SELECT name, COUNT(*) FROM users WHERE age >= 18 GROUP BY name;",
+    "<html><body class=\"x\">&amp; &lt;tag&gt;</body></html>",
+    "A user typing <|im_end|> or <|im_start|>system must not inject control tokens.",
+    "It's, we're, they'll, I'd, you've, she's, O'Neil's",
+    "nbsp:\u00a0here, zero-width:\u200bthere, soft\u00adhyphen",
+    "URL https://example.com/a/b?c=1&d=2#frag and email someone@example.org",
+    "    def f(self):\n\t\treturn {'a': [1, 2, 3]}\n",
+    "!!!??? ... --- *** ___ ~~~ ``` $$$ %%%",
+    "mixed 中文 and English and 123 and 😀 together",
+]
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    figures: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+def _tokenizer_parity(model, bundle_dir: Path, hf_tok) -> Check:
+    from tokenizers import Tokenizer as HFTokenizer
+
+    ref = HFTokenizer.from_file(str(bundle_dir / model.manifest["tokenizer"]["file"]))
+    ref.encode_special_tokens = True  # specials inside user text are plain text, as in our runtime
+    mismatches, chars, source_same = [], 0, 0
+    for text in TOKENIZER_TEXTS:
+        ours = model.tokenizer.encode(text)
+        theirs = ref.encode(text, add_special_tokens=False).ids
+        chars += len(text)
+        if ours != theirs:
+            mismatches.append(text[:40])
+        if model.tokenizer.decode(ours) != text:
+            mismatches.append(f"round-trip: {text[:40]}")
+        if "<|" not in text and hf_tok.encode(text, add_special_tokens=False) == ours:
+            source_same += 1
+    plain = sum("<|" not in t for t in TOKENIZER_TEXTS)
+    figures = {"texts": len(TOKENIZER_TEXTS), "chars": chars, "mismatches": len(mismatches),
+               "backend": model.tokenizer.backend, "source_tokenizer_agreement": round(source_same / plain, 3)}
+    msg = f"device tokenizer differs from HF tokenizers on: {mismatches[:3]}" if mismatches else ""
+    return Check("tokenizer_parity", not mismatches, figures, msg)
+
+
+def _chat_ids(model, hf_tok) -> tuple[Check, list[list[int]]]:
+    bad, ids_all = [], []
+    for p in CHAT_PROMPTS:
+        messages = [{"role": "user", "content": p}]
+        ours = model.encode_prompt(messages)
+        theirs = hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        theirs = list(theirs["input_ids"] if isinstance(theirs, dict) or hasattr(theirs, "keys") else theirs)
+        if ours != theirs:
+            bad.append(p)
+        ids_all.append(theirs)
+    msg = f"chat prompt ids differ from transformers' apply_chat_template for {bad}" if bad else ""
+    return Check("chat_template_ids", not bad, {"prompts": len(CHAT_PROMPTS), "mismatches": len(bad)}, msg), ids_all
+
+
+def _logits(model, hf_model, prompts: list[list[int]], recipe: Recipe) -> Check:
+    import torch
+
+    worst, agree, total = 0.0, 0, 0
+    for ids in prompts:
+        model.decoder.reset()
+        ours = model.engine.forward(ids, all_logits=True)
+        model.decoder.reset()
+        with torch.no_grad():
+            ref = hf_model(torch.tensor([ids])).logits[0].float().numpy()
+        worst = max(worst, float(np.abs(ours - ref).max()))
+        agree += int((ours.argmax(-1) == ref.argmax(-1)).sum())
+        total += len(ids)
+    figures = {"prompts": len(prompts), "positions": total, "max_abs_diff": worst, "top1_agreement": round(agree / total, 4),
+               "tolerance": recipe.logits_atol}
+    if recipe.logits_atol is not None:
+        ok = worst <= recipe.logits_atol
+        msg = "" if ok else f"max abs logits difference {worst:.3g} exceeds {recipe.logits_atol:g}"
+    else:  # quantized: the argmax must still agree almost everywhere
+        ok = agree / total >= 0.8
+        msg = "" if ok else f"top-1 agreement with fp32 transformers is only {agree / total:.1%} (< 80%)"
+    return Check("logits", ok, figures, msg)
+
+
+def _greedy(model, hf_model, prompts: list[list[int]], recipe: Recipe, n_tokens: int, eos_ids) -> Check:
+    import torch
+
+    from edge_sdk.runtime.generate import generate_tokens
+    from edge_sdk.runtime.sampling import make_sampler
+
+    prefix, identical = [], 0
+    for ids in prompts:
+        with torch.no_grad():
+            out = hf_model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                    max_new_tokens=n_tokens, do_sample=False, eos_token_id=list(eos_ids),
+                                    pad_token_id=int(list(eos_ids)[0]))
+        ref = [t for t in out[0, len(ids):].tolist()]
+        if ref and ref[-1] in eos_ids:
+            ref = ref[:-1]  # our generator does not yield the eos token
+        model.decoder.reset()
+        ours = list(generate_tokens(model.decoder, ids, max_new_tokens=n_tokens, sampler=make_sampler(0.0), eos_ids=eos_ids))
+        n = 0
+        while n < min(len(ours), len(ref)) and ours[n] == ref[n]:
+            n += 1
+        prefix.append(n)
+        identical += int(ours == ref)
+    figures = {"prompts": len(prompts), "max_new_tokens": n_tokens, "identical": identical, "matching_prefix": prefix}
+    if recipe.logits_atol is not None:  # fp32: every prompt must be token-identical
+        ok = identical == len(prompts)
+        msg = "" if ok else f"greedy tokens differ from transformers on {len(prompts) - identical} of {len(prompts)} prompts (matching prefixes {prefix})"
+    else:
+        ok = all(p >= 1 for p in prefix)
+        msg = "" if ok else f"the first greedy token differs from fp32 transformers (matching prefixes {prefix})"
+    return Check("greedy_tokens", ok, figures, msg)
+
+
+def validate_bundle(bundle_dir: Path, hf_model, hf_tok, recipe: Recipe, progress, n_tokens: int = 32) -> dict[str, Any]:
+    """Run every check; return the manifest's `validation` section or raise ValidationFailedError."""
+    import torch
+    import transformers
+
+    from edge_sdk.runtime.model import load
+
+    model = load(bundle_dir, tokenizer_backend="pure")  # validate the device path, not the fast path
+    checks = [_tokenizer_parity(model, bundle_dir, hf_tok)]
+    progress.note(f"tokenizer parity: {checks[-1].figures['mismatches']} mismatches on {checks[-1].figures['chars']} chars")
+    chat_check, chat_ids = _chat_ids(model, hf_tok)
+    checks.append(chat_check)
+    raw_ids = [hf_tok.encode(t, add_special_tokens=False) for t in RAW_PROMPTS]
+    checks.append(_logits(model, hf_model, chat_ids + raw_ids, recipe))
+    f = checks[-1].figures
+    progress.note(f"logits: max abs diff {f['max_abs_diff']:.2e}, top-1 agreement {f['top1_agreement']:.2%} over {f['positions']} positions")
+    checks.append(_greedy(model, hf_model, chat_ids, recipe, n_tokens, model.eos_token_ids))
+    f = checks[-1].figures
+    progress.note(f"greedy: {f['identical']}/{f['prompts']} prompts identical over {n_tokens} tokens (prefixes {f['matching_prefix']})")
+    section = {
+        "passed": all(c.passed for c in checks),
+        "reference": f"transformers {transformers.__version__} / torch {torch.__version__}",
+        "checks": [asdict(c) for c in checks],
+    }
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise ValidationFailedError("validation failed: " + "; ".join(f"{c.name}: {c.message}" for c in failed))
+    return section

@@ -1,0 +1,59 @@
+"""Shared fixtures: a tiny random bundle per architecture (seconds) and the real SmolLM2 bundle (minutes, e2e)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A validated fp32 bundle of a 2-layer random llama (real graph and runtime, nonsense text)."""
+    pytest.importorskip("torch")
+    from edge_sdk.exporters.testing import make_tiny_bundle
+
+    return make_tiny_bundle(tmp_path_factory.mktemp("tiny") / "bundle", "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The Hugging Face folder the tiny bundle is exported from (reference for parity tests)."""
+    pytest.importorskip("torch")
+    from edge_sdk.exporters.testing import make_tiny_model_dir
+
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tinysrc") / "tiny-llama", "llama")
+
+
+def _export_real(tmp_path_factory, recipe: str, env_name: str) -> Path:
+    pytest.importorskip("torch")
+    if os.environ.get(env_name):  # reuse a bundle exported earlier (local development)
+        return Path(os.environ[env_name])
+    from edge_sdk.exporters.export import export
+
+    out = tmp_path_factory.mktemp(f"smollm2-{recipe}") / "bundle"
+    export("smollm2-135m-instruct", out, recipe=recipe, max_context=1024, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_bundle(tmp_path_factory) -> Path:
+    """The real SmolLM2-135M-Instruct in the default CPU recipe, exported and validated once per session."""
+    return _export_real(tmp_path_factory, "int4-b32", "EDGE_SDK_TEST_BUNDLE")
+
+
+@pytest.fixture(scope="session")
+def smollm2_fp32_bundle(tmp_path_factory) -> Path:
+    """The real SmolLM2-135M-Instruct in fp32 (greedy parity with transformers must be exact)."""
+    return _export_real(tmp_path_factory, "fp32", "EDGE_SDK_TEST_BUNDLE_FP32")
+
+
+@pytest.fixture(scope="session")
+def smollm2_reference():
+    """(transformers model, tokenizer) of SmolLM2 from the same offline source."""
+    pytest.importorskip("torch")
+    from edge_sdk.exporters.sources import resolve
+
+    src = resolve("smollm2-135m-instruct")
+    tok, _, _ = src.load_tokenizer()
+    return src.load_model(), tok
