@@ -1,0 +1,44 @@
+"""``python -m mobile_demo [--bundle PATH]``: the chat app on a desktop."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m mobile_demo",
+        description="A private chat with a small language model, running on this device.")
+    parser.add_argument("--bundle", help="edge bundle folder (default: bundles/smollm2-135m-instruct "
+                                         "here, then ~/.cache/edge-sdk/bundles/smollm2-135m-instruct)")
+    parser.add_argument("--size", default="420x820",
+                        help="window size WxH on a desktop (default: phone-like 420x820)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # Kivy parses sys.argv itself unless told not to; our options are not its options.
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    from kivy.config import Config
+
+    if args.size and not _on_android():
+        width, height = args.size.lower().split("x")
+        Config.set("graphics", "width", width)
+        Config.set("graphics", "height", height)
+
+    from mobile_demo.app import ChatApp
+    from mobile_demo.bundle_paths import find_default_bundle
+
+    bundle = args.bundle or find_default_bundle()
+    ChatApp(bundle_path=str(bundle) if bundle else None).run()
+    return 0
+
+
+def _on_android() -> bool:
+    return "ANDROID_ARGUMENT" in os.environ  # set by python-for-android's launcher
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""The chat app: wires the widgets to an edge-sdk chat session.
+
+There is no model logic here. The app loads a bundle with ``edge_sdk.load``, keeps one
+``model.chat()`` session (which keeps its KV cache between turns, so a follow-up question
+only prefills the new tokens), and shows what ``chat.stream`` yields. Everything slow runs in
+``worker.py`` threads; every widget update happens on the main thread via ``Clock``.
+"""
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+
+import edge_sdk
+from edge_sdk.errors import BundleError, ContextLengthError
+
+from mobile_demo import widgets  # noqa: F401  (registers the widget classes used by the .kv file)
+from mobile_demo.bundle_paths import EXPORT_COMMAND, candidate_dirs
+from mobile_demo.worker import TurnWorker, load_in_background
+
+KV_FILE = Path(__file__).with_name("chat_ui.kv")
+
+
+def _fmt_status(*, ttft_s=None, tok_s=None, used=None, max_context=None, note=""):
+    """One short line: time to first token · decode speed · context used / maximum."""
+    parts = []
+    if ttft_s is not None:
+        parts.append(f"TTFT {ttft_s:.2f} s")
+    if tok_s is not None:
+        parts.append(f"{tok_s:.1f} tok/s")
+    if used is not None and max_context:
+        parts.append(f"context {used} / {max_context}")
+    if note:
+        parts.append(note)
+    return "  ·  ".join(parts)
+
+
+class ChatApp(App):
+    title = "edge-sdk chat"
+
+    # UI state the .kv file binds to.
+    model_name = StringProperty("edge-sdk")
+    model_ready = BooleanProperty(False)
+    generating = BooleanProperty(False)
+    status_text = StringProperty("")
+    banner_text = StringProperty("")
+    banner_action = StringProperty("")      # "new_chat" shows the "Start a new chat" button
+    setup_title = StringProperty("")
+    setup_text = StringProperty("")
+
+    # Settings.
+    bundle_path = StringProperty("")
+    temperature = NumericProperty(0.0)
+    max_new_tokens = NumericProperty(256)
+    system_prompt = StringProperty("")
+
+    def __init__(self, bundle_path: str | None = None, loader=None, **kwargs):
+        super().__init__(**kwargs)
+        self.bundle_path = str(bundle_path or "")
+        self._loader = loader or edge_sdk.load
+        self.model = None
+        self.chat = None
+        self.worker: TurnWorker | None = None
+        self._turn_id = 0          # callbacks from an abandoned turn carry an old id and are ignored
+        self._load_id = 0
+        self.last_result = None    # the last TurnResult, for the status line (and for tests)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def build(self):
+        # Keep the composer above the on-screen keyboard on phones.
+        Window.softinput_mode = "below_target"
+        return Builder.load_file(str(KV_FILE))
+
+    def on_start(self):
+        if self.bundle_path:
+            self.open_bundle(self.bundle_path)
+        else:
+            self.show_setup(missing=True)
+
+    def on_stop(self):
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker.join(timeout=2.0)
+
+    @property
+    def chat_screen(self):
+        return self.root.get_screen("chat")
+
+    @property
+    def messages(self):
+        """The RecycleView's data: one dict per bubble, {"role": ..., "text": ...}."""
+        return self.chat_screen.ids.messages.data
+
+    # -- bundle -----------------------------------------------------------------------------
+
+    def show_setup(self, missing: bool, error: str = ""):
+        looked = "\n".join(f"  • {_short(d)}" for d in candidate_dirs())
+        how = (f"Make one on a computer with the export extra installed:\n\n"
+               f"[b]  pip install 'edge-sdk[export]'\n  {EXPORT_COMMAND}[/b]\n\n"
+               f"then start the app from that folder, pass [b]--bundle PATH[/b], or pick the "
+               f"folder below.")
+        if missing:
+            self.setup_title = "No model bundle found"
+            self.setup_text = f"The app runs a model bundle on this device. Looked in:\n{looked}\n\n{how}"
+        else:
+            self.setup_title = "This bundle can't be opened"
+            self.setup_text = f"[color=b91c1c]{_escape(error)}[/color]\n\n{how}"
+        self.model_ready = False
+        self.root.current = "setup"
+
+    def open_bundle(self, path: str):
+        path = os.path.expanduser(str(path).strip())
+        if not path:
+            self.show_setup(missing=True)
+            return
+        self._abandon_turn()
+        self.bundle_path = path
+        self.model_ready = False
+        self.model, self.chat = None, None
+        self.model_name = Path(path).name or path
+        self.chat_screen.ids.messages.data = []
+        self.banner_text, self.banner_action = "", ""
+        self.status_text = "Loading the model…"
+        self.root.current = "chat"
+        self._load_id += 1
+        load_in_background(self._loader, path, schedule=Clock.schedule_once,
+                           on_loaded=partial(self._on_model_loaded, self._load_id),
+                           on_error=partial(self._on_load_error, self._load_id))
+
+    def _on_model_loaded(self, load_id, model, _dt):
+        if load_id != self._load_id:
+            return
+        self.model = model
+        self.model_ready = True
+        self.new_chat()
+
+    def _on_load_error(self, load_id, exc, _dt):
+        if load_id != self._load_id:
+            return
+        # BundleError messages already say what is wrong and what to do; anything else is
+        # unexpected, so name its type too.
+        text = str(exc) if isinstance(exc, BundleError) else f"{type(exc).__name__}: {exc}"
+        self.show_setup(missing=False, error=text)
+
+    def browse_for_bundle(self, text_input):
+        chooser = widgets.BundleChooser(on_choose=partial(_set_text, text_input),
+                                        start_path=text_input.text or os.getcwd())
+        chooser.open()
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def open_settings(self):
+        widgets.ChatSettings().open()
+
+    def apply_settings(self, *, bundle_path, temperature, max_new_tokens, system_prompt):
+        self.temperature = float(temperature)
+        self.max_new_tokens = int(max_new_tokens)
+        system_changed = system_prompt != self.system_prompt
+        self.system_prompt = system_prompt
+        if bundle_path and os.path.expanduser(bundle_path) != self.bundle_path:
+            self.open_bundle(bundle_path)
+        elif system_changed and self.model is not None and not self.generating:
+            self.new_chat()  # the system prompt is the start of the KV cache: it needs a new chat
+
+    # -- conversation -----------------------------------------------------------------------
+
+    def new_chat(self):
+        if self.model is None or self.generating:
+            return
+        self.chat = self.model.chat(system=self.system_prompt or None)
+        self.chat_screen.ids.messages.data = []
+        self.banner_text, self.banner_action = "", ""
+        self.status_text = f"New chat  ·  up to {self.model.max_context} tokens of context"
+        self.chat_screen.ids.prompt.focus = True
+
+    def send(self, text: str | None = None):
+        prompt = self.chat_screen.ids.prompt
+        text = (prompt.text if text is None else text).strip()
+        if not text or self.generating or self.chat is None:
+            return
+        prompt.text = ""
+        self.messages.append({"role": "user", "text": text})
+        self.messages.append({"role": "assistant", "text": ""})
+        self.banner_text, self.banner_action = "", ""
+        self.generating = True
+        self.status_text = "Reading your message…"
+        self._scroll_to_bottom(force=True)
+        self._turn_id += 1
+        tid = self._turn_id
+        self.worker = TurnWorker(
+            self.chat, text, schedule=Clock.schedule_once,
+            on_text=partial(self._on_stream_text, tid), on_done=partial(self._on_turn_done, tid),
+            on_error=partial(self._on_turn_error, tid),
+            max_new_tokens=int(self.max_new_tokens), temperature=float(self.temperature)).start()
+
+    def stop(self):
+        if self.worker is not None and self.generating:
+            self.worker.stop()
+            self.status_text = "Stopping…"
+
+    def _abandon_turn(self):
+        """Stop a running turn whose results nobody will look at (new bundle)."""
+        if self.worker is not None:
+            self.worker.stop()
+        self._turn_id += 1
+        self.generating = False
+
+    def _on_stream_text(self, tid, progress, _dt):
+        if tid != self._turn_id:
+            return
+        if progress.text:
+            last = self.messages[-1]
+            # Assigning a new dict (not mutating the old one) is what makes RecycleView refresh.
+            self.messages[-1] = {"role": "assistant", "text": last["text"] + progress.text}
+            self._scroll_to_bottom()
+        if self.worker is not None and self.worker.stop_requested:
+            return  # keep "Stopping…" visible
+        self.status_text = _fmt_status(ttft_s=progress.ttft_s, tok_s=progress.decode_tok_s,
+                                       used=progress.tokens_used,
+                                       max_context=self.model.max_context)
+
+    def _on_turn_done(self, tid, result, _dt):
+        if tid != self._turn_id:
+            return
+        self.generating = False
+        self.last_result = result
+        stats = result.stats
+        if not self.messages[-1]["text"]:
+            self.messages[-1] = {"role": "assistant", "text": "(stopped before the first word)"
+                                 if result.cancelled else "(no reply)"}
+        reason = getattr(stats, "stop_reason", "")
+        note = {"cancelled": "stopped", "length": "max tokens reached", "context": "context full"}.get(reason, "")
+        if result.cancelled:
+            note = "stopped"
+        if reason == "context":
+            # The reply ran into the context limit: nothing more fits, not even a short question.
+            self._offer_new_chat("The reply filled the model's memory")
+        self.status_text = _fmt_status(ttft_s=getattr(stats, "ttft_s", None),
+                                       tok_s=getattr(stats, "decode_tok_s", None),
+                                       used=result.tokens_used, max_context=self.model.max_context,
+                                       note=note)
+
+    def _on_turn_error(self, tid, exc, _dt):
+        if tid != self._turn_id:
+            return
+        self.generating = False
+        if self.messages and self.messages[-1]["role"] == "assistant" and not self.messages[-1]["text"]:
+            self.messages.pop()
+        if isinstance(exc, ContextLengthError):
+            self._offer_new_chat("This conversation has filled the model's memory")
+        else:
+            self.banner_text = f"The reply failed: {type(exc).__name__}: {exc}"
+            self.banner_action = ""
+        self.status_text = _fmt_status(used=getattr(self.chat, "tokens_used", None),
+                                       max_context=self.model.max_context, note="not sent")
+
+    def _offer_new_chat(self, what: str):
+        self.banner_text = f"{what} ({self.model.max_context} tokens). Start a new chat to keep going."
+        self.banner_action = "new_chat"
+
+    def _scroll_to_bottom(self, force: bool = False):
+        rv = self.chat_screen.ids.messages
+        # Follow the reply only if the user is reading the end; don't yank them back up-thread.
+        if force or rv.scroll_y <= 0.05:
+            Clock.schedule_once(partial(_scroll_end, rv), 0)
+
+
+def _scroll_end(rv, _dt):
+    # scroll_y 0 is the bottom; a conversation shorter than the screen starts at the top instead.
+    rv.scroll_y = 0 if rv.layout_manager.height > rv.height else 1
+
+
+def _set_text(text_input, value):
+    text_input.text = value
+
+
+def _short(path) -> str:
+    """A path as a person would type it: the home folder as ~."""
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if text.startswith(home + os.sep) else text
+
+
+def _escape(text: str) -> str:
+    """Escape Kivy markup so an error message shows literally."""
+    return text.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")

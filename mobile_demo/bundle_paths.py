@@ -1,0 +1,38 @@
+"""Where the app looks for a model bundle when none is given (no Kivy, easy to test)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+EXPORT_COMMAND = f"edge-sdk export {DEFAULT_MODEL} --output bundles/{DEFAULT_MODEL}"
+MANIFEST = "edge_manifest.json"
+
+
+def candidate_dirs(cwd: str | os.PathLike | None = None) -> list[Path]:
+    """Default bundle locations, in the order they are tried.
+
+    1. ``bundles/<model>`` under the working directory: where the README's export command writes.
+    2. ``~/.cache/edge-sdk/bundles/<model>``: a per-user cache shared by projects.
+    3. On Android, ``bundles/<model>`` in the app's folder: the APK's files (the bundle is packed
+       as an asset) are unpacked there, and python-for-android names it in ``ANDROID_ARGUMENT``.
+    """
+    cwd = Path(cwd) if cwd is not None else Path.cwd()
+    dirs = [cwd / "bundles" / DEFAULT_MODEL,
+            Path.home() / ".cache" / "edge-sdk" / "bundles" / DEFAULT_MODEL]
+    android_app = os.environ.get("ANDROID_ARGUMENT")
+    if android_app:
+        dirs.append(Path(android_app) / "bundles" / DEFAULT_MODEL)
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def find_default_bundle(cwd: str | os.PathLike | None = None) -> Path | None:
+    """The first default location that holds a bundle manifest, or None."""
+    for d in candidate_dirs(cwd):
+        if (d / MANIFEST).is_file():
+            return d
+    return None

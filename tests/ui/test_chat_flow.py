@@ -1,0 +1,77 @@
+"""A conversation driven through the widgets, on real bundles (tiny random, and SmolLM2 for e2e)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ui
+
+
+def _check_turn_shape(turn):
+    """What every turn must look like, whatever the model says."""
+    assert turn["bubbles_added"] == 2           # the user's bubble and the reply's
+    assert turn["input_cleared"]
+    assert turn["button_while_generating"] == "Stop"
+    assert turn["finished"] and turn["button_after"] == "Send"
+    assert turn["reply"]
+    # The bubble shows exactly what the session keeps in its history.
+    assert turn["reply"] == turn["reply_in_history"]
+    assert "tok/s" in turn["status"] and "context" in turn["status"]
+
+
+def _check_overflow(res):
+    over = res["overflow"]  # a message larger than the context: explained, with a way out
+    assert "filled the model's memory" in over["banner"]
+    assert over["action"] == "new_chat" and not over["button_disabled"]
+    assert over["last_bubble_role"] == "user" and not over["generating"]
+    after = res["after_new_chat"]
+    assert after["bubbles"] == 0 and after["banner"] == "" and after["history"] == 0
+
+
+def test_chat_with_tiny_bundle(tiny_bundle, run_scenario):
+    res = run_scenario("scenario_chat.py", UI_BUNDLE=tiny_bundle, UI_MAX_NEW_TOKENS=24)
+    assert res["ready"] and res["screen"] == "chat"
+    turn1 = res["turn1"]
+    _check_turn_shape(turn1)
+    assert turn1["used_after"] > turn1["used_before"]
+    assert turn1["stats"]["new_tokens"] == 24 and turn1["stats"]["stop_reason"] == "length"
+    _check_overflow(res)
+    assert not [m for m in res["forbidden_modules"] if m.split(".")[0] in ("torch", "transformers")]
+
+
+@pytest.mark.e2e
+def test_chat_with_smollm2(smollm2_bundle, run_scenario, tmp_path):
+    shot = tmp_path / "chat.png"
+    res = run_scenario("scenario_chat.py", timeout=400, UI_BUNDLE=smollm2_bundle,
+                       UI_SCREENSHOT=shot, UI_MAX_NEW_TOKENS=48)
+    assert res["ready"] and res["screen"] == "chat"
+
+    turn1 = res["turn1"]
+    _check_turn_shape(turn1)
+    assert "Paris" in turn1["reply"]
+    # Tokens arrive as a stream (several bubble updates), and the UI keeps drawing meanwhile.
+    assert turn1["bubble_updates"] >= 3
+    assert turn1["ticks_per_s"] >= 20, turn1
+    assert turn1["frames_per_s"] >= 10, turn1
+    assert turn1["live_statuses"], "the status line showed no live tok/s while generating"
+
+    turn2 = res["turn2"]  # Stop pressed after a few words of a long answer
+    assert turn2["button_pressed"] == "Stop"
+    assert turn2["stop_to_idle_s"] < 1.0
+    assert turn2["cancelled"] and turn2["stats"]["stop_reason"] == "cancelled"
+    assert turn2["stats"]["new_tokens"] < 256
+    assert turn2["reply"] and turn2["reply"] == turn2["reply_in_history"]  # the partial reply stays
+    assert "stopped" in turn2["status"]
+
+    turn3 = res["turn3"]  # a follow-up reuses the KV cache: only the new message is prefilled
+    _check_turn_shape(turn3)
+    assert turn3["used_after"] > turn3["used_before"]
+    assert turn3["stats"]["prompt_tokens"] > turn3["used_before"]   # the whole conversation...
+    assert turn3["stats"]["prefilled_tokens"] <= 40                 # ...but only the new part was run
+
+    assert [b["role"] for b in res["bubbles"]] == ["user", "assistant"] * 3
+    png = Path(res["screenshot"])
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_overflow(res)
+    assert not [m for m in res["forbidden_modules"] if m.split(".")[0] in ("torch", "transformers")]
