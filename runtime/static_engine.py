@@ -56,8 +56,13 @@ class StaticEngine:
             for i in range(kv["num_layers"]) for k in ("key", "value")
         ]
         self._present = [present for _, present, _ in self.slots]
+        files = graph["files"]
+        # On the QNN EP, precompiled context binaries (when exported) skip the on-device compile.
+        if graph.get("context_binaries") and config.providers[:1] == ["QNNExecutionProvider"]:
+            files = graph["context_binaries"]["files"]
+        self.files = dict(files)
         self.graphs = {
-            kind: _Graph(make_session(bundle_dir / graph["files"][kind], config), s, self.capacity, self.mask_value, names)
+            kind: _Graph(make_session(bundle_dir / files[kind], config), s, self.capacity, self.mask_value, names)
             for kind, s in (("prefill", self.chunk), ("decode", 1))
         }
         # Called with (graph kind, feeds) before every run: calibration records the host inputs.

@@ -1,0 +1,77 @@
+"""The static QDQ graphs on the QNN HTP backend (simulated on x86_64), CPU fallback disabled.
+
+Skipped when onnxruntime-qnn is not installed; CI installs it, so these must pass there. Kept fast:
+the 2-layer fake() model and a handful of tokens.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime_qnn")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from edge_sdk.exporters.architectures import get_module  # noqa: E402
+from edge_sdk.exporters.context_binary import compile_bundle_graphs  # noqa: E402
+from edge_sdk.exporters.graph.static import export_static  # noqa: E402
+from edge_sdk.runtime.providers import SessionConfig  # noqa: E402
+from edge_sdk.runtime.static_engine import StaticEngine  # noqa: E402
+
+pytestmark = pytest.mark.npu
+CHUNK, CONTEXT = 8, 48
+HTP = SessionConfig(providers=["QNNExecutionProvider"], npu_only=True)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    args = get_module("llama").fake()
+    cfg = args.to_dict()
+    cfg.pop("model_type"), cfg.pop("rope_scaling")
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg)).eval()
+    rng = np.random.RandomState(1)
+    calibration = [rng.randint(0, args.vocab_size, n).tolist() for n in (20, 11, 30)]
+    d = tmp_path_factory.mktemp("htp")
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    return export_static(args, weights, d, CHUNK, CONTEXT, "w8a16-qdq", calibration), d
+
+
+def logits_and_tokens(engine: StaticEngine, prompt, n=4):
+    engine.reset()
+    logits = [engine.forward(prompt)]
+    tokens = []
+    for _ in range(n):
+        tokens.append(int(logits[-1].argmax()))
+        logits.append(engine.forward([tokens[-1]]))
+    return np.stack(logits), tokens
+
+
+def test_full_offload_matches_cpu_qdq(bundle):
+    fragment, d = bundle
+    htp = StaticEngine(fragment, d, HTP)  # raises if any node would fall back to the CPU
+    cpu = StaticEngine(fragment, d)
+    for prompt in ([3, 14, 15], list(range(10, 21))):  # shorter and longer than the window
+        a, ta = logits_and_tokens(htp, prompt)
+        b, tb = logits_and_tokens(cpu, prompt)
+        cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+        assert cos.min() > 0.999, cos
+        assert ta == tb
+
+
+def test_context_binaries_load_and_run(bundle):
+    fragment, d = bundle
+    fragment = {**fragment, "graph": dict(fragment["graph"])}
+    section = compile_bundle_graphs(d, fragment, htp_arch="v75")
+    assert all((d / f).exists() for f in section["files"].values())
+    htp = StaticEngine(fragment, d, HTP)
+    assert htp.files == section["files"]
+    # The same graphs compiled at load time for the same HTP version give the same numbers.
+    same_arch = SessionConfig(providers=["QNNExecutionProvider"], npu_only=True,
+                              provider_options={"QNNExecutionProvider": {"htp_arch": "v75"}})
+    plain = {**fragment, "graph": {k: v for k, v in fragment["graph"].items() if k != "context_binaries"}}
+    qdq = StaticEngine(plain, d, same_arch)
+    a, ta = logits_and_tokens(htp, [7, 8, 9], n=2)
+    b, tb = logits_and_tokens(qdq, [7, 8, 9], n=2)
+    np.testing.assert_allclose(a, b, atol=1e-3)
+    assert ta == tb
