@@ -123,12 +123,15 @@ FLAVOURS["static"] = StaticOps
 
 def emit_static(args: DecoderArgs, weights: Mapping[str, np.ndarray], seq_len: int, max_context: int):
     """The static graph for one sequence length (the chunk for prefill, 1 for decode), fp32 weights."""
-    # emit_decoder builds a flavour as FLAVOURS[name](args, weights, max_context); the sequence
-    # length is the static flavour's extra dimension, so each length is its own registered variant.
+    # emit_decoder builds a flavour as FLAVOURS[name](args, weights, max_context) and has no slot for
+    # the static flavour's extra dimension, so the length is bound in a variant registered only for
+    # this call (remove this once emit_decoder forwards flavour options).
     key = f"static@{seq_len}"
-    if key not in FLAVOURS:
-        FLAVOURS[key] = lambda a, w, c: StaticOps(a, w, c, seq_len=seq_len)
-    model = emit_decoder(args, weights, key, max_context)
+    FLAVOURS[key] = lambda a, w, c: StaticOps(a, w, c, seq_len=seq_len)
+    try:
+        model = emit_decoder(args, weights, key, max_context)
+    finally:
+        del FLAVOURS[key]
     for prop in model.metadata_props:
         if prop.key == "edge_sdk.flavour":
             prop.value = "static"
