@@ -24,7 +24,7 @@ def stats_dict(stats):
     return {k: getattr(stats, k, None) for k in keys}
 
 
-def run_turn(ui, text, *, stop_after_chars=None, timeout=120.0):
+def run_turn(ui, text, *, stop_after_chars=None, shot=None, timeout=120.0):
     """Send ``text``; return what the user saw while the reply streamed."""
     app = ui.app
     ids = ui.ids()
@@ -54,6 +54,8 @@ def run_turn(ui, text, *, stop_after_chars=None, timeout=120.0):
             updates += 1
             last_seen = reply()
         statuses.add(app.status_text)
+        if shot and "screenshot" not in out and len(reply()) >= shot[1]:
+            out["screenshot"] = ui.screenshot(shot[0])  # mid-stream: Stop button and live status
         if stop_after_chars is not None and stop_pressed_at is None and len(reply()) >= stop_after_chars:
             out["button_pressed"] = ids.send_button.text
             out["chars_at_stop"] = len(reply())
@@ -99,12 +101,13 @@ def main():
     res["turn2"] = run_turn(ui, os.environ.get("UI_PROMPT2", "Write a long story about a robot who learns to paint."),
                             stop_after_chars=int(os.environ.get("UI_STOP_AFTER_CHARS", "40")))
     app.max_new_tokens = max_new
-    res["turn3"] = run_turn(ui, os.environ.get("UI_PROMPT3", "Thanks! And the capital of Germany?"))
-    res["bubbles"] = ui.bubbles()
-
     shot = os.environ.get("UI_SCREENSHOT")
+    at_chars = int(os.environ.get("UI_SCREENSHOT_AT_CHARS", "0"))
+    res["turn3"] = run_turn(ui, os.environ.get("UI_PROMPT3", "Thanks! And the capital of Germany?"),
+                            shot=(shot, at_chars) if shot and at_chars else None)
+    res["bubbles"] = ui.bubbles()
     if shot:
-        res["screenshot"] = ui.screenshot(shot)
+        res["screenshot"] = res["turn3"].get("screenshot") or ui.screenshot(shot)
 
     # Overflow the context in one message: the app must explain it and offer a new chat.
     flood = "tell me more " * (app.model.max_context // 2)
