@@ -75,9 +75,10 @@ def log(msg: str) -> None:
 
 def venv_python(venvs: Path, name: str) -> Path:
     py = venvs / RUNTIMES[name][0] / "bin" / "python"
-    if not py.exists():
+    # setup_anchors.sh writes .pins only once the venv is complete: a half-built one counts as missing.
+    if not py.exists() or not (venvs / RUNTIMES[name][0] / ".pins").is_file():
         raise SystemExit(
-            f"error: the {RUNTIMES[name][2]} venv is missing ({py}).\n"
+            f"error: the {RUNTIMES[name][2]} venv is missing or incomplete ({py.parent.parent}).\n"
             f"Create it with:  bash {os.path.relpath(HERE / 'setup_anchors.sh')} {RUNTIMES[name][0]}"
             + (f"   (or BENCH_VENVS={venvs} ...)" if venvs != DEFAULT_VENVS else "")
         )
@@ -302,7 +303,9 @@ def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build:
     L.append(f"Same prompt ids for all: {len(spec['ids'])} tokens (chat template, GGUF tokenizer via transformers), "
              f"{spec['new_tokens']} new tokens greedy with EOS ignored; {args.threads} intra-op threads; each run a "
              f"fresh process (load, {args.warmup} warm-up generation, 1 timed generation); {args.rounds} rounds, "
-             "runtimes interleaved with the order rotating; medians (min–max for speeds).")
+             "runtimes interleaved with the order rotating; medians (min–max for speeds). "
+             f"1-minute load average {args.loadavg_before:.1f} before, {args.loadavg_after:.1f} after "
+             "(the runners themselves add about the thread count).")
     L.append("")
     L.append(f"| runtime | model | decode tok/s | prefill tok/s | TTFT ms | load s | peak RSS MB | size MB | decode vs {label[ref]} | prefill vs {label[ref]} |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -446,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
             sizes[k] = dir_size(path)
 
     results: dict[str, list[dict]] = {k: [] for k in runtimes}
+    args.loadavg_before = os.getloadavg()[0]
+    if args.loadavg_before > (os.cpu_count() or 1) * 0.5:
+        log(f"warning: load average {args.loadavg_before:.1f} on {os.cpu_count()} cores: other work is running, "
+            "absolute figures will be low (the interleaving keeps the ratios fair)")
     failed: dict[str, str] = {}
     for rnd in range(args.rounds):
         order = runtimes[rnd % len(runtimes):] + runtimes[: rnd % len(runtimes)]
@@ -465,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"RSS {res['peak_rss_mb']:.0f} MB")
     for k, err in failed.items():
         skipped.append(f"{RUNTIMES[k][2]} failed: " + err.strip().splitlines()[-1][:300])
+    args.loadavg_after = os.getloadavg()[0]
     summary = {k: summarize(v) for k, v in results.items() if v}
     if not summary:
         raise SystemExit("error: every runner failed")

@@ -53,7 +53,13 @@ def main() -> None:
         del gen
         return out, t1 - t0, t2 - t1
 
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {"onnxruntime-genai": og.__version__}
+    try:
+        versions["onnxruntime"] = version("onnxruntime")  # the library ort-genai loads
+    except PackageNotFoundError:
+        pass
     _common.run("onnxruntime-genai", args, load, generate, versions)
 
 
