@@ -29,7 +29,10 @@ DEFAULT_PROFILE = "x86-64-laptop"
 
 # "fused": onnxruntime contrib ops, fastest on CPU. "static": standard ops, fixed shapes, for NPUs.
 FLAVOURS = ("fused", "static")
-RECIPES = ("fp32", "fp16", "int8", "int4-b32", "int4-b64", "int4-b128", "w8a16-qdq", "w4a16-qdq")
+# One source of truth for recipe names: the registry the exporter uses (a stdlib-only module).
+from edge_sdk.exporters.recipes import RECIPES as _RECIPE_TABLE  # noqa: E402
+
+RECIPES = tuple(_RECIPE_TABLE)
 # onnxruntime's own names, so a profile's list can be passed to InferenceSession as is.
 EXECUTION_PROVIDERS = (
     "QNNExecutionProvider", "CoreMLExecutionProvider", "XnnpackExecutionProvider",

@@ -111,9 +111,10 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
         else:
             from .graph.decoder import emit_decoder
             from .quantize import apply_recipe
+            from .recipes import emitter_options
 
-            model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress)
-            if rec.name != "fp32":
+            model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress, **emitter_options(rec))
+            if rec.method == "ort-nbits":
                 progress.stage(f"quantizing: {rec.description}")
                 model = apply_recipe(model, rec)
             files = save_onnx(model, tmp, "model.onnx")
@@ -142,7 +143,7 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
             "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0},
             "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,
                              "block_size": rec.block_size, "symmetric": rec.symmetric,
-                             "accuracy_level": rec.accuracy_level, "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head},
+                             "accuracy_level": rec.accuracy_level, "method": rec.method, "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head},
             "device": {"profile": profile.name, "execution_providers": list(profile.execution_providers),
                        "threads": profile.threads, "npu_only": profile.npu_only, "memory_fit": fit},
             "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": tok_notes},

@@ -15,8 +15,8 @@ from .recipes import Recipe
 
 
 def apply_recipe(model: onnx.ModelProto, recipe: Recipe) -> onnx.ModelProto:
-    if recipe.name == "fp32":
-        return model
+    if recipe.method != "ort-nbits":
+        return model  # fp32, or weights the emitter already wrote in the recipe's format
     if recipe.bits in (4, 8):
         from onnxruntime.quantization.matmul_nbits_quantizer import (
             DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer)

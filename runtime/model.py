@@ -140,10 +140,12 @@ class ChatSession:
 
     def reset(self) -> None:
         self.messages = [{"role": "system", "content": self.system}] if self.system else []
+        self._tokens_used = 0
 
     @property
     def tokens_used(self) -> int:
-        return len(self.model.decoder.tokens)
+        """Tokens this conversation occupies in the context (0 for a new chat)."""
+        return self._tokens_used
 
     def stream(self, user_text: str, **kw) -> Iterator[str]:
         """Yield the assistant's reply to `user_text`; the reply (even a stopped one) joins the history."""
@@ -169,6 +171,7 @@ class ChatSession:
         finally:
             pieces.close()
             self.messages.append({"role": "assistant", "content": "".join(reply)})
+            self._tokens_used = len(self.model.decoder.tokens)
 
     def send(self, user_text: str, **kw) -> str:
         return "".join(self.stream(user_text, **kw))

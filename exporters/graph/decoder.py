@@ -6,8 +6,9 @@ The layer loop is written once (`emit_decoder`); *how* each block is expressed i
   can be a preallocated buffer shared between `past_*` and `present_*` (see runtime/kv_cache.py).
 - `static` (exporters/graph/static.py): standard ONNX ops and fixed shapes for NPUs.
 
-Quantization recipes are applied afterwards to the emitted graph (exporters/quantize.py), so
-emitters only ever write fp32 MatMuls.
+Weight formats are not the emitter's business either: every matrix goes through `ops.linear`, whose
+implementation the recipe picks (exporters/graph/linear.py); recipes built on onnxruntime's own
+quantizer rewrite the fp32 graph afterwards (exporters/quantize.py).
 """
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ import onnx
 
 from edge_sdk.exporters.architectures import DecoderArgs
 
+from onnx import TensorProto
+
 from .builder import MS_DOMAIN, GraphBuilder
 from .io import kv_names
+from .linear import Linear
+from .linear import fp32 as linear_fp32
 
 
 def rope_cache(args: DecoderArgs, max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,18 +40,26 @@ class DecoderOps:
 
     flavour = ""
 
-    def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int):
+    def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int,
+                 linear: Linear = linear_fp32, embed_dtype=np.float32):
         self.args = args
         self.w = weights
         self.max_context = max_context
         self.b = GraphBuilder()
+        self._linear = linear  # how weights are stored: chosen by the recipe
+        self.embed_dtype = np.dtype(embed_dtype)
 
     # -- weights ----------------------------------------------------------------------------------
     def tensor(self, logical: str, layer: int | None = None) -> np.ndarray:
         return np.asarray(self.w[self.args.weight_name(logical, layer)], dtype=np.float32)
 
+    def linear(self, x: str, name: str, *logicals: str, layer: int | None = None) -> str:
+        """x @ W^T for HF Linear weights [out, in]; several weights are packed along `out` (one kernel)."""
+        w = np.concatenate([self.tensor(lg, layer) for lg in logicals], axis=0)
+        return self._linear(self.b, x, w, name)
+
+    # Plain fp32 MatMul helpers (the static flavour quantizes to QDQ afterwards, so it writes fp32).
     def linear_weight(self, name: str, *logicals: str, layer: int | None = None) -> str:
-        """HF Linear weights are [out, in]; MatMul wants [in, out]. Several are packed along `out`."""
         mats = [self.tensor(lg, layer) for lg in logicals]
         return self.b.weight(name, np.concatenate(mats, axis=0).T)
 
@@ -55,21 +68,21 @@ class DecoderOps:
 
     # -- blocks -----------------------------------------------------------------------------------
     def embed(self, input_ids: str) -> str:
-        table = self.b.weight("model.embed_tokens.weight", self.tensor("embed"))
-        return self.b.op("Gather", [table, input_ids])  # [B, S, H]
+        table = self.b.weight("model.embed_tokens.weight", self.tensor("embed").astype(self.embed_dtype))
+        rows = self.b.op("Gather", [table, input_ids])  # [B, S, H]
+        # fp16 table (quantized recipes): half the memory; only the looked-up rows are widened.
+        return rows if self.embed_dtype == np.float32 else self.b.op("Cast", [rows], to=TensorProto.FLOAT)
 
     def mlp(self, x: str, i: int) -> str:
         a = self.args
-        gate_up = self.matmul(x, self.linear_weight(f"model.layers.{i}.mlp.gate_up_proj.MatMul.weight", "gate", "up", layer=i))
+        gate_up = self.linear(x, f"model.layers.{i}.mlp.gate_up_proj", "gate", "up", layer=i)
         gate, up = self.b.op("Split", [gate_up, self.b.const([a.intermediate_size, a.intermediate_size])], n_out=2, axis=-1)
         act = self.b.op("Mul", [gate, self.b.op("Sigmoid", [gate])])  # SiLU
-        w_down = self.linear_weight(f"model.layers.{i}.mlp.down_proj.MatMul.weight", "down", layer=i)
-        return self.matmul(self.b.op("Mul", [act, up]), w_down)
+        return self.linear(self.b.op("Mul", [act, up]), f"model.layers.{i}.mlp.down_proj", "down", layer=i)
 
     def lm_head(self, x: str) -> str:
-        name = "lm_head.MatMul.weight"
-        w = self.tensor("embed") if self.args.tie_word_embeddings else self.tensor("lm_head")
-        return self.b.op("MatMul", [x, self.b.weight(name, w.T)], outputs=["logits"])
+        logits = self.linear(x, "lm_head", "embed" if self.args.tie_word_embeddings else "lm_head")
+        return self.b.op("Identity", [logits], outputs=["logits"])
 
     # -- flavour hooks ----------------------------------------------------------------------------
     def declare_io(self) -> str:  # returns the input_ids name
@@ -122,7 +135,7 @@ class FusedOps(DecoderOps):
 
     def attention(self, x, i):
         a, b = self.args, self.b
-        qkv = self.matmul(x, self.linear_weight(f"model.layers.{i}.attn.qkv_proj.MatMul.weight", "q", "k", "v", layer=i))
+        qkv = self.linear(x, f"model.layers.{i}.attn.qkv_proj", "q", "k", "v", layer=i)
         if a.attention_bias:
             bias = np.concatenate([self.tensor(n, i) for n in ("q_bias", "k_bias", "v_bias")])
             qkv = b.op("Add", [qkv, b.weight(f"model.layers.{i}.attn.qkv_proj.bias", bias)])
@@ -134,18 +147,20 @@ class FusedOps(DecoderOps):
             domain=MS_DOMAIN, num_heads=a.num_attention_heads, kv_num_heads=a.num_key_value_heads,
             do_rotary=1, rotary_interleaved=0, scale=float(a.head_dim ** -0.5),
         )
-        return self.matmul(attn, self.linear_weight(f"model.layers.{i}.attn.o_proj.MatMul.weight", "o", layer=i))
+        return self.linear(attn, f"model.layers.{i}.attn.o_proj", "o", layer=i)
 
 
 FLAVOURS: dict[str, Callable[..., DecoderOps]] = {"fused": FusedOps}
 
 
 def emit_decoder(args: DecoderArgs, weights: Mapping[str, np.ndarray], flavour: str = "fused",
-                 max_context: int | None = None, progress=None) -> onnx.ModelProto:
-    """Build the whole decoder graph for `flavour` (fp32 weights)."""
+                 max_context: int | None = None, progress=None, linear: Linear = linear_fp32,
+                 embed_dtype=np.float32) -> onnx.ModelProto:
+    """Build the whole decoder graph for `flavour`; `linear` writes the weight matrices (fp32 MatMul by default)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; known: {', '.join(FLAVOURS)}")
-    ops = FLAVOURS[flavour](args, weights, max_context or args.max_position_embeddings)
+    ops = FLAVOURS[flavour](args, weights, max_context or args.max_position_embeddings, linear=linear,
+                            embed_dtype=embed_dtype)
     b = ops.b
     h = ops.embed(ops.declare_io())
     residual = None

@@ -1,0 +1,93 @@
+"""How a linear layer y = x @ W^T is written into the graph: one function per weight format.
+
+Each takes the HF weight `w` as [out, in] float32 and returns the output name. Emitters call
+`ops.linear(...)`; the recipe picks the function, so flavours never branch on recipes.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .builder import MS_DOMAIN, GraphBuilder
+
+Linear = Callable[[GraphBuilder, str, np.ndarray, str], str]
+
+
+def fp32(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
+    return b.op("MatMul", [x, b.weight(f"{name}.weight", np.ascontiguousarray(w.T))])
+
+
+def quantize_offset_int4(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blockwise w ≈ d * q + m with q in 0..15 per block of `block` inputs (the GGUF Q4_1 layout).
+
+    Returns packed q [out, in/block, block/2] (low nibble first), d and m [out, in/block]. A weight
+    that is already Q4_1 (a GGUF source dequantized by transformers) comes back exactly: Q4_1 maps a
+    block's minimum to q=0 and its maximum to q=15, so min/max recover m and d.
+    """
+    out_f, in_f = w.shape
+    wb = w.reshape(out_f, in_f // block, block)
+    m = wb.min(-1)
+    d = (wb.max(-1) - m) / 15.0
+    d = np.where(d > 0, d, 1.0).astype(np.float32)  # a constant block: q = 0 everywhere, any scale works
+    q = np.clip(np.rint((wb - m[..., None]) / d[..., None]), 0, 15).astype(np.uint8)
+    packed = (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
+    return packed, d, m.astype(np.float32)
+
+
+def make_int4_offset(block: int = 32, accuracy_level: int = 4) -> Linear:
+    """int4 weights with a float per-block offset, using only onnxruntime's fast kernels.
+
+    MatMulNBits computes x @ (d*q)^T with zero point 0 (its int8 fast path; a float zero point would
+    fall back to a ~25x slower kernel); the offset adds sum_b m_b * (sum of x over block b), i.e. the
+    block sums of x [.., in/block] times m^T [in/block, out] - a matmul 1/block the size.
+    """
+
+    def linear(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
+        out_f, in_f = w.shape
+        if in_f % block:
+            return fp32(b, x, w, name)
+        packed, d, m = quantize_offset_int4(w, block)
+        n_blocks = in_f // block
+        zero_points = np.zeros(out_f * ((n_blocks + 1) // 2), np.uint8)  # two 4-bit zero points per byte
+        main = b.op("MatMulNBits", [x, b.weight(f"{name}.qweight", packed), b.weight(f"{name}.scales", d.reshape(-1)),
+                                    b.weight(f"{name}.zero_points", zero_points)],
+                    domain=MS_DOMAIN, K=in_f, N=out_f, bits=4, block_size=block, accuracy_level=accuracy_level)
+        sums = b.op("ReduceSum", [b.op("Reshape", [x, b.const([0, 0, n_blocks, block])]), b.const([-1])], keepdims=0)
+        offset = b.op("MatMul", [sums, b.weight(f"{name}.offsets", np.ascontiguousarray(m.T))])
+        return b.op("Add", [main, offset])
+
+    return linear
+
+
+def make_int8_sym(block: int = 32, accuracy_level: int = 4) -> Linear:
+    """int8 symmetric blocks (the GGUF Q8_0 layout): w = d * q, d = absmax / 127 per block.
+
+    MatMulNBits with 8 bits and no zero-point input uses 128 as the zero point, so q is stored + 128.
+    A Q8_0 weight (SmolLM2's tied embedding/lm_head) comes back exactly.
+    """
+
+    def linear(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
+        out_f, in_f = w.shape
+        if in_f % block:
+            return fp32(b, x, w, name)
+        wb = w.reshape(out_f, in_f // block, block)
+        d = np.abs(wb).max(-1) / 127.0
+        d = np.where(d > 0, d, 1.0).astype(np.float32)
+        q = (np.clip(np.rint(wb / d[..., None]), -127, 127) + 128).astype(np.uint8)
+        return b.op("MatMulNBits", [x, b.weight(f"{name}.qweight", q), b.weight(f"{name}.scales", d.reshape(-1))],
+                    domain=MS_DOMAIN, K=in_f, N=out_f, bits=8, block_size=block, accuracy_level=accuracy_level)
+
+    return linear
+
+
+def by_name(default: Linear, **overrides: Linear) -> Linear:
+    """Route some linears (by name prefix, e.g. lm_head=...) to another format."""
+
+    def linear(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
+        for prefix, fn in overrides.items():
+            if name.startswith(prefix):
+                return fn(b, x, w, name)
+        return default(b, x, w, name)
+
+    return linear
