@@ -42,8 +42,8 @@ class SpeculativeStats(GenerationStats):
 
     @property
     def tokens_per_forward(self) -> float:
-        # The first token comes from the prefill logits, like decode_tok_s counts it.
-        return (self.new_tokens - 1) / self.forwards if self.forwards else 0.0
+        # Each decode pass decides its accepted drafts plus one token of its own.
+        return (self.accepted + self.forwards) / self.forwards if self.forwards else 0.0
 
     def speculative_summary(self) -> dict:
         return {"proposed": self.proposed, "accepted": self.accepted, "acceptance": round(self.acceptance, 4),
