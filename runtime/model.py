@@ -98,17 +98,32 @@ class Model:
             raise ValueError(f"max_new_tokens must be an int >= 0, got {s['max_new_tokens']!r}")
         return s
 
-    def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, **kw) -> Iterator[str]:
-        """Text pieces generated after `prompt_ids` (the layer chat sessions and the CLI share)."""
+    def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, *,
+                   speculative: bool = False, **kw) -> Iterator[str]:
+        """Text pieces generated after `prompt_ids` (the layer chat sessions and the CLI share).
+
+        speculative: prompt-lookup decoding (drafts copied from the context, verified in one pass);
+        greedy only, and the output is token-identical to plain greedy decoding.
+        """
         s = self._settings(kw)
-        stats = stats if stats is not None else GenerationStats()
-        self.last_stats = stats
-        sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
-        processor = sampling.make_logits_processor(s["repetition_penalty"])
         stops = s["stop"]
         stop = StopStrings([stops] if isinstance(stops, str) else list(stops)) if stops else None
-        tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
-                                 processor=processor, eos_ids=self.eos_token_ids, stats=stats)
+        if speculative:
+            from .speculative import SpeculativeStats, generate_tokens_speculative
+
+            if s["temperature"] != 0 or s["repetition_penalty"] != 1.0:
+                raise ValueError("speculative=True needs greedy decoding: temperature=0 and repetition_penalty=1.0")
+            stats = stats if stats is not None else SpeculativeStats()
+            self.last_stats = stats
+            tokens = generate_tokens_speculative(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"],
+                                                 eos_ids=self.eos_token_ids, stats=stats)
+        else:
+            stats = stats if stats is not None else GenerationStats()
+            self.last_stats = stats
+            sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
+            processor = sampling.make_logits_processor(s["repetition_penalty"])
+            tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
+                                     processor=processor, eos_ids=self.eos_token_ids, stats=stats)
         return stream_text(tokens, StreamingDetokenizer(self.tokenizer, skip_special_tokens=True), stop, stats)
 
     def stream(self, prompt: str | Messages, *, raw: bool = False, **kw) -> Iterator[str]:

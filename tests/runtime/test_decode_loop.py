@@ -143,3 +143,13 @@ def test_repetition_penalty_changes_greedy_output_deterministically(model):
     a = model.generate("the the the", max_new_tokens=20, repetition_penalty=1.5)
     b = model.generate("the the the", max_new_tokens=20, repetition_penalty=1.5)
     assert a == b
+
+
+def test_speculative_option_gives_the_greedy_text(model):
+    prompt = "the quick brown fox the quick brown fox the quick brown fox"
+    plain = model.generate(prompt, max_new_tokens=30)
+    fast = model.generate(prompt, max_new_tokens=30, speculative=True)
+    assert fast == plain
+    assert model.last_stats.proposed >= model.last_stats.accepted >= 0
+    with pytest.raises(ValueError, match="greedy"):
+        model.generate(prompt, max_new_tokens=5, speculative=True, temperature=0.7)
