@@ -44,7 +44,7 @@ class QDQRecipe:
 QDQ_RECIPES = {
     r.name: r for r in (
         QDQRecipe("w8a16-qdq", weight_type="QUInt8"),
-        QDQRecipe("w4a16-qdq", weight_type="QInt4", wide_tensors=("lm_head.MatMul.weight",)),
+        QDQRecipe("w4a16-qdq", weight_type="QInt4", wide_tensors=("lm_head.weight",)),
     )
 }
 

@@ -38,8 +38,10 @@ class StaticOps(DecoderOps):
 
     flavour = "static"
 
-    def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int, seq_len: int = 1):
-        super().__init__(args, weights, max_context)
+    def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int, seq_len: int = 1,
+                 **options):
+        # `options` (linear=, embed_dtype=) go to DecoderOps; QDQ recipes want the fp32 defaults.
+        super().__init__(args, weights, max_context, **options)
         self.seq_len = seq_len
 
     def declare_io(self) -> str:
@@ -127,7 +129,7 @@ def emit_static(args: DecoderArgs, weights: Mapping[str, np.ndarray], seq_len: i
     # the static flavour's extra dimension, so the length is bound in a variant registered only for
     # this call (remove this once emit_decoder forwards flavour options).
     key = f"static@{seq_len}"
-    FLAVOURS[key] = lambda a, w, c: StaticOps(a, w, c, seq_len=seq_len)
+    FLAVOURS[key] = lambda a, w, c, **options: StaticOps(a, w, c, seq_len=seq_len, **options)
     try:
         model = emit_decoder(args, weights, key, max_context)
     finally:
