@@ -187,6 +187,26 @@ def _matmulnbits_attrs(py: Path, model_dir: Path) -> dict:
         return {"error": proc.stderr[-300:]}
 
 
+def export_bundle(model: str, out: Path, extra: str, work: Path) -> str:
+    """`edge-sdk export MODEL -o OUT --force` with the running interpreter (the main venv)."""
+    cmd = [sys.executable, "-m", "edge_sdk", "export", model, "-o", str(out), "--force", "--quiet", *shlex.split(extra)]
+    log("exporting the edge-sdk bundle: " + shlex.join(cmd))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    (work / "edgesdk-export.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: edge-sdk export failed (log: {work / 'edgesdk-export.log'}):\n{proc.stderr[-2000:]}")
+    log(f"exported in {time.perf_counter() - t0:.0f} s")
+    return shlex.join(["edge-sdk", *cmd[3:]])
+
+
+def read_manifest(bundle: Path) -> dict:
+    try:
+        return json.loads((bundle / "edge_manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 # ------------------------------------------------------------------------------------------- running
 
 
@@ -288,10 +308,14 @@ def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build:
     ref = "edgesdk" if "edgesdk" in summary else order[0]
     R = summary[ref]
     label = {k: RUNTIMES[k][2] for k in RUNTIMES}
+    man = getattr(args, "manifest", {}) or {}
+    q = man.get("quantization", {})
+    n_total = len(spec["ids"]) + spec["new_tokens"]
+    llama_ctx = (summary.get("llamacpp", {}).get("versions", {}).get("settings", {}).get("context") or {}).get("n_ctx", "?")
     model_desc = {
-        "edgesdk": f"bundle `{Path(args.bundle).name if args.bundle else '-'}`",
-        "ortgenai": "its builder, int4 CPU",
-        "llamacpp": "the Q4_1 GGUF as shipped",
+        "edgesdk": f"bundle, recipe {q.get('recipe', '?')}, ctx {man.get('graph', {}).get('max_context', '?')}",
+        "ortgenai": f"its builder, int4 CPU, ctx {n_total}",
+        "llamacpp": f"the Q4_1 GGUF as shipped, ctx {llama_ctx}",
     }
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     L = []
@@ -322,6 +346,12 @@ def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build:
              "prompt tokens / TTFT; TTFT = prompt submitted → first generated id (includes the argmax).")
     L.append("- peak RSS = VmHWM of the runner process (includes its Python interpreter); size = all files of "
              "the model as the runtime loads it (graph + weights + config/tokenizer files; the GGUF alone for llama.cpp).")
+    if man:
+        L.append(f"- edge-sdk bundle: `{man.get('name', '?')}`: {q.get('description', '')}; KV cache preallocated "
+                 f"for its context ({man.get('kv_cache', {}).get('dtype', '?')})"
+                 + (f"; exported with `{args.export_cmd}`" if getattr(args, "export_cmd", None) else "") + ".")
+    L.append("- ctx = context capacity each runtime allocates (ort-genai: max_length = prompt + new tokens; "
+             "llama.cpp: n_ctx); it weighs on peak RSS.")
     if build:
         L.append(f"- onnxruntime-genai model: `{build['command']}` ({build.get('build_s', '?')} s from the HF "
                  f"folder); MatMulNBits attributes in the graph: {json.dumps(build.get('quant_attrs', {}).get('MatMulNBits'))}.")
@@ -374,7 +404,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--bundle", help="edge-sdk bundle folder (from `edge-sdk export`); without it edge-sdk is skipped")
+    p.add_argument("--bundle", help="edge-sdk bundle folder (from `edge-sdk export`), or `auto`: export --model with "
+                   "this checkout's exporter into WORK/edgesdk-bundle first (every run, so it measures the current "
+                   "code); without --bundle edge-sdk is skipped")
+    p.add_argument("--export-args", default="",
+                   help="extra arguments for `edge-sdk export` with --bundle auto, e.g. \"--recipe int4-b32\"")
     p.add_argument("--model", default="smollm2-135m-instruct",
                    help="model source for the anchors, as edge-sdk's exporter resolves it (default: %(default)s)")
     p.add_argument("--runtimes", default="edgesdk,ortgenai,llamacpp",
@@ -399,7 +433,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"unknown runtime(s) {bad}; choose from {list(RUNTIMES)}")
     if args.rounds < 1 or args.new_tokens < 2:
         p.error("--rounds must be >= 1 and --new-tokens >= 2")
-    if args.bundle and not Path(args.bundle).is_dir():
+    if args.bundle and args.bundle != "auto" and not Path(args.bundle).is_dir():
         p.error(f"--bundle {args.bundle} is not a folder")
     return args
 
@@ -440,7 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         build = make_ortgenai_model(pys["ortgenai"], hf_dir, out_dir, work)
         models["ortgenai"] = out_dir
     if "edgesdk" in runtimes:
-        models["edgesdk"] = Path(args.bundle).resolve()
+        if args.bundle == "auto":
+            args.export_cmd = export_bundle(args.model, work / "edgesdk-bundle", args.export_args, work)
+            models["edgesdk"] = work / "edgesdk-bundle"
+        else:
+            models["edgesdk"] = Path(args.bundle).resolve()
+        args.manifest = read_manifest(models["edgesdk"])
     sizes = {}
     for k, path in models.items():
         if k == "ortgenai":
