@@ -126,13 +126,13 @@ class Model:
                                      processor=processor, eos_ids=self.eos_token_ids, stats=stats)
         return stream_text(tokens, StreamingDetokenizer(self.tokenizer, skip_special_tokens=True), stop, stats)
 
-    def stream(self, prompt: str | Messages, *, raw: bool = False, **kw) -> Iterator[str]:
+    def stream(self, prompt: str | Messages, *, raw: bool = False, speculative: bool = False, **kw) -> Iterator[str]:
         """Yield the reply as text pieces as they are decoded.
 
         `prompt` is a user message (str) or a list of chat messages; keyword arguments are
         max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, seed, stop.
         """
-        return self.stream_ids(self.encode_prompt(prompt, raw=raw), **kw)
+        return self.stream_ids(self.encode_prompt(prompt, raw=raw), speculative=speculative, **kw)
 
     def generate(self, prompt: str | Messages, *, raw: bool = False, **kw) -> str:
         """The whole reply as one string (see `stream` for the arguments)."""

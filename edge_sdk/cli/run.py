@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system", help="system prompt")
     p.add_argument("--raw", action="store_true", help="feed the prompt as plain text, without the chat template")
     p.add_argument("--json", action="store_true", help="print one JSON object (text + figures) instead of streaming")
+    p.add_argument("--speculative", action="store_true",
+                   help="prompt-lookup speculative decoding (greedy only; same text, faster on extraction/summaries)")
     add_sampling_args(p)
     p.set_defaults(func=run)
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         request = prompt
     else:
         request = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
-    pieces = model.stream(request, raw=args.raw, **sampling_kwargs(args))
+    pieces = model.stream(request, raw=args.raw, speculative=args.speculative, **sampling_kwargs(args))
     if args.json:
         text = "".join(pieces)
         s = model.last_stats

@@ -155,12 +155,14 @@ FLAVOURS: dict[str, Callable[..., DecoderOps]] = {"fused": FusedOps}
 
 def emit_decoder(args: DecoderArgs, weights: Mapping[str, np.ndarray], flavour: str = "fused",
                  max_context: int | None = None, progress=None, linear: Linear = linear_fp32,
-                 embed_dtype=np.float32) -> onnx.ModelProto:
-    """Build the whole decoder graph for `flavour`; `linear` writes the weight matrices (fp32 MatMul by default)."""
+                 embed_dtype=np.float32, **flavour_options) -> onnx.ModelProto:
+    """Build the whole decoder graph for `flavour`; `linear` writes the weight matrices (fp32 MatMul by default).
+
+    `flavour_options` go to the flavour's constructor (the static flavour takes `seq_len`)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; known: {', '.join(FLAVOURS)}")
     ops = FLAVOURS[flavour](args, weights, max_context or args.max_position_embeddings, linear=linear,
-                            embed_dtype=embed_dtype)
+                            embed_dtype=embed_dtype, **flavour_options)  # e.g. seq_len for the static flavour
     b = ops.b
     h = ops.embed(ops.declare_io())
     residual = None
