@@ -104,10 +104,10 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
     with staging(output, force) as tmp:
         progress.stage(f"emitting the {profile.flavour} graph")
         if profile.flavour == "static":
-            from .graph.static import export_static
+            from .npu_export import export_static_bundle
 
-            graph_section = export_static(args, weights, tmp, profile=profile, recipe=rec, max_context=ctx,
-                                          hf_model=hf_model, hf_tok=hf_tok, progress=progress)
+            graph_section = export_static_bundle(args, weights, tmp, profile=profile, recipe=rec, max_context=ctx,
+                                                 hf_tok=hf_tok, progress=progress)
         else:
             from .graph.decoder import emit_decoder
             from .quantize import apply_recipe
@@ -127,6 +127,7 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
                              "head_dim": args.head_dim,
                              "past": KV_TEMPLATES["past"], "present": KV_TEMPLATES["present"]},
             }
+        quant_details = graph_section.pop("quantization_details", {})  # static flavour: calibration etc.
         (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
         chat = {}
         if hf_tok.chat_template:
@@ -143,7 +144,9 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
             "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0},
             "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,
                              "block_size": rec.block_size, "symmetric": rec.symmetric,
-                             "accuracy_level": rec.accuracy_level, "method": rec.method, "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head},
+                             "accuracy_level": rec.accuracy_level, "method": rec.method,
+                             "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head,
+                             **quant_details},
             "device": {"profile": profile.name, "execution_providers": list(profile.execution_providers),
                        "threads": profile.threads, "npu_only": profile.npu_only, "memory_fit": fit},
             "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": tok_notes},

@@ -25,13 +25,16 @@ class Recipe:
     # Validation bounds: fp32 must match transformers almost exactly; quantized recipes are held
     # to greedy agreement and a perplexity bound instead (see exporters/validate.py).
     logits_atol: float | None = None
+    # Perplexity on the built-in eval text may exceed transformers fp32 by at most this fraction.
+    max_ppl_increase: float = 0.05
     bytes_per_weight: float = 4.0  # for the memory-fit estimate
 
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe("fp32", "float32 weights - the reference; largest and slowest", ("fused", "static"), logits_atol=1e-3),
+        Recipe("fp32", "float32 weights - the reference; largest and slowest", ("fused", "static"), logits_atol=1e-3,
+               max_ppl_increase=0.001),
         # The CPU default. A block's weights as d * q + m (q in 0..15) is the GGUF Q4_1 layout, so a
         # Q4_1 GGUF is reproduced exactly instead of being re-quantized onto a second 4-bit grid
         # (which cost SmolLM2-135M +33 % perplexity); measured in docs/benchmarks.md.

@@ -3,7 +3,8 @@
 - tokenizer parity: the device tokenizer (pure Python) versus Hugging Face `tokenizers` on the exported
   tokenizer.json, over a varied text set; plus the chat prompts versus transformers' apply_chat_template;
 - logits versus transformers on several prompts (max abs difference, top-1 agreement);
-- greedy tokens versus transformers `generate` on chat prompts.
+- greedy tokens versus transformers `generate` on chat prompts;
+- perplexity on the built-in eval text versus transformers fp32 (the quality bound of the recipe).
 A check that fails raises ValidationFailedError naming the check and the figure; the figures go
 into the manifest either way.
 """
@@ -155,6 +156,28 @@ def _greedy(model, hf_model, prompts: list[list[int]], recipe: Recipe, n_tokens:
     return Check("greedy_tokens", ok, figures, msg)
 
 
+def _quality(model, hf_model, recipe: Recipe, max_tokens: int = 512) -> Check:
+    """Perplexity of the bundle vs transformers fp32 on the same window of the built-in eval text."""
+    import torch
+
+    from edge_sdk.runtime.eval_text import EVAL_TEXT
+    from edge_sdk.runtime.evaluate import perplexity
+
+    ids = model.encode_prompt(EVAL_TEXT, raw=True)[: min(max_tokens, model.max_context)]
+    ours = perplexity(model, ids=ids, window=len(ids), stride=len(ids))
+    with torch.no_grad():
+        logits = hf_model(torch.tensor([ids])).logits[0, :-1].double()
+    nll = torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:]), reduction="mean").item()
+    ref_ppl = float(np.exp(nll))
+    delta = ours["ppl"] / ref_ppl - 1.0
+    figures = {"tokens": ours["tokens"], "ppl": round(ours["ppl"], 4), "reference_ppl": round(ref_ppl, 4),
+               "ppl_increase": round(delta, 4), "bound": recipe.max_ppl_increase}
+    ok = delta <= recipe.max_ppl_increase
+    msg = "" if ok else (f"perplexity {ours['ppl']:.3f} is {delta:+.1%} vs fp32 transformers {ref_ppl:.3f} "
+                         f"(bound +{recipe.max_ppl_increase:.0%}); try --recipe int4-b32 or int8")
+    return Check("perplexity", ok, figures, msg)
+
+
 def validate_bundle(bundle_dir: Path, hf_model, hf_tok, recipe: Recipe, progress, n_tokens: int = 32) -> dict[str, Any]:
     """Run every check; return the manifest's `validation` section or raise ValidationFailedError."""
     import torch
@@ -174,6 +197,9 @@ def validate_bundle(bundle_dir: Path, hf_model, hf_tok, recipe: Recipe, progress
     checks.append(_greedy(model, hf_model, chat_ids, recipe, n_tokens, model.eos_token_ids))
     f = checks[-1].figures
     progress.note(f"greedy: {f['identical']}/{f['prompts']} prompts identical over {n_tokens} tokens (prefixes {f['matching_prefix']})")
+    checks.append(_quality(model, hf_model, recipe))
+    f = checks[-1].figures
+    progress.note(f"perplexity: {f['ppl']:.3f} vs fp32 transformers {f['reference_ppl']:.3f} ({f['ppl_increase']:+.2%}) on {f['tokens']} tokens")
     section = {
         "passed": all(c.passed for c in checks),
         "reference": f"transformers {transformers.__version__} / torch {torch.__version__}",

@@ -79,6 +79,8 @@ def test_chat_turn_two_equals_the_conversation_from_scratch(smollm2_fp32_bundle)
 def test_default_recipe_bundle_exports_validated_and_answers(smollm2_bundle):
     m = json.loads((smollm2_bundle / "edge_manifest.json").read_text())
     assert m["validation"]["passed"] is True and m["quantization"]["recipe"] == "int4-b32"
+    quality = {c["name"]: c["figures"] for c in m["validation"]["checks"]}["perplexity"]
+    assert quality["ppl_increase"] <= 0.05  # the bound: default CPU recipe within 5 % of fp32
     model = edge_sdk.load(smollm2_bundle)
     assert "Paris" in model.generate("What is the capital of France?", max_new_tokens=32)
 

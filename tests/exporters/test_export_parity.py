@@ -66,7 +66,8 @@ def test_export_with_validation_writes_a_complete_bundle(model_type, tmp_path):
     m = read_manifest(out)  # verifies every sha256
     assert m["validation"]["passed"] is True
     checks = {c["name"]: c for c in m["validation"]["checks"]}
-    assert set(checks) == {"tokenizer_parity", "chat_template_ids", "logits", "greedy_tokens"}
+    assert set(checks) == {"tokenizer_parity", "chat_template_ids", "logits", "greedy_tokens", "perplexity"}
+    assert abs(checks["perplexity"]["figures"]["ppl_increase"]) <= 1e-3
     assert checks["logits"]["figures"]["max_abs_diff"] <= 1e-3
     assert checks["greedy_tokens"]["figures"]["identical"] == 3
     assert m["architecture"]["model_type"] == model_type
