@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import onnxruntime as ort
 
 from .kv_cache import KVCache
 from .providers import SessionConfig, make_session
@@ -26,13 +27,23 @@ class FusedEngine:
         self.session = make_session(Path(bundle_dir) / graph["files"]["decoder"], config)
         self.cache = KVCache.from_manifest(manifest)
         self.vocab_size = manifest["architecture"]["vocab_size"]
+        # Two bindings over the same cache buffers. Decode (one token) binds preallocated numpy-backed
+        # OrtValues once and updates them in place, so a step is a single run_with_iobinding call
+        # with no allocation; prefill binds per call (its shapes vary).
         self.io = self.session.io_binding()
         self.io.bind_output("logits")  # bound first so it is output 0
         self.cache.bind(self.io)
-        # Reused every step: the decode loop allocates nothing but onnxruntime's logits tensor.
         self._one = np.zeros((1, 1), np.int64)
         self._seqlens = np.zeros(1, np.int32)
         self._total = np.zeros((), np.int32)
+        self._logits1 = np.zeros((1, 1, self.vocab_size), np.float32)
+        self.io_decode = self.session.io_binding()
+        self._decode_values = [ort.OrtValue.ortvalue_from_numpy(a)
+                               for a in (self._one, self._seqlens, self._total, self._logits1)]
+        for name, value in zip(("input_ids", "seqlens_k", "total_sequence_length"), self._decode_values):
+            self.io_decode.bind_ortvalue_input(name, value)
+        self.io_decode.bind_ortvalue_output("logits", self._decode_values[3])
+        self.cache.bind(self.io_decode)
 
     @property
     def capacity(self) -> int:
@@ -47,16 +58,17 @@ class FusedEngine:
         if n == 0:
             raise ValueError("forward() needs at least one token")
         self.cache.check_room(n)
-        if n == 1:
-            self._one[0, 0] = ids[0]
-            x = self._one
-        else:
-            x = np.asarray(ids, dtype=np.int64).reshape(1, n)
         total = self.cache.offset + n
         self._seqlens[0] = total - 1
         self._total[...] = total
+        if n == 1:
+            self._one[0, 0] = ids[0]
+            self.session.run_with_iobinding(self.io_decode)
+            self.cache.append(1)
+            # A copy (~20 us): callers may keep logits across steps; the buffer is reused.
+            return self._logits1[0].copy() if all_logits else self._logits1[0, -1].copy()
         io = self.io
-        io.bind_cpu_input("input_ids", x)
+        io.bind_cpu_input("input_ids", np.asarray(ids, dtype=np.int64).reshape(1, n))
         io.bind_cpu_input("seqlens_k", self._seqlens)
         io.bind_cpu_input("total_sequence_length", self._total)
         io.bind_output("logits")
