@@ -195,7 +195,8 @@ def export_bundle(model: str, out: Path, extra: str, work: Path) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     (work / "edgesdk-export.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise SystemExit(f"error: edge-sdk export failed (log: {work / 'edgesdk-export.log'}):\n{proc.stderr[-2000:]}")
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise RuntimeError(f"edge-sdk export failed ({last[:200]}; log: {work / 'edgesdk-export.log'})")
     log(f"exported in {time.perf_counter() - t0:.0f} s")
     return shlex.join(["edge-sdk", *cmd[3:]])
 
@@ -326,7 +327,7 @@ def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build:
     L.append("")
     L.append(f"Same prompt ids for all: {len(spec['ids'])} tokens (chat template, GGUF tokenizer via transformers), "
              f"{spec['new_tokens']} new tokens greedy with EOS ignored; {args.threads} intra-op threads; each run a "
-             f"fresh process (load, {args.warmup} warm-up generation, 1 timed generation); {args.rounds} rounds, "
+             f"fresh process (load, {args.warmup} warm-up generation, 1 timed generation); {args.rounds} round{'s' if args.rounds != 1 else ''}, "
              "runtimes interleaved with the order rotating; medians (min–max for speeds). "
              f"1-minute load average {args.loadavg_before:.1f} before, {args.loadavg_after:.1f} after "
              "(the runners themselves add about the thread count).")
@@ -368,11 +369,18 @@ def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build:
                  + ", ".join(f"{a} / {b}: {n}/{spec['new_tokens']}" for (a, b), n in agree.items()) + ".")
     for s in skipped:
         L.append(f"- not measured: {s}")
+    if man and not getattr(args, "export_cmd", None):
+        L.append(f"- the edge-sdk bundle was made before this run (manifest created {man.get('created', '?')}); "
+                 f"make it with `edge-sdk export {args.model} -o BUNDLE` (add `--recipe ...` for another recipe).")
     L.append("")
     L.append("Reproduce:")
     L.append("")
     L.append("```")
-    L.append(f"bash benchmarks/setup_anchors.sh")
+    L.append("bash benchmarks/setup_anchors.sh")
+    if man and args.bundle and args.bundle != "auto":
+        recipe = q.get("recipe")
+        L.append(f".venv/bin/edge-sdk export {args.model} -o {shlex.quote(args.bundle)} --force"
+                 + (f" --recipe {recipe}" if recipe else ""))
     L.append(".venv/bin/python benchmarks/compare.py " + shlex.join(argv))
     L.append("```")
     return "\n".join(L) + "\n"
@@ -475,11 +483,17 @@ def main(argv: list[str] | None = None) -> int:
         models["ortgenai"] = out_dir
     if "edgesdk" in runtimes:
         if args.bundle == "auto":
-            args.export_cmd = export_bundle(args.model, work / "edgesdk-bundle", args.export_args, work)
-            models["edgesdk"] = work / "edgesdk-bundle"
+            try:
+                args.export_cmd = export_bundle(args.model, work / "edgesdk-bundle", args.export_args, work)
+                models["edgesdk"] = work / "edgesdk-bundle"
+            except RuntimeError as e:  # the anchors are still worth measuring
+                log(f"warning: {e}; measuring the anchors only")
+                skipped.append(f"edge-sdk: {e}")
+                runtimes.remove("edgesdk")
         else:
             models["edgesdk"] = Path(args.bundle).resolve()
-        args.manifest = read_manifest(models["edgesdk"])
+        if "edgesdk" in models:
+            args.manifest = read_manifest(models["edgesdk"])
     sizes = {}
     for k, path in models.items():
         if k == "ortgenai":
