@@ -32,7 +32,7 @@ ORT_DEFAULT_DOMAIN_CONTRIB = frozenset({"SimplifiedLayerNormalization"})
 
 # Inputs that decide an output's shape: a graph is only static if these are constants.
 _SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Split": (1,),
-                 "Pad": (1,), "ReduceMean": (1,), "ReduceSum": (1,), "Squeeze": (1,), "Unsqueeze": (1,)}
+                 "Pad": (1,), "ReduceMean": (1,), "ReduceMax": (1,), "ReduceSum": (1,), "Squeeze": (1,), "Unsqueeze": (1,)}
 
 MAX_GRAPH_BYTES = 2 * 1024 ** 3  # protobuf limit and QNN's per-graph limit
 

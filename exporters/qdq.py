@@ -106,9 +106,92 @@ def record_calibration_feeds(fp32_dir: Path, fragment: dict, sequences: Sequence
     return recorded
 
 
-def quantize_graph(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.ndarray]], recipe: str) -> None:
-    """QDQ-quantize one static graph for the QNN HTP with `recipe`, calibrated on `feeds`."""
-    from onnxruntime.quantization import QuantType, quantize
+def calibrate_ranges(model_path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """Min/max of every float tensor of the graph over `feeds`, folded run by run.
+
+    onnxruntime's calibrator keeps every intermediate of every sample until the end (its batched
+    variant drops batches in 1.32), which caps how much text calibration can see; folding the
+    ranges as we go costs one run's activations. The result also lets several quantization
+    variants of one graph share a single calibration pass.
+    """
+    import onnxruntime as ort
+
+    model_path = Path(model_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        inferred = Path(tmp) / "inferred.onnx"
+        model = onnx.load(str(model_path))
+        save_model(model, inferred)
+        del model
+        onnx.shape_inference.infer_shapes_path(str(inferred), str(inferred))
+        model = onnx.load(str(inferred))
+        floats = {vi.name for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)
+                  if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+        inits = {t.name for t in model.graph.initializer}
+        present = {o.name for o in model.graph.output}
+        names = [o for n in model.graph.node for o in n.output if o in floats and o not in inits]
+        for name in names:
+            if name not in present:
+                model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+        save_model(model, inferred)
+        del model
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        # No graph rewrites: every tensor of the graph being quantized must keep its name.
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(str(inferred), so, providers=["CPUExecutionProvider"])
+        inputs = [i.name for i in session.get_inputs() if i.name in floats]
+        lo: dict[str, float] = {}
+        hi: dict[str, float] = {}
+        for feed in feeds:
+            values = dict(zip(names, session.run(names, feed)))
+            values.update({k: feed[k] for k in inputs})
+            for k, v in values.items():
+                a, b = float(v.min()), float(v.max())
+                lo[k] = min(lo.get(k, a), a)
+                hi[k] = max(hi.get(k, b), b)
+    return {k: (lo[k], hi[k]) for k in lo}
+
+
+def save_ranges(ranges: dict[str, tuple[float, float]], path: Path) -> None:
+    """Write ranges as onnxruntime's calibration cache (quantize_static(calibration_cache_path=...))."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData, save_tensors_data
+
+    data = TensorsData(CalibrationMethod.MinMax,
+                       {k: (np.array(lo, np.float32), np.array(hi, np.float32)) for k, (lo, hi) in ranges.items()})
+    save_tensors_data(data, path)
+
+
+# Activations whose calibrated |range| exceeds this stay float (fp16 on the HTP): with one 16-bit
+# grid per tensor, a range of R has steps of 2R/65536, and the tensors that reach these magnitudes
+# in LLMs are the sink token's massive activations, while every other token is ~1.
+OUTLIER_RANGE = 1000.0
+
+
+def float_nodes(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
+                outlier_range: float | None = OUTLIER_RANGE) -> list[str]:
+    """Names of the nodes to leave unquantized: those the emitter tagged KEEP_FLOAT (the residual
+    stream) and, with `outlier_range`, any node with a float output whose |range| exceeds it."""
+    from edge_sdk.exporters.graph.static import KEEP_FLOAT
+
+    names = []
+    for node in model.graph.node:
+        if node.doc_string == KEEP_FLOAT:
+            names.append(node.name)
+        elif outlier_range is not None and any(
+                o in ranges and max(abs(ranges[o][0]), abs(ranges[o][1])) > outlier_range for o in node.output):
+            names.append(node.name)
+    return names
+
+
+def quantize_graph(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.ndarray]], recipe: str,
+                   outlier_range: float | None = OUTLIER_RANGE, keep_float: bool = True) -> dict:
+    """QDQ-quantize one static graph for the QNN HTP with `recipe`, calibrated on `feeds`.
+
+    With `keep_float`, the residual stream and the outlier nodes (see float_nodes) stay float;
+    the QNN EP runs them in fp16 on the HTP (its default enable_htp_fp16_precision=1). Returns
+    what was kept float.
+    """
+    from onnxruntime.quantization import QuantType, quantize_static
     from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
 
     if recipe not in QDQ_RECIPES:
@@ -116,7 +199,17 @@ def quantize_graph(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.nda
     r = QDQ_RECIPES[recipe]
     model = onnx.load(str(fp32_path))
     present = {t.name for t in model.graph.initializer}
-    overrides = {name: [{"quant_type": getattr(QuantType, r.wide_type)}] for name in r.wide_tensors if name in present}
+    overrides = {}
+    if r.per_channel:
+        # One scale per output column of every weight matrix ([in, out], axis 1). onnxruntime's QNN
+        # config quantizes MatMul weights per tensor, and one 8-bit scale for a whole LLM weight
+        # matrix leaves ~30-40 dB SNR per projection (SmolLM2-135M: greedy 0/10 tokens).
+        for node in model.graph.node:
+            if node.op_type == "MatMul" and node.input[1] in present:
+                overrides[node.input[1]] = [{"quant_type": getattr(QuantType, r.weight_type), "axis": 1}]
+    for name in r.wide_tensors:
+        if name in present:
+            overrides[name] = [{"quant_type": getattr(QuantType, r.wide_type), **({"axis": 1} if r.per_channel else {})}]
     # qnn_preprocess_model (onnxruntime 1.32) fails on models that carry metadata_props: set them
     # aside and put them back on the quantized graph.
     metadata = {p.key: p.value for p in model.metadata_props}
@@ -129,22 +222,37 @@ def quantize_graph(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.nda
         if not qnn_preprocess_model(str(src), str(pre), save_as_external_data=(Path(tmp) / "in.onnx.data").exists(),
                                     all_tensors_to_one_file=True, external_data_location="pre.onnx.data"):
             pre = src
+        ranges = calibrate_ranges(pre, feeds)
+        cache = Path(tmp) / "ranges.json"
+        save_ranges(ranges, cache)
+        exclude = float_nodes(onnx.load(str(pre), load_external_data=False), ranges, outlier_range) if keep_float else []
         config = get_qnn_qdq_config(
-            str(pre), FeedsReader(feeds),
+            str(pre), FeedsReader([]),
             activation_type=getattr(QuantType, r.activation_type), weight_type=getattr(QuantType, r.weight_type),
             per_channel=r.per_channel, init_overrides=copy.deepcopy(overrides) or None,
-            calibration_providers=["CPUExecutionProvider"],
+            calibration_providers=["CPUExecutionProvider"], nodes_to_exclude=exclude or None,
         )
-        config.use_external_data_format = any(Path(tmp).glob("*.data"))
-        # Not CalibMaxIntermediateOutputs: in onnxruntime 1.32 it drops the collected batches instead of
-        # folding them into the ranges. The calibrator keeps every activation of every sample, which
-        # is why record_calibration_feeds caps the sample count.
         with _quiet_root_logger():  # the quantizer logs generic "consider pre-processing" advice per call
-            quantize(str(pre), str(out_path), config)
+            # The ranges come from calibrate_ranges through onnxruntime's calibration cache.
+            quantize_static(str(pre), str(out_path), config.calibration_data_reader,
+                            calibrate_method=config.calibrate_method, quant_format=config.quant_format,
+                            activation_type=config.activation_type, weight_type=config.weight_type,
+                            op_types_to_quantize=config.op_types_to_quantize, nodes_to_quantize=config.nodes_to_quantize,
+                            nodes_to_exclude=config.nodes_to_exclude, per_channel=config.per_channel,
+                            reduce_range=config.reduce_range, use_external_data_format=any(Path(tmp).glob("*.data")),
+                            extra_options=config.extra_options, calibration_cache_path=cache)
     out = onnx.load(str(out_path))
     for key, value in {**metadata, "edge_sdk.recipe": recipe}.items():
         out.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     save_model(out, Path(out_path))
+    outliers = sorted(n for n in exclude if n not in _tagged(out))
+    return {"float_nodes": len(exclude), "outlier_nodes": outliers}
+
+
+def _tagged(model: onnx.ModelProto) -> set[str]:
+    from edge_sdk.exporters.graph.static import KEEP_FLOAT
+
+    return {n.name for n in model.graph.node if n.doc_string == KEEP_FLOAT}
 
 
 @contextlib.contextmanager
@@ -159,12 +267,19 @@ def _quiet_root_logger():
 
 
 def quantize_static_pair(fp32_dir: Path, out_dir: Path, fragment: dict, recipe: str,
-                         calibration_ids: Sequence[Sequence[int]]) -> dict:
+                         calibration_ids: Sequence[Sequence[int]], progress=None,
+                         outlier_range: float | None = OUTLIER_RANGE) -> dict:
     """Quantize the prefill and decode graphs of `fragment`; return the manifest's quantization section."""
+    if progress is not None:
+        progress.stage(f"calibrating on {len(calibration_ids)} sequences through the fp32 graphs")
     feeds = record_calibration_feeds(fp32_dir, fragment, calibration_ids)
     files = fragment["graph"]["files"]
+    kept = {}
     for kind in ("prefill", "decode"):
-        quantize_graph(Path(fp32_dir) / files[kind], Path(out_dir) / files[kind], feeds[kind], recipe)
+        if progress is not None:
+            progress.stage(f"quantizing the {kind} graph ({recipe}, {len(feeds[kind])} calibration runs)")
+        kept[kind] = quantize_graph(Path(fp32_dir) / files[kind], Path(out_dir) / files[kind], feeds[kind], recipe,
+                                    outlier_range=outlier_range)
     r = QDQ_RECIPES[recipe]
     return {
         "recipe": recipe,
@@ -173,6 +288,10 @@ def quantize_static_pair(fp32_dir: Path, out_dir: Path, fragment: dict, recipe: 
         "weight_type": r.weight_type,
         "per_channel": r.per_channel,
         "wide_tensors": {name: r.wide_type for name in r.wide_tensors},
+        # Unquantized nodes run in fp16 on the HTP: the residual stream (adds + RMSNorm statistics)
+        # and nodes whose activations exceed outlier_range (the attention sink's massive activations).
+        "float_nodes": {"residual_stream": True, "outlier_range": outlier_range,
+                        **{kind: {"count": v["float_nodes"], "outliers": v["outlier_nodes"]} for kind, v in kept.items()}},
         "calibration": {"sequences": len(calibration_ids), "tokens": int(sum(len(s) for s in calibration_ids)),
                         "samples": {k: len(v) for k, v in feeds.items()}, "method": "minmax"},
     }

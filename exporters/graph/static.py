@@ -32,6 +32,9 @@ from .io import kv_names
 # attention scores it is added to. exp(-100) is already 0 in float32 for any sane score range.
 MASK_VALUE = -100.0
 
+# doc_string of nodes that must not be quantized (the residual stream; see StaticOps.norm).
+KEEP_FLOAT = "edge_sdk:keep-float"
+
 
 class StaticOps(DecoderOps):
     """Static-shape flavour over standard ONNX ops (see the module docstring for the I/O)."""
@@ -65,13 +68,30 @@ class StaticOps(DecoderOps):
         return ids
 
     def norm(self, x, residual, weight):
-        # RMSNorm spelled out: x / sqrt(mean(x^2) + eps) * w. The residual add happens first.
+        """RMSNorm(x + residual) spelled out in standard ops, safe in float16 and marked to stay float.
+
+        The residual stream of real models carries "massive activations" (SmolLM2-135M: |x| up to
+        ~25000 on the attention-sink token from layer 11 on, ~1 elsewhere). One 16-bit range per
+        tensor cannot hold both, so the residual adds and the norm up to the weight multiply are
+        tagged KEEP_FLOAT: exporters/qdq.py leaves them unquantized and the HTP runs them in fp16.
+        fp16 overflows at 65504, so x*x is not taken on x itself: x is first divided by its
+        per-token max |x| (m), and x / sqrt(mean(x^2) + eps) = xs / sqrt(mean(xs^2) + eps/m^2)
+        with xs = x/m in [-1, 1], mean(xs^2) >= 1/hidden. Same value in fp32 up to rounding.
+        """
         b = self.b
+        start = len(b.nodes)
         if residual is not None:
             x = b.op("Add", [x, residual])
-        ms = b.op("ReduceMean", [b.op("Mul", [x, x]), b.const([-1])], keepdims=1)
-        rms = b.op("Sqrt", [b.op("Add", [ms, b.const(float(self.args.rms_norm_eps), np.float32)])])
-        return b.op("Mul", [b.op("Div", [x, rms]), weight]), x
+        axes = b.const([-1])
+        m = b.op("Max", [b.op("ReduceMax", [b.op("Abs", [x]), axes], keepdims=1), b.const(1e-4, np.float32)])
+        r = b.op("Reciprocal", [m])
+        xs = b.op("Mul", [x, r])
+        ms = b.op("ReduceMean", [b.op("Mul", [xs, xs]), axes], keepdims=1)
+        eps = b.op("Mul", [b.op("Mul", [r, r]), b.const(float(self.args.rms_norm_eps), np.float32)])
+        normed = b.op("Div", [xs, b.op("Sqrt", [b.op("Add", [ms, eps])])])
+        for node in b.nodes[start:]:
+            node.doc_string = KEEP_FLOAT
+        return b.op("Mul", [normed, weight]), x
 
     def _heads(self, x: str, n_heads: int) -> str:
         """[1, S, n*D] -> [1, n, S, D]."""
@@ -142,7 +162,7 @@ def emit_static(args: DecoderArgs, weights: Mapping[str, np.ndarray], seq_len: i
 
 def export_static(args: DecoderArgs, weights: Mapping[str, np.ndarray], out_dir: Path, chunk: int,
                   max_context: int, recipe: str = "fp32", calibration_ids: Sequence[Sequence[int]] | None = None,
-                  target: str = "qnn-htp") -> dict:
+                  target: str = "qnn-htp", progress=None) -> dict:
     """Write ``prefill.onnx`` and ``decode.onnx`` into `out_dir`; return the manifest fragment.
 
     `recipe` is "fp32" or a QDQ recipe of exporters/qdq.py ("w8a16-qdq", "w4a16-qdq"); QDQ recipes
@@ -159,6 +179,8 @@ def export_static(args: DecoderArgs, weights: Mapping[str, np.ndarray], out_dir:
     files = {"prefill": "prefill.onnx", "decode": "decode.onnx"}
     fp32_dir = out_dir if recipe == "fp32" else out_dir / ".fp32"
     fp32_dir.mkdir(exist_ok=True)
+    if progress is not None:
+        progress.stage(f"emitting the static graphs: prefill chunk {chunk}, decode 1, context {max_context}")
     for kind, s in (("prefill", chunk), ("decode", 1)):
         qdq.save_model(emit_static(args, weights, s, max_context), fp32_dir / files[kind])
     fragment = manifest_fragment(args, files, chunk, max_context)
@@ -168,13 +190,15 @@ def export_static(args: DecoderArgs, weights: Mapping[str, np.ndarray], out_dir:
         if not calibration_ids:
             raise ValueError(f"recipe {recipe!r} needs calibration_ids (a few hundred tokens of varied text)")
         fragment["quantization"] = qdq.quantize_static_pair(
-            fp32_dir, out_dir, fragment, recipe, calibration_ids)
+            fp32_dir, out_dir, fragment, recipe, calibration_ids, progress=progress)
         for f in files.values():
             (fp32_dir / f).unlink()
             data = fp32_dir / (f + ".data")
             if data.exists():
                 data.unlink()
         fp32_dir.rmdir()
+    if progress is not None:
+        progress.stage(f"checking both graphs for {target}: static shapes, operators, size")
     for f in files.values():
         npu_check.check_graph(onnx.load(str(out_dir / f), load_external_data=False), target, out_dir / f)
     return fragment
