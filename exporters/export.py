@@ -121,7 +121,8 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
             del model
             graph_section = {
                 "graph": {"flavour": "fused", "files": {"decoder": files[0]}, "max_context": ctx,
-                          "inputs": ["input_ids", "seqlens_k", "total_sequence_length"], "outputs": ["logits"]},
+                          "inputs": ["input_ids", "seqlens_k", "total_sequence_length", "num_logits_to_keep"],
+                          "outputs": ["logits"]},
                 "kv_cache": {"mode": "shared-buffer", "layout": "BNSD", "dtype": "float32",
                              "num_layers": args.num_hidden_layers, "num_kv_heads": args.num_key_value_heads,
                              "head_dim": args.head_dim,

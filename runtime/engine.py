@@ -36,13 +36,15 @@ class FusedEngine:
         self._one = np.zeros((1, 1), np.int64)
         self._seqlens = np.zeros(1, np.int32)
         self._total = np.zeros((), np.int32)
+        self._keep1 = np.ones(1, np.int64)
         self._logits1 = np.zeros((1, 1, self.vocab_size), np.float32)
         self.io_decode = self.session.io_binding()
         self._decode_values = [ort.OrtValue.ortvalue_from_numpy(a)
-                               for a in (self._one, self._seqlens, self._total, self._logits1)]
-        for name, value in zip(("input_ids", "seqlens_k", "total_sequence_length"), self._decode_values):
+                               for a in (self._one, self._seqlens, self._total, self._keep1, self._logits1)]
+        for name, value in zip(("input_ids", "seqlens_k", "total_sequence_length", "num_logits_to_keep"),
+                               self._decode_values):
             self.io_decode.bind_ortvalue_input(name, value)
-        self.io_decode.bind_ortvalue_output("logits", self._decode_values[3])
+        self.io_decode.bind_ortvalue_output("logits", self._decode_values[-1])
         self.cache.bind(self.io_decode)
 
     @property
@@ -71,10 +73,11 @@ class FusedEngine:
         io.bind_cpu_input("input_ids", np.asarray(ids, dtype=np.int64).reshape(1, n))
         io.bind_cpu_input("seqlens_k", self._seqlens)
         io.bind_cpu_input("total_sequence_length", self._total)
+        io.bind_cpu_input("num_logits_to_keep", np.array([n if all_logits else 1], np.int64))
         io.bind_output("logits")
         self.session.run_with_iobinding(io)
         self.cache.append(n)
-        logits = io.get_outputs()[0].numpy()  # [1, n, vocab]
+        logits = io.get_outputs()[0].numpy()  # [1, n or 1, vocab]
         return logits[0] if all_logits else logits[0, -1]
 
     def rewind(self, n: int) -> None:

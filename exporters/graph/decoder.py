@@ -80,7 +80,12 @@ class DecoderOps:
         act = self.b.op("Mul", [gate, self.b.op("Sigmoid", [gate])])  # SiLU
         return self.linear(self.b.op("Mul", [act, up]), f"model.layers.{i}.mlp.down_proj", "down", layer=i)
 
+    logits_to_keep: str | None = None  # input name: run the head on the last k positions only
+
     def lm_head(self, x: str) -> str:
+        if self.logits_to_keep:  # prefill for generation needs one row of logits, not S x vocab
+            neg_k = self.b.op("Neg", [self.logits_to_keep])
+            x = self.b.op("Slice", [x, neg_k, self.b.const([2**62]), self.b.const([1])])
         logits = self.linear(x, "lm_head", "embed" if self.args.tie_word_embeddings else "lm_head")
         return self.b.op("Identity", [logits], outputs=["logits"])
 
@@ -100,9 +105,9 @@ class FusedOps(DecoderOps):
     """CPU flavour over onnxruntime contrib ops.
 
     Inputs:  input_ids int64 [1, S]; seqlens_k int32 [1] (= tokens in cache after this step - 1);
-             total_sequence_length int32 [] (= seqlens_k + 1); past_key_values.{i}.key|value
-             float32 [1, kv_heads, P, head_dim].
-    Outputs: logits float32 [1, S, vocab]; present.{i}.key|value float32 [1, kv_heads, T, head_dim].
+             total_sequence_length int32 [] (= seqlens_k + 1); num_logits_to_keep int64 [1] (k: logits
+             for the last k positions); past_key_values.{i}.key|value float32 [1, kv_heads, P, head_dim].
+    Outputs: logits float32 [1, k, vocab]; present.{i}.key|value float32 [1, kv_heads, T, head_dim].
     Bound to a max-context buffer for both past and present, GQA writes the new entries in place
     (P = T = capacity); bound to a P-long past it returns a T = P + S present (concat mode).
     """
@@ -114,10 +119,11 @@ class FusedOps(DecoderOps):
         ids = b.input("input_ids", np.int64, [1, "sequence_length"])
         b.input("seqlens_k", np.int32, [1])
         b.input("total_sequence_length", np.int32, [])
+        self.logits_to_keep = b.input("num_logits_to_keep", np.int64, [1])
         for i in range(a.num_hidden_layers):
             for kind, name in kv_names(i, "past").items():
                 b.input(name, np.float32, [1, a.num_key_value_heads, "past_sequence_length", a.head_dim])
-        b.output("logits", np.float32, [1, "sequence_length", a.vocab_size])
+        b.output("logits", np.float32, [1, "logits_length", a.vocab_size])
         for i in range(a.num_hidden_layers):
             for kind, name in kv_names(i, "present").items():
                 b.output(name, np.float32, [1, a.num_key_value_heads, "total_sequence_length", a.head_dim])
