@@ -153,7 +153,7 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
             "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": tok_notes},
             "validation": {"passed": None, "skipped": True},
         }
-        write_manifest(tmp, manifest)
+        manifest = write_manifest(tmp, manifest)
         if validate:
             progress.stage("validating against transformers")
             from .validate import validate_bundle

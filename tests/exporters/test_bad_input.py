@@ -122,3 +122,13 @@ def test_unknown_recipe_and_device(capsys, tmp_path, tiny_model_dir):
     assert code == 2 and "int4-b32" in err
     code, err = _export(capsys, str(tiny_model_dir), "--output", str(tmp_path / "o"), "--device", "toaster")
     assert code == 2 and "x86-64-laptop" in err
+
+
+def test_no_validate_writes_a_bundle_marked_unvalidated(capsys, tmp_path, tiny_model_dir):
+    out = tmp_path / "out"
+    code = main(["export", str(tiny_model_dir), "--output", str(out), "--recipe", "fp32", "--no-validate", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "validation skipped" in captured.out
+    m = json.loads((out / "edge_manifest.json").read_text())
+    assert m["validation"] == {"passed": None, "skipped": True} and "model.onnx" in m["files"]
