@@ -54,13 +54,18 @@ def chat_ids(tok, text: str) -> list[int]:
     return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
-def greedy(engine, prompt: list[int], n: int, times: list[float]) -> list[int]:
+def greedy(engine, prompt: list[int], n: int, times: list[float], eos: int | None = None) -> list[int]:
+    """n greedy tokens; `eos` is never picked, as transformers' min_new_tokens does for the reference
+    (otherwise a short answer like "Paris.<|im_end|>" counts as a disagreement at the eos)."""
     engine.reset()
     t = time.perf_counter()
     logits = engine.forward(prompt)
     times.append(time.perf_counter() - t)
     out = []
     for _ in range(n):
+        if eos is not None:
+            logits = logits.copy()
+            logits[eos] = -np.inf
         out.append(int(np.argmax(logits)))
         t = time.perf_counter()
         logits = engine.forward([out[-1]])
@@ -117,14 +122,20 @@ def main() -> None:
     tok, _, _ = src.load_tokenizer()
     weights = {k: v.numpy() for k, v in model.state_dict().items()}
     out_dir = Path(opts.out or tempfile.mkdtemp(prefix="npu_validate_"))
-    calibration = [chat_ids(tok, c) for c in CALIBRATION_CHATS] + [tok.encode(CALIBRATION_TEXT)]
+    from edge_sdk.exporters.npu_export import calibration_ids
+
+    calibration = calibration_ids(tok, opts.max_context)  # what `edge-sdk export` calibrates on
     t = time.perf_counter()
     fragment = export_static(src.args, weights, out_dir, opts.chunk, opts.max_context, opts.recipe, calibration)
     report["export_seconds"] = round(time.perf_counter() - t, 1)
     report["quantization"] = fragment["quantization"]
     report["graph_mb"] = {k: round((out_dir / f).stat().st_size / 1e6, 1) for k, f in fragment["graph"]["files"].items()}
     t = time.perf_counter()
-    report["context_binaries"] = compile_bundle_graphs(out_dir, fragment, htp_arch="75")
+    from edge_sdk.runtime.qnn import fp16_options
+
+    # The residual stream stays float (fp16 on the HTP): QNN needs htp_arch + soc_model for that.
+    fragment["graph"]["qnn_options"] = fp16_options("v75", "SM8650")
+    report["context_binaries"] = compile_bundle_graphs(out_dir, fragment, htp_arch="75", soc_model="SM8650")
     report["compile_seconds_total"] = round(time.perf_counter() - t, 1)
     (out_dir / "fragment.json").write_text(json.dumps(fragment, indent=1))
 
@@ -138,8 +149,10 @@ def main() -> None:
     for text in CHAT_PROMPTS:
         ids = chat_ids(tok, text)
         ref = reference_greedy(model, ids, opts.new_tokens)
-        q_cpu = greedy(cpu, ids, opts.new_tokens, [])
-        q_npu = greedy(npu, ids, opts.new_tokens, npu_times)
+        eos = model.generation_config.eos_token_id
+        eos = eos[0] if isinstance(eos, list) else eos
+        q_cpu = greedy(cpu, ids, opts.new_tokens, [], eos)
+        q_npu = greedy(npu, ids, opts.new_tokens, npu_times, eos)
         prompts.append({"prompt": text, "prompt_tokens": len(ids),
                         "fp32": tok.decode(ref), "htp": tok.decode(q_npu),
                         "agree_htp_vs_fp32": agree(q_npu, ref), "agree_qdq_cpu_vs_fp32": agree(q_cpu, ref),

@@ -35,7 +35,10 @@ def compile_context_binary(qdq_path: Path, out_path: Path, htp_arch: str | None 
     so.add_session_config_entry("ep.context_enable", "1")
     so.add_session_config_entry("ep.context_file_path", str(out_path))
     so.add_session_config_entry("ep.context_embed_mode", "1" if embed else "0")
-    options = {"htp_arch": htp_arch, "soc_model": soc_model}
+    from edge_sdk.runtime.qnn import fp16_options
+
+    # fp16 on: the graphs' float nodes (residual stream) must be built for the HTP's fp16 units.
+    options = {"htp_arch": htp_arch, "soc_model": soc_model, **fp16_options(htp_arch, soc_model)}
     qnn.add_qnn(so, options, npu_only=True)
     start = time.perf_counter()
     try:

@@ -86,8 +86,16 @@ def export_static_bundle(args, weights, out_dir: Path, *, profile, recipe, max_c
         progress.note(f"calibration: {len(calibration)} sequences, {sum(map(len, calibration))} tokens")
     fragment = export_static(args, weights, out_dir, chunk, max_context, recipe.name if qdq_recipe else "fp32",
                              calibration, target="qnn-htp", progress=progress)
-    if profile.execution_providers[:1] == ("QNNExecutionProvider",) or \
-            list(profile.execution_providers[:1]) == ["QNNExecutionProvider"]:
+    if list(profile.execution_providers[:1]) == ["QNNExecutionProvider"]:
+        from edge_sdk.runtime.qnn import fp16_options
+
+        # The float nodes (residual stream) need the HTP's fp16 mode, which QNN only enables with
+        # htp_arch + soc_model; StaticEngine applies these when it opens the QDQ graphs on QNN.
+        options = fp16_options(profile.htp_arch, profile.soc)
+        if qdq_recipe and not options:
+            raise DeviceFitError(f"device profile {profile.name!r} needs htp_arch and a known soc "
+                                 "(e.g. v75 / SM8650): the static graphs run their residual stream in fp16 on the HTP")
+        fragment["graph"]["qnn_options"] = options
         _compile(out_dir, fragment, profile, progress)
     details = fragment.pop("quantization")
     return {"graph": fragment["graph"], "kv_cache": fragment["kv_cache"], "quantization_details": details}
@@ -104,7 +112,7 @@ def _compile(out_dir: Path, fragment: dict, profile, progress) -> None:
                       "QDQ graphs at load); pip install 'edge-sdk[npu]' to precompile them")
         return
     progress.stage(f"compiling QNN context binaries for HTP {profile.htp_arch or '(default)'}")
-    section = compile_bundle_graphs(out_dir, fragment, htp_arch=profile.htp_arch)
+    section = compile_bundle_graphs(out_dir, fragment, htp_arch=profile.htp_arch, soc_model=profile.soc)
     section["soc"] = profile.soc
     progress.note("compiled in " + ", ".join(f"{k} {v:.0f} s" for k, v in section["compile_seconds"].items()))
 
@@ -123,8 +131,8 @@ def check_htp_offload(out_dir: Path, fragment: dict, profile) -> dict[str, Any]:
 
     if not qnn.is_available():
         raise DeviceError("cannot check HTP offload: onnxruntime-qnn is not installed (pip install 'edge-sdk[npu]')")
-    options = {"QNNExecutionProvider": {"htp_arch": profile.htp_arch}} if profile.htp_arch else {}
-    config = SessionConfig(providers=["QNNExecutionProvider"], npu_only=True, provider_options=options)
+    # StaticEngine adds the bundle's qnn_options (fp16 for the float nodes) itself.
+    config = SessionConfig(providers=["QNNExecutionProvider"], npu_only=True)
     start = time.perf_counter()
     try:
         htp = StaticEngine(fragment, out_dir, config)

@@ -168,14 +168,15 @@ OUTLIER_RANGE = 1000.0
 
 
 def float_nodes(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
-                outlier_range: float | None = OUTLIER_RANGE) -> list[str]:
+                outlier_range: float | None = OUTLIER_RANGE, float_weights: Sequence[str] = ()) -> list[str]:
     """Names of the nodes to leave unquantized: those the emitter tagged KEEP_FLOAT (the residual
-    stream) and, with `outlier_range`, any node with a float output whose |range| exceeds it."""
+    stream), the consumers of the `float_weights` initializers, and, with `outlier_range`, any
+    node with a float output whose |range| exceeds it."""
     from edge_sdk.exporters.graph.static import KEEP_FLOAT
 
     names = []
     for node in model.graph.node:
-        if node.doc_string == KEEP_FLOAT:
+        if node.doc_string == KEEP_FLOAT or any(i in float_weights for i in node.input):
             names.append(node.name)
         elif outlier_range is not None and any(
                 o in ranges and max(abs(ranges[o][0]), abs(ranges[o][1])) > outlier_range for o in node.output):

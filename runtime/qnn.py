@@ -57,10 +57,30 @@ def ep_device() -> "ort.OrtEpDevice":
     return devices[0]
 
 
+# QNN's numeric SoC ids (its `soc_model` option) for the Qualcomm part numbers device profiles use.
+SOC_MODELS = {"SM8350": 30, "SM8450": 36, "SM8475": 42, "SM8550": 43, "SM8650": 57, "SC8380XP": 60, "SM8750": 69}
+
+
+def fp16_options(htp_arch: str | None, soc: str | None) -> dict[str, str]:
+    """Options that let the HTP run a graph's float nodes in fp16 (v69+ HTPs).
+
+    Static bundles keep the residual stream float (see exporters/qdq.py); QNN only builds such a
+    mixed graph when fp16 precision is on, and it insists on both htp_arch and soc_model for it
+    (without them the graph fails to finalize with MEM_ALLOC). Empty when the SoC is unknown.
+    """
+    if not htp_arch or not soc:
+        return {}
+    soc_model = SOC_MODELS.get(str(soc).upper(), soc if str(soc).isdigit() else None)
+    if soc_model is None:
+        return {}
+    return {"htp_arch": str(htp_arch).lower().lstrip("v"), "soc_model": str(soc_model),
+            "enable_htp_fp16_precision": "1"}
+
+
 def provider_options(options: dict[str, Any] | None = None) -> dict[str, str]:
     """QNN provider options as the strings onnxruntime wants; HTP backend by default.
 
-    Accepts the device profile's spelling of `htp_arch` ("v75" -> "75").
+    Accepts the device profile's spellings: `htp_arch` "v75" -> "75", `soc_model` "SM8650" -> "57".
     """
     qnn = _qnn_module()
     opts = {"backend_path": qnn.get_qnn_htp_path()}
@@ -69,6 +89,8 @@ def provider_options(options: dict[str, Any] | None = None) -> dict[str, str]:
             continue
         if key == "htp_arch":
             value = str(value).lower().lstrip("v")
+        if key == "soc_model" and str(value).upper() in SOC_MODELS:
+            value = SOC_MODELS[str(value).upper()]
         opts[key] = str(value)
     return opts
 

@@ -10,6 +10,7 @@ Single tokens (decode, or a 1-token remainder) run the decode graph.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -57,6 +58,12 @@ class StaticEngine:
         ]
         self._present = [present for _, present, _ in self.slots]
         files = graph["files"]
+        qnn_defaults = graph.get("qnn_options")
+        if qnn_defaults and config.providers[:1] == ["QNNExecutionProvider"]:
+            # The options the bundle was built for (fp16 for its float nodes); the caller's win.
+            given = config.provider_options.get("QNNExecutionProvider", {})
+            config = replace(config, provider_options={**config.provider_options,
+                                                       "QNNExecutionProvider": {**qnn_defaults, **given}})
         # On the QNN EP, precompiled context binaries (when exported) skip the on-device compile.
         if graph.get("context_binaries") and config.providers[:1] == ["QNNExecutionProvider"]:
             files = graph["context_binaries"]["files"]

@@ -20,7 +20,9 @@ from edge_sdk.runtime.static_engine import StaticEngine  # noqa: E402
 
 pytestmark = pytest.mark.npu
 CHUNK, CONTEXT = 8, 48
-HTP = SessionConfig(providers=["QNNExecutionProvider"], npu_only=True)
+# The graphs keep their residual stream float: QNN builds them only with fp16 on, for a named HTP.
+FP16 = {"htp_arch": "v75", "soc_model": "SM8650", "enable_htp_fp16_precision": "1"}
+HTP = SessionConfig(providers=["QNNExecutionProvider"], npu_only=True, provider_options={"QNNExecutionProvider": FP16})
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +64,42 @@ def test_full_offload_matches_cpu_qdq(bundle):
 def test_context_binaries_load_and_run(bundle):
     fragment, d = bundle
     fragment = {**fragment, "graph": dict(fragment["graph"])}
-    section = compile_bundle_graphs(d, fragment, htp_arch="v75")
+    section = compile_bundle_graphs(d, fragment, htp_arch="v75", soc_model="SM8650")
     assert all((d / f).exists() for f in section["files"].values())
     htp = StaticEngine(fragment, d, HTP)
     assert htp.files == section["files"]
     # The same graphs compiled at load time for the same HTP version give the same numbers.
     same_arch = SessionConfig(providers=["QNNExecutionProvider"], npu_only=True,
-                              provider_options={"QNNExecutionProvider": {"htp_arch": "v75"}})
+                              provider_options={"QNNExecutionProvider": FP16})
     plain = {**fragment, "graph": {k: v for k, v in fragment["graph"].items() if k != "context_binaries"}}
     qdq = StaticEngine(plain, d, same_arch)
     a, ta = logits_and_tokens(htp, [7, 8, 9], n=2)
     b, tb = logits_and_tokens(qdq, [7, 8, 9], n=2)
     np.testing.assert_allclose(a, b, atol=1e-3)
     assert ta == tb
+
+
+def test_export_static_bundle_compiles_and_offloads(tmp_path):
+    """The export entry point on a QNN profile: context binaries for its HTP + the short offload check."""
+    import dataclasses
+
+    from edge_sdk.devices import load_profile
+    from edge_sdk.exporters.npu_export import check_htp_offload, export_static_bundle
+    from edge_sdk.exporters.progress import Progress
+    from edge_sdk.exporters.recipes import get_recipe
+    from tests.exporters.test_npu_export import StubTokenizer
+
+    args = get_module("llama").fake()
+    cfg = args.to_dict()
+    cfg.pop("model_type"), cfg.pop("rope_scaling")
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg)).eval()
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    profile = dataclasses.replace(load_profile("snapdragon-8-gen3"), prefill_chunk=CHUNK)
+    out = export_static_bundle(args, weights, tmp_path, profile=profile, recipe=get_recipe("w8a16-qdq"),
+                               max_context=CONTEXT, hf_tok=StubTokenizer(), progress=Progress(enabled=False))
+    section = out["graph"]["context_binaries"]
+    assert section["soc"] == "SM8650" and all((tmp_path / f).exists() for f in section["files"].values())
+    assert out["graph"]["qnn_options"]["enable_htp_fp16_precision"] == "1"
+    report = check_htp_offload(tmp_path, out, profile)
+    assert report["full_offload"] and report["logit_cosine_vs_cpu"] > 0.99 and report["same_top1_as_cpu"]
