@@ -27,6 +27,9 @@ class FusedEngine:
         self.session = make_session(Path(bundle_dir) / graph["files"]["decoder"], config)
         self.cache = KVCache.from_manifest(manifest)
         self.vocab_size = manifest["architecture"]["vocab_size"]
+        # Graphs exported before this input existed return logits for every position; that is slower
+        # for prompts but correct, so such bundles keep working.
+        self.has_keep = "num_logits_to_keep" in graph.get("inputs", ["num_logits_to_keep"])
         # Two bindings over the same cache buffers. Decode (one token) binds preallocated numpy-backed
         # OrtValues once and updates them in place, so a step is a single run_with_iobinding call
         # with no allocation; prefill binds per call (its shapes vary).
@@ -42,7 +45,7 @@ class FusedEngine:
         self._decode_values = [ort.OrtValue.ortvalue_from_numpy(a)
                                for a in (self._one, self._seqlens, self._total, self._keep1, self._logits1)]
         for name, value in zip(("input_ids", "seqlens_k", "total_sequence_length", "num_logits_to_keep"),
-                               self._decode_values):
+                               self._decode_values[:4 if self.has_keep else 3]):
             self.io_decode.bind_ortvalue_input(name, value)
         self.io_decode.bind_ortvalue_output("logits", self._decode_values[-1])
         self.cache.bind(self.io_decode)
@@ -73,7 +76,8 @@ class FusedEngine:
         io.bind_cpu_input("input_ids", np.asarray(ids, dtype=np.int64).reshape(1, n))
         io.bind_cpu_input("seqlens_k", self._seqlens)
         io.bind_cpu_input("total_sequence_length", self._total)
-        io.bind_cpu_input("num_logits_to_keep", np.array([n if all_logits else 1], np.int64))
+        if self.has_keep:
+            io.bind_cpu_input("num_logits_to_keep", np.array([n if all_logits else 1], np.int64))
         io.bind_output("logits")
         self.session.run_with_iobinding(io)
         self.cache.append(n)

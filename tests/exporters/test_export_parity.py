@@ -35,7 +35,8 @@ def test_fused_graph_matches_transformers_in_both_kv_modes(model_type, tmp_path)
     args, hf = _random_hf_model(model_type)
     weights = {k: v.numpy() for k, v in hf.state_dict().items()}
     onnx.save(emit_decoder(args, weights, "fused", max_context=64), str(tmp_path / "model.onnx"))
-    manifest = {"graph": {"files": {"decoder": "model.onnx"}, "max_context": 64},
+    manifest = {"graph": {"files": {"decoder": "model.onnx"}, "max_context": 64,
+                          "inputs": ["input_ids", "seqlens_k", "total_sequence_length", "num_logits_to_keep"]},
                 "architecture": {"vocab_size": args.vocab_size},
                 "kv_cache": {"num_layers": args.num_hidden_layers, "num_kv_heads": args.num_key_value_heads,
                              "head_dim": args.head_dim, "past": "past_key_values.{layer}.{kind}",
