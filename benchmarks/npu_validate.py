@@ -89,6 +89,30 @@ def nll(logits: np.ndarray, ids: list[int]) -> float:
     return float(-logp[np.arange(len(ids) - 1), ids[1:]].mean())
 
 
+def teacher_forced(engine, prompt: list[int], ref: list[int], eos: int | None = None) -> int:
+    """How many of the reference's tokens are the engine's argmax when fed the reference prefix.
+
+    Free-running agreement ends at the first near-tie the quantized model breaks the other way
+    (SmolLM2's fp32 top-2 gap is 0.08 logits on the first token of the first prompt); this counts
+    every position separately.
+    """
+    engine.reset()
+    logits = engine.forward(prompt + ref[:-1], all_logits=True)[len(prompt) - 1:]
+    if eos is not None:
+        logits[:, eos] = -np.inf
+    return int((logits.argmax(-1) == np.asarray(ref)).sum())
+
+
+def top2_gaps(model, prompt: list[int], ref: list[int]) -> list[float]:
+    """fp32 logit gap between the best and second-best token at each reference position."""
+    import torch
+
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + ref[:-1]])).logits[0, len(prompt) - 1:].numpy()
+    top = np.sort(logits, axis=-1)[:, -2:]
+    return [round(float(a - b), 2) for b, a in top]
+
+
 def agree(a: list[int], b: list[int]) -> int:
     """Length of the common prefix."""
     n = 0
@@ -103,6 +127,7 @@ def main() -> None:
     p.add_argument("--max-context", type=int, default=256)
     p.add_argument("--new-tokens", type=int, default=10)
     p.add_argument("--recipe", default="w8a16-qdq")
+    p.add_argument("--htp-teacher-forced", action="store_true", help="also teacher-force on the (slow) simulated HTP")
     p.add_argument("--out", default=None, help="keep the exported graphs here (default: a temp folder)")
     opts = p.parse_args()
 
@@ -153,7 +178,10 @@ def main() -> None:
         eos = eos[0] if isinstance(eos, list) else eos
         q_cpu = greedy(cpu, ids, opts.new_tokens, [], eos)
         q_npu = greedy(npu, ids, opts.new_tokens, npu_times, eos)
-        prompts.append({"prompt": text, "prompt_tokens": len(ids),
+        tf = {"teacher_forced_qdq_cpu": teacher_forced(cpu, ids, ref, eos),
+              "teacher_forced_htp": teacher_forced(npu, ids, ref, eos) if opts.htp_teacher_forced else None,
+              "fp32_top2_gaps": top2_gaps(model, ids, ref)}
+        prompts.append({"prompt": text, "prompt_tokens": len(ids), **tf,
                         "fp32": tok.decode(ref), "htp": tok.decode(q_npu),
                         "agree_htp_vs_fp32": agree(q_npu, ref), "agree_qdq_cpu_vs_fp32": agree(q_cpu, ref),
                         "agree_htp_vs_qdq_cpu": agree(q_npu, q_cpu)})
