@@ -23,7 +23,13 @@ first token is a near-tie in fp32 itself: logit 25.33 vs 25.24):
 - + outlier nodes float (|range| > 1000: layers 11/28/29 down_proj and its input): ppl 57.4,
   greedy 0/0/0 - per-tensor 8-bit weights cap each projection at ~30-40 dB SNR.
 - per-channel weights alone (nothing float): ppl 55.8, top-1 87 %, greedy 0/8/10.
-- per-channel + residual + outliers float: ppl 53.1, top-1 91 %, logit cosine 0.998, greedy 0/1/10.
+- per-channel + residual + outliers float (the default): ppl 53.1, top-1 91 %, logit cosine 0.998,
+  greedy 0/1/10, teacher-forced 9/8/10 of 10. Per-channel alone: teacher-forced 9/9/10.
+- + lm_head float: ppl 53.5, top-1 93 %, greedy 0/1/10 (not kept: +85 MB of fp32 weights).
+- + every v_proj float: top-1 94 %, greedy 0/1/10; + all attention projections float: top-1 96 %,
+  greedy 7(all)/1/10; + every down_proj float: top-1 94 %, greedy 7/1/10.
+Prompts 1 and 2 break at fp32 near-ties (top-2 gaps 0.08 and 0.11-0.13 logits); 8-bit weights
+leave ~35-40 dB SNR per projection, so no w8 variant holds those ties reliably.
 """
 from __future__ import annotations
 

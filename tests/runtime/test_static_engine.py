@@ -72,3 +72,28 @@ def test_missing_qnn_is_a_device_error(monkeypatch):
     with pytest.raises(DeviceError, match="onnxruntime-qnn"):
         qnn.provider_options({})
     assert not qnn.is_available() or True  # may still be registered in this process; must not raise
+
+
+def test_bundle_qnn_options_reach_the_qnn_session(engine, monkeypatch, tmp_path):
+    """A bundle's qnn_options (fp16 for its float nodes) are applied on the QNN EP; the caller's win."""
+    from edge_sdk.runtime import static_engine
+    from edge_sdk.runtime.providers import SessionConfig
+
+    seen = []
+    monkeypatch.setattr(static_engine, "make_session", lambda path, config: seen.append(config))
+    manifest = {"graph": {"files": {"prefill": "p.onnx", "decode": "d.onnx"}, "prefill_chunk": CHUNK,
+                          "max_context": CONTEXT, "qnn_options": {"htp_arch": "75", "soc_model": "57"}},
+                "kv_cache": {"num_layers": 1, "num_kv_heads": 1, "head_dim": 4, "past": "past.{layer}.{kind}",
+                             "present": "present.{layer}.{kind}"}}
+    StaticEngine(manifest, tmp_path, SessionConfig(providers=["QNNExecutionProvider"],
+                                                   provider_options={"QNNExecutionProvider": {"soc_model": "69"}}))
+    assert seen[0].provider_options["QNNExecutionProvider"] == {"htp_arch": "75", "soc_model": "69"}
+    StaticEngine(manifest, tmp_path)  # CPU EP: untouched
+    assert seen[-1].provider_options == {}
+
+
+def test_fp16_options_from_profile_spelling():
+    from edge_sdk.runtime.qnn import fp16_options
+
+    assert fp16_options("v75", "SM8650") == {"htp_arch": "75", "soc_model": "57", "enable_htp_fp16_precision": "1"}
+    assert fp16_options("v75", None) == {} and fp16_options("v75", "unknown-soc") == {}
