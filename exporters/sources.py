@@ -11,7 +11,6 @@ Everything heavy (torch, transformers) is imported inside functions: this module
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edge_sdk.errors import SourceError
+from edge_sdk.runtime.manifest import sha256_file
 
 from . import catalog
 from .architectures import DecoderArgs, args_from_config
@@ -38,14 +38,6 @@ def cache_dir() -> Path:
         return Path(os.environ["EDGE_SDK_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "edge-sdk"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

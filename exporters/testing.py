@@ -75,3 +75,15 @@ def make_tiny_bundle(out_dir: str | Path, model_type: str = "llama", recipe: str
         src = make_tiny_model_dir(Path(tmp) / f"tiny-{model_type}", model_type, seed)
         export(str(src), out, recipe=recipe, max_context=max_context, force=force, progress=False)
     return out
+
+
+def hf_greedy(hf_model, ids, max_new_tokens: int, eos_ids=(2,)) -> list[int]:
+    """transformers' greedy continuation of `ids`, without the final eos (our generator never yields it)."""
+    import torch
+
+    eos = list(eos_ids)
+    with torch.no_grad():
+        out = hf_model.generate(torch.tensor([list(ids)]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=int(eos[0]))
+    tokens = out[0, len(ids):].tolist()
+    return tokens[:-1] if tokens and tokens[-1] in eos else tokens

@@ -19,6 +19,7 @@ import numpy as np
 from edge_sdk.errors import ValidationFailedError
 
 from .recipes import Recipe
+from .testing import hf_greedy
 
 CHAT_PROMPTS = [
     "What is the capital of France?",
@@ -126,20 +127,12 @@ def _logits(model, hf_model, prompts: list[list[int]], recipe: Recipe) -> Check:
 
 
 def _greedy(model, hf_model, prompts: list[list[int]], recipe: Recipe, n_tokens: int, eos_ids) -> Check:
-    import torch
-
     from edge_sdk.runtime.generate import generate_tokens
     from edge_sdk.runtime.sampling import make_sampler
 
     prefix, identical = [], 0
     for ids in prompts:
-        with torch.no_grad():
-            out = hf_model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                    max_new_tokens=n_tokens, do_sample=False, eos_token_id=list(eos_ids),
-                                    pad_token_id=int(list(eos_ids)[0]))
-        ref = [t for t in out[0, len(ids):].tolist()]
-        if ref and ref[-1] in eos_ids:
-            ref = ref[:-1]  # our generator does not yield the eos token
+        ref = hf_greedy(hf_model, ids, n_tokens, eos_ids)
         model.decoder.reset()
         ours = list(generate_tokens(model.decoder, ids, max_new_tokens=n_tokens, sampler=make_sampler(0.0), eos_ids=eos_ids))
         n = 0

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import edge_sdk
+from edge_sdk.exporters.testing import hf_greedy
 
 pytestmark = pytest.mark.e2e
 torch = pytest.importorskip("torch")
@@ -18,14 +19,6 @@ PROMPTS = [
     "What is 12 times 12?",
     "Give me a tip for staying focused while studying.",
 ]
-
-
-def _hf_greedy(hf, ids, n):
-    with torch.no_grad():
-        out = hf.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                          max_new_tokens=n, do_sample=False, eos_token_id=2, pad_token_id=2)
-    toks = out[0, len(ids):].tolist()
-    return toks[:-1] if toks and toks[-1] == 2 else toks
 
 
 def _chat_ids(tok, messages):
@@ -55,7 +48,7 @@ def test_fp32_greedy_is_token_identical_to_transformers(smollm2_fp32_bundle, smo
         assert model.encode_prompt(msgs) == ids
         model.decoder.reset()
         ours = list(generate_tokens(model.decoder, ids, max_new_tokens=32, sampler=make_sampler(0.0), eos_ids=[2]))
-        assert ours == _hf_greedy(hf, ids, 32), prompt
+        assert ours == hf_greedy(hf, ids, 32), prompt
 
 
 def test_capital_of_france(smollm2_fp32_bundle):

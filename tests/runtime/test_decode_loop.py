@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import edge_sdk
+from edge_sdk.exporters.testing import hf_greedy
 from edge_sdk.errors import BundleError, ContextLengthError
 
 torch = pytest.importorskip("torch")
@@ -22,14 +23,6 @@ def reference(tiny_model_dir):
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
-def _hf_greedy(hf, ids, n):
-    with torch.no_grad():
-        out = hf.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                          max_new_tokens=n, do_sample=False, eos_token_id=2, pad_token_id=2)
-    toks = out[0, len(ids):].tolist()
-    return toks[:-1] if toks and toks[-1] == 2 else toks
-
-
 def _ids_of(model, text):
     return model.tokenizer.encode(text)
 
@@ -41,7 +34,7 @@ def test_greedy_generate_equals_transformers(model, reference):
     ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
     assert model.encode_prompt(msgs) == ids
     text = model.generate(msgs, max_new_tokens=24)
-    assert text == tok.decode(_hf_greedy(hf, ids, 24), skip_special_tokens=True)
+    assert text == tok.decode(hf_greedy(hf, ids, 24), skip_special_tokens=True)
     assert model.last_stats.new_tokens > 0 and model.last_stats.stop_reason in ("eos", "length")
 
 
