@@ -51,10 +51,10 @@ RECIPES: dict[str, Recipe] = {
                method="ort-nbits", bits=4, block_size=128, accuracy_level=4, bytes_per_weight=0.516),
         Recipe("int8", "int8 blocks of 32, symmetric (Q8_0 layout), fp16 embedding table, accuracy level 4", ("fused",),
                bits=8, block_size=32, accuracy_level=4, bytes_per_weight=1.125),
-        Recipe("w8a16-qdq", "QDQ: uint8 weights, uint16 activations, calibrated - for the QNN HTP NPU", ("static",),
-               method="qdq", bytes_per_weight=1.0),
-        Recipe("w4a16-qdq", "QDQ: 4-bit block weights, uint16 activations - for the QNN HTP NPU", ("static",),
-               method="qdq", bytes_per_weight=0.5625),
+        Recipe("w8a16-qdq", "QDQ: uint8 weights per output channel, uint16 activations, residual stream float - "
+               "for the QNN HTP NPU", ("static",), method="qdq", bytes_per_weight=1.0, max_ppl_increase=0.10),
+        Recipe("w4a16-qdq", "QDQ: 4-bit block weights, uint16 activations - for the QNN HTP NPU (experimental)",
+               ("static",), method="qdq", bytes_per_weight=0.5625, max_ppl_increase=0.10),
     )
 }
 

@@ -174,14 +174,16 @@ def _quality(model, hf_model, recipe: Recipe, max_tokens: int = 512) -> Check:
     return Check("perplexity", ok, figures, msg)
 
 
-def validate_bundle(bundle_dir: Path, hf_model, hf_tok, recipe: Recipe, progress, n_tokens: int = 32) -> dict[str, Any]:
+def validate_bundle(bundle_dir: Path, hf_model, hf_tok, recipe: Recipe, progress, n_tokens: int = 32,
+                    device: str | None = None) -> dict[str, Any]:
     """Run every check; return the manifest's `validation` section or raise ValidationFailedError."""
     import torch
     import transformers
 
     from edge_sdk.runtime.model import load
 
-    model = load(bundle_dir, tokenizer_backend="pure")  # validate the device path, not the fast path
+    # The device path (pure tokenizer), on the bundle's providers unless `device` names another profile.
+    model = load(bundle_dir, device=device, tokenizer_backend="pure")
     checks = [_tokenizer_parity(model, bundle_dir, hf_tok)]
     progress.note(f"tokenizer parity: {checks[-1].figures['mismatches']} mismatches on {checks[-1].figures['chars']} chars")
     chat_check, chat_ids = _chat_ids(model, hf_tok)
@@ -199,6 +201,7 @@ def validate_bundle(bundle_dir: Path, hf_model, hf_tok, recipe: Recipe, progress
     section = {
         "passed": all(c.passed for c in checks if c.gating),
         "reference": f"transformers {transformers.__version__} / torch {torch.__version__}",
+        "executed_on": device or "the bundle's own device profile",
         "checks": [asdict(c) for c in checks],
     }
     failed = [c for c in checks if c.gating and not c.passed]
