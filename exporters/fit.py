@@ -12,12 +12,12 @@ MB = 1 << 20
 
 
 def estimate(args: DecoderArgs, recipe: Recipe, max_context: int) -> dict[str, float]:
-    """Memory in MB. The embedding table stays fp32 for the Gather (it is read one row per token)."""
+    """Memory in MB. The embedding table is a Gather table: fp32 in the fp32 recipe, fp16 otherwise."""
     embed = args.vocab_size * args.hidden_size
-    matmul_params = args.parameter_count() - embed - (0 if args.tie_word_embeddings else 0)
+    matmul_params = args.parameter_count() - embed
     if args.tie_word_embeddings:
-        matmul_params += embed  # the tied lm_head is stored again, transposed, as a MatMul weight
-    weights = embed * 4 + matmul_params * recipe.bytes_per_weight
+        matmul_params += embed  # the tied lm_head is stored again as a MatMul weight in the recipe's format
+    weights = embed * (4 if recipe.name == "fp32" else 2) + matmul_params * recipe.bytes_per_weight
     kv = 2 * args.num_hidden_layers * args.num_key_value_heads * args.head_dim * max_context * 4
     # Activations of a prefill window plus logits, and the onnxruntime arena: a measured-order estimate.
     working = 64 * MB + 512 * args.vocab_size * 4
@@ -30,18 +30,20 @@ def check_fit(args: DecoderArgs, recipe: Recipe, profile, max_context: int) -> d
     budget = profile.memory_budget_mb
     if est["total_mb"] <= budget:
         return {**est, "budget_mb": budget, "fits": True}
-    # Suggest what would fit: a shorter context with this recipe, or a smaller recipe.
+    # Suggest what would fit: this recipe with a shorter context, else a smaller recipe with the longest
+    # context that fits (multiples of 256 tokens, at least 256).
     hints = []
     per_token = est["kv_cache_mb"] / max_context
-    room = budget - est["weights_mb"] - est["working_mb"]
-    if room > per_token * 256:
-        hints.append(f"--max-context {int(room / per_token) // 256 * 256} (recipe {recipe.name})")
-    for r in sorted(RECIPES.values(), key=lambda r: r.bytes_per_weight):
-        if r.bytes_per_weight < recipe.bytes_per_weight and profile.flavour in r.flavours:
-            alt = estimate(args, r, max_context)
-            if alt["total_mb"] <= budget:
-                hints.append(f"--recipe {r.name} ({alt['total_mb']:.0f} MB)")
-                break
+    candidates = [recipe] + sorted((r for r in RECIPES.values() if profile.flavour in r.flavours
+                                    and r.bytes_per_weight < recipe.bytes_per_weight), key=lambda r: -r.bytes_per_weight)
+    for r in candidates:
+        alt = estimate(args, r, max_context)
+        room = budget - alt["weights_mb"] - alt["working_mb"]
+        ctx = min(max_context, int(room / per_token) // 256 * 256) if room > 0 else 0
+        if ctx >= 256:
+            hints.append(f"--recipe {r.name} --max-context {ctx}")
+        if len(hints) == 2:
+            break
     raise DeviceFitError(
         f"the model does not fit {profile.name}'s memory budget of {budget} MB: weights {est['weights_mb']:.0f} MB + "
         f"KV cache at {max_context} tokens {est['kv_cache_mb']:.0f} MB + working memory {est['working_mb']:.0f} MB = "

@@ -1,0 +1,81 @@
+"""Quantization recipes on a tiny random model: the graph holds the expected ops, outputs stay near fp32."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge_sdk.exporters.architectures import get_module  # noqa: E402
+from edge_sdk.exporters.graph.decoder import emit_decoder  # noqa: E402
+from edge_sdk.exporters.graph.linear import quantize_offset_int4  # noqa: E402
+from edge_sdk.exporters.quantize import apply_recipe  # noqa: E402
+from edge_sdk.exporters.recipes import RECIPES, emitter_options, get_recipe  # noqa: E402
+from edge_sdk.runtime.engine import FusedEngine  # noqa: E402
+from edge_sdk.runtime.providers import SessionConfig  # noqa: E402
+
+# recipe -> (bits, block, min cosine of logits vs fp32). Random weights are harder to quantize than trained ones.
+EXPECT = {"int4-b32": (4, 32, 0.98), "int4-b32-sym": (4, 32, 0.97), "int4-b32-asym": (4, 32, 0.97),
+          "int4-b64": (4, 64, 0.95), "int8": (8, 32, 0.999)}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    args = get_module("llama").fake()
+    cfg = args.to_dict()
+    cfg.pop("rope_scaling")
+    torch.manual_seed(0)
+    hf = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg)).eval()
+    return args, {k: v.numpy() for k, v in hf.state_dict().items()}
+
+
+def _logits(model, tmp_path, args, ids):
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    manifest = {"graph": {"files": {"decoder": "model.onnx"}, "max_context": 64},
+                "architecture": {"vocab_size": args.vocab_size},
+                "kv_cache": {"num_layers": args.num_hidden_layers, "num_kv_heads": args.num_key_value_heads,
+                             "head_dim": args.head_dim, "past": "past_key_values.{layer}.{kind}",
+                             "present": "present.{layer}.{kind}"}}
+    return FusedEngine(manifest, tmp_path, SessionConfig(threads=1)).forward(ids, all_logits=True)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECT))
+def test_recipe_graph_ops_and_closeness(name, tiny, tmp_path):
+    args, weights = tiny
+    bits, block, min_cos = EXPECT[name]
+    rec = get_recipe(name)
+    model = apply_recipe(emit_decoder(args, weights, "fused", max_context=64, **emitter_options(rec)), rec)
+    nbits = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
+    attrs = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in nbits]
+    # every projection (4 per layer) and the head are MatMulNBits with the recipe's bits/block/accuracy level
+    assert len(nbits) == 4 * args.num_hidden_layers + 1
+    head_bits = 8 if name == "int4-b32" else bits  # the default keeps the head at int8 (Q8_0 layout)
+    assert sorted({a["bits"] for a in attrs}) == sorted({bits, head_bits})
+    assert {a["block_size"] for a in attrs} == {block} and {a["accuracy_level"] for a in attrs} == {4}
+    ids = np.random.RandomState(3).randint(0, args.vocab_size, 12).tolist()
+    (tmp_path / "ref").mkdir()
+    ref = _logits(emit_decoder(args, weights, "fused", max_context=64), tmp_path / "ref", args, ids)
+    ours = _logits(model, tmp_path, args, ids)
+    cos = (ours * ref).sum(-1) / (np.linalg.norm(ours, axis=-1) * np.linalg.norm(ref, axis=-1))
+    assert cos.min() >= min_cos, (name, cos.min())
+
+
+def test_offset_int4_reproduces_q4_1_blocks_exactly():
+    rng = np.random.default_rng(0)
+    q = rng.integers(0, 16, (8, 4, 32))
+    q[..., 0], q[..., 1] = 0, 15  # Q4_1 maps each block's min to 0 and max to 15
+    d = rng.uniform(0.001, 0.02, (8, 4, 1)).astype(np.float32)
+    m = rng.uniform(-0.2, 0.0, (8, 4, 1)).astype(np.float32)
+    w = (q * d + m).reshape(8, 128).astype(np.float32)
+    packed, d2, m2 = quantize_offset_int4(w, 32)
+    q2 = np.stack([packed & 0xF, packed >> 4], axis=-1).reshape(8, 4, 32)
+    back = (q2 * d2[..., None] + m2[..., None]).reshape(8, 128)
+    np.testing.assert_allclose(back, w, atol=1e-6)
+
+
+def test_every_recipe_is_described_and_sized():
+    for r in RECIPES.values():
+        assert r.description and r.flavours and r.bytes_per_weight > 0 and 0 < r.max_ppl_increase <= 0.1
