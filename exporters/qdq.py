@@ -112,13 +112,7 @@ def record_calibration_feeds(fp32_dir: Path, fragment: dict, sequences: Sequence
     engine = StaticEngine(fragment, fp32_dir)
     recorded: dict[str, list[dict]] = {"prefill": [], "decode": []}
     engine.on_feeds = lambda kind, feeds: recorded[kind].append({k: v.copy() for k, v in feeds.items()})
-    for seq in sequences:
-        seq = list(seq)[: engine.capacity]
-        tail = min(decode_tail, max(len(seq) - 2, 0))
-        engine.reset()
-        engine.forward(seq[: len(seq) - tail])
-        for t in seq[len(seq) - tail:]:
-            engine.forward([t])
+    _drive(engine, sequences, decode_tail)
     limits = {"prefill": 16, "decode": 48, **(max_samples or {})}
     for kind, feeds in recorded.items():
         if len(feeds) > limits[kind]:
@@ -202,13 +196,7 @@ def record_calibration_ranges(fp32_dir: Path, fragment: dict, sequences: Sequenc
     collectors = {kind: RangeCollector(Path(fp32_dir) / files[kind]) for kind in ("prefill", "decode")}
     engine = StaticEngine(fragment, fp32_dir)
     engine.on_feeds = lambda kind, feeds: collectors[kind].add(feeds)
-    for seq in sequences:
-        seq = list(seq)[: engine.capacity]
-        tail = min(decode_tail, max(len(seq) - 2, 0))
-        engine.reset()
-        engine.forward(seq[: len(seq) - tail])
-        for t in seq[len(seq) - tail:]:
-            engine.forward([t])
+    _drive(engine, sequences, decode_tail)
     return {k: c.ranges() for k, c in collectors.items()}, {k: c.runs for k, c in collectors.items()}
 
 
@@ -371,3 +359,15 @@ def quantize_static_pair(fp32_dir: Path, out_dir: Path, fragment: dict, recipe: 
         "calibration": {"sequences": len(calibration_ids), "tokens": int(sum(len(s) for s in calibration_ids)),
                         "samples": runs, "method": "minmax (streamed over every window and decode step)"},
     }
+
+
+def _drive(engine, sequences, decode_tail: int) -> None:
+    """Run each sequence as the runtime would: its head through prefill windows, its last
+    `decode_tail` tokens one at a time through the decode graph (so both graphs see real inputs)."""
+    for seq in sequences:
+        seq = list(seq)[: engine.capacity]
+        tail = min(decode_tail, max(len(seq) - 2, 0))
+        engine.reset()
+        engine.forward(seq[: len(seq) - tail])
+        for t in seq[len(seq) - tail:]:
+            engine.forward([t])

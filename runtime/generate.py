@@ -92,18 +92,26 @@ class Decoder:
         self.tokens.clear()
 
 
+def timed_prefill(decoder: Decoder, prompt_ids: Sequence[int], stats: GenerationStats) -> tuple[np.ndarray, float]:
+    """Prefill (reusing the cached prefix) and record the prompt figures.
+
+    Returns (last logits, request start time for the time to first token)."""
+    stats.prompt_tokens = len(prompt_ids)
+    t0 = time.perf_counter()
+    logits, stats.prefilled_tokens = decoder.prefill(prompt_ids)
+    stats.prefill_s = time.perf_counter() - t0
+    return logits, t0
+
+
 def generate_tokens(decoder: Decoder, prompt_ids: Sequence[int], *, max_new_tokens: int,
                     sampler: Callable[[np.ndarray], int],
                     processor: Callable[[np.ndarray, Sequence[int]], np.ndarray] | None = None,
                     eos_ids: Sequence[int] = (), stats: GenerationStats | None = None) -> Iterator[int]:
     """Yield sampled token ids. The cache ends holding the prompt and every yielded token but the last."""
     stats = stats if stats is not None else GenerationStats()
-    stats.prompt_tokens = len(prompt_ids)
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    t0 = time.perf_counter()
-    logits, stats.prefilled_tokens = decoder.prefill(prompt_ids)
-    stats.prefill_s = time.perf_counter() - t0
+    logits, t0 = timed_prefill(decoder, prompt_ids, stats)
     if max_new_tokens == 0:
         stats.stop_reason = "length"
         return

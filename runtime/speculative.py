@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .generate import Decoder, GenerationStats
+from .generate import Decoder, GenerationStats, timed_prefill
 
 DEFAULT_NUM_DRAFT = 8  # tokens guessed per verify pass; beyond ~10 acceptance rarely pays for the pass
 DEFAULT_MAX_NGRAM = 3  # longest suffix matched; longer = fewer but more reliable guesses
@@ -94,10 +94,7 @@ def generate_tokens_speculative(decoder: Decoder, prompt_ids: Sequence[int], *, 
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     stats = stats if stats is not None else SpeculativeStats()
     counts = stats if isinstance(stats, SpeculativeStats) else SpeculativeStats()
-    stats.prompt_tokens = len(prompt_ids)
-    t0 = time.perf_counter()
-    logits, stats.prefilled_tokens = decoder.prefill(prompt_ids)
-    stats.prefill_s = time.perf_counter() - t0
+    logits, t0 = timed_prefill(decoder, prompt_ids, stats)
     if max_new_tokens == 0:
         stats.stop_reason = "length"
         return
