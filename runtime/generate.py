@@ -41,9 +41,12 @@ class GenerationStats:
         return steps / self.decode_s if steps > 0 and self.decode_s > 0 else 0.0
 
     def summary(self) -> str:
+        def rate(x: float) -> str:  # a simulated NPU runs at a fraction of a token per second
+            return f"{x:.1f}" if x >= 1 or x == 0 else f"{x:.3f}"
+
         return (f"{self.new_tokens} tokens, prompt {self.prompt_tokens} ({self.prefilled_tokens} prefilled), "
-                f"TTFT {self.ttft_s * 1000:.0f} ms, prefill {self.prefill_tok_s:.0f} tok/s, "
-                f"decode {self.decode_tok_s:.1f} tok/s, stop: {self.stop_reason}")
+                f"TTFT {self.ttft_s * 1000:.0f} ms, prefill {rate(self.prefill_tok_s)} tok/s, "
+                f"decode {rate(self.decode_tok_s)} tok/s, stop: {self.stop_reason}")
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
