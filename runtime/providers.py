@@ -1,6 +1,9 @@
 """onnxruntime sessions from a device's execution-provider preferences."""
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,23 @@ class SessionConfig:
     threads: int | None = None  # intra-op threads; None = onnxruntime's default (all cores)
     npu_only: bool = False  # disable the CPU fallback: fail unless the whole graph runs on the NPU
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _native_stdout_to_stderr(active: bool):
+    """The QNN libraries print a banner to the process's stdout while a session is created, which
+    would corrupt `--json` output: point file descriptor 1 at stderr for that moment."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def make_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
@@ -42,6 +62,7 @@ def make_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
     if not providers and not config.npu_only:
         providers = ["CPUExecutionProvider"]
     try:
-        return ort.InferenceSession(str(path), sess_options=so, providers=providers or None)
+        with _native_stdout_to_stderr("QNNExecutionProvider" in config.providers):
+            return ort.InferenceSession(str(path), sess_options=so, providers=providers or None)
     except Exception as e:  # onnxruntime raises its own exception types; name the file and the cause
         raise DeviceError(f"onnxruntime could not open {path.name} with {config.providers}: {e}") from e
