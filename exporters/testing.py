@@ -37,20 +37,27 @@ def make_tokenizer(vocab_size: int):
     return tok
 
 
-def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: int = 0) -> Path:
+def random_hf_model(model_type: str = "llama", seed: int = 0, **config_extra):
+    """(ModelArgs, transformers model in eval mode) with random weights for the architecture's fake() config."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from edge_sdk.exporters.architectures import get_module
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     args = get_module(model_type).fake()
     cfg = args.to_dict()
     cfg.pop("rope_scaling", None)
-    config = AutoConfig.for_model(**cfg, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config).eval()
+    return args, AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg, **config_extra)).eval()
+
+
+def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: int = 0) -> Path:
+    import torch
+    from transformers import PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    args, model = random_hf_model(model_type, seed, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     with torch.no_grad():  # random init is small; widen it so greedy text is varied, not one repeated token
         for p in model.parameters():
             if p.dim() == 2:

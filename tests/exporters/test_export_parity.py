@@ -6,21 +6,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edge_sdk.exporters.architectures import get_module  # noqa: E402
+from edge_sdk.exporters.testing import random_hf_model  # noqa: E402
 
 # The guard in test_architectures.py checks this covers every registered architecture.
 PARITY_ARCHITECTURES = ("llama", "qwen2")
-
-
-def _random_hf_model(model_type):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    args = get_module(model_type).fake()
-    cfg = args.to_dict()
-    cfg.pop("rope_scaling")
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg)).eval()
-    return args, model
 
 
 @pytest.mark.parametrize("model_type", PARITY_ARCHITECTURES)
@@ -32,7 +21,7 @@ def test_fused_graph_matches_transformers_in_both_kv_modes(model_type, tmp_path)
     from edge_sdk.runtime.engine import FusedEngine
     from edge_sdk.runtime.providers import SessionConfig
 
-    args, hf = _random_hf_model(model_type)
+    args, hf = random_hf_model(model_type)
     weights = {k: v.numpy() for k, v in hf.state_dict().items()}
     onnx.save(emit_decoder(args, weights, "fused", max_context=64), str(tmp_path / "model.onnx"))
     manifest = {"graph": {"files": {"decoder": "model.onnx"}, "max_context": 64,
@@ -58,7 +47,6 @@ def test_fused_graph_matches_transformers_in_both_kv_modes(model_type, tmp_path)
 
 @pytest.mark.parametrize("model_type", PARITY_ARCHITECTURES)
 def test_export_with_validation_writes_a_complete_bundle(model_type, tmp_path):
-    import json
 
     from edge_sdk.exporters.testing import make_tiny_bundle
     from edge_sdk.runtime.manifest import read_manifest

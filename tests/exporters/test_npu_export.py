@@ -14,7 +14,6 @@ transformers = pytest.importorskip("transformers")
 from edge_sdk.devices import load_profile  # noqa: E402
 from edge_sdk.errors import DeviceFitError  # noqa: E402
 from edge_sdk.exporters import qdq  # noqa: E402
-from edge_sdk.exporters.architectures import get_module  # noqa: E402
 from edge_sdk.exporters.graph.static import KEEP_FLOAT, emit_static  # noqa: E402
 from edge_sdk.exporters.npu_export import calibration_ids, export_static_bundle  # noqa: E402
 from edge_sdk.exporters.progress import Progress  # noqa: E402
@@ -36,11 +35,9 @@ class StubTokenizer:
 
 @pytest.fixture(scope="module")
 def tiny():
-    args = get_module("llama").fake()
-    cfg = args.to_dict()
-    cfg.pop("model_type"), cfg.pop("rope_scaling")
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg)).eval()
+    from edge_sdk.exporters.testing import random_hf_model
+
+    args, model = random_hf_model("llama")
     return args, model, {k: v.numpy() for k, v in model.state_dict().items()}
 
 

@@ -7,11 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edge_sdk.exporters.architectures import get_module  # noqa: E402
 from edge_sdk.exporters.graph.decoder import emit_decoder  # noqa: E402
 from edge_sdk.exporters.graph.linear import quantize_offset_int4  # noqa: E402
 from edge_sdk.exporters.quantize import apply_recipe  # noqa: E402
 from edge_sdk.exporters.recipes import RECIPES, emitter_options, get_recipe  # noqa: E402
+from edge_sdk.exporters.testing import random_hf_model  # noqa: E402
 from edge_sdk.runtime.engine import FusedEngine  # noqa: E402
 from edge_sdk.runtime.providers import SessionConfig  # noqa: E402
 
@@ -22,13 +22,7 @@ EXPECT = {"int4-b32": (4, 32, 0.98), "int4-b32-sym": (4, 32, 0.97), "int4-b32-as
 
 @pytest.fixture(scope="module")
 def tiny():
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    args = get_module("llama").fake()
-    cfg = args.to_dict()
-    cfg.pop("rope_scaling")
-    torch.manual_seed(0)
-    hf = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg)).eval()
+    args, hf = random_hf_model("llama")
     return args, {k: v.numpy() for k, v in hf.state_dict().items()}
 
 

@@ -10,7 +10,6 @@ transformers = pytest.importorskip("transformers")
 
 from edge_sdk.errors import ContextLengthError, DeviceFitError  # noqa: E402
 from edge_sdk.exporters import npu_check  # noqa: E402
-from edge_sdk.exporters.architectures import get_module  # noqa: E402
 from edge_sdk.exporters.graph.decoder import emit_decoder  # noqa: E402
 from edge_sdk.exporters.graph.static import emit_static, export_static  # noqa: E402
 from edge_sdk.runtime.static_engine import StaticEngine  # noqa: E402
@@ -20,13 +19,9 @@ CHUNK, CONTEXT = 8, 64
 
 def tiny(model_type: str):
     """A random transformers model for the architecture's fake() config, and its weights."""
-    args = get_module(model_type).fake()
-    cfg = args.to_dict()
-    cfg.pop("model_type"), cfg.pop("rope_scaling")
-    classes = {"llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
-               "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM)}[model_type]
-    torch.manual_seed(0)
-    model = classes[1](classes[0](**cfg)).eval()
+    from edge_sdk.exporters.testing import random_hf_model
+
+    args, model = random_hf_model(model_type)
     return args, model, {k: v.numpy() for k, v in model.state_dict().items()}
 
 

@@ -12,7 +12,6 @@ pytest.importorskip("onnxruntime_qnn")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from edge_sdk.exporters.architectures import get_module  # noqa: E402
 from edge_sdk.exporters.context_binary import compile_bundle_graphs  # noqa: E402
 from edge_sdk.exporters.graph.static import export_static  # noqa: E402
 from edge_sdk.runtime.providers import SessionConfig  # noqa: E402
@@ -27,11 +26,9 @@ HTP = SessionConfig(providers=["QNNExecutionProvider"], npu_only=True, provider_
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    args = get_module("llama").fake()
-    cfg = args.to_dict()
-    cfg.pop("model_type"), cfg.pop("rope_scaling")
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg)).eval()
+    from edge_sdk.exporters.testing import random_hf_model
+
+    args, model = random_hf_model("llama")
     rng = np.random.RandomState(1)
     calibration = [rng.randint(0, args.vocab_size, n).tolist() for n in (20, 11, 30)]
     d = tmp_path_factory.mktemp("htp")
@@ -89,11 +86,9 @@ def test_export_static_bundle_compiles_and_offloads(tmp_path):
     from edge_sdk.exporters.recipes import get_recipe
     from tests.exporters.test_npu_export import StubTokenizer
 
-    args = get_module("llama").fake()
-    cfg = args.to_dict()
-    cfg.pop("model_type"), cfg.pop("rope_scaling")
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg)).eval()
+    from edge_sdk.exporters.testing import random_hf_model
+
+    args, model = random_hf_model("llama")
     weights = {k: v.numpy() for k, v in model.state_dict().items()}
     profile = dataclasses.replace(load_profile("snapdragon-8-gen3"), prefill_chunk=CHUNK)
     out = export_static_bundle(args, weights, tmp_path, profile=profile, recipe=get_recipe("w8a16-qdq"),

@@ -12,7 +12,6 @@ pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from edge_sdk.exporters.architectures import get_module  # noqa: E402
 from edge_sdk.exporters.graph.static import export_static  # noqa: E402
 from edge_sdk.runtime.static_engine import StaticEngine  # noqa: E402
 
@@ -21,11 +20,9 @@ CHUNK, CONTEXT = 4, 32
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    args = get_module("llama").fake()
-    cfg = args.to_dict()
-    cfg.pop("model_type"), cfg.pop("rope_scaling")
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg)).eval()
+    from edge_sdk.exporters.testing import random_hf_model
+
+    args, model = random_hf_model("llama")
     d = tmp_path_factory.mktemp("static-engine")
     fragment = export_static(args, {k: v.numpy() for k, v in model.state_dict().items()}, d, CHUNK, CONTEXT)
     return StaticEngine(fragment, d)
