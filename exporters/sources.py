@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edge_sdk.errors import SourceError
 from edge_sdk.runtime.manifest import sha256_file

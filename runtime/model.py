@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from edge_sdk.errors import BundleError, DeviceError
+from edge_sdk.errors import BundleError
 
 from . import sampling
 from .chat_template import ChatTemplate

@@ -10,7 +10,6 @@ ByteLevel, which fuses too) see pieces of one long token; a chain that cannot be
 from __future__ import annotations
 
 import codecs
-import re
 
 from edge_sdk.errors import BundleError
 from .tokenizer_text import CHAR_TO_BYTE, translate_regex

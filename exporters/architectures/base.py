@@ -9,7 +9,7 @@ read these fields.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from edge_sdk.errors import UnsupportedModelError

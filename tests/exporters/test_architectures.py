@@ -1,7 +1,6 @@
 """The architecture registry: every registered model_type has a fake() config and an export parity test."""
 from __future__ import annotations
 
-import json
 import pathlib
 
 import pytest

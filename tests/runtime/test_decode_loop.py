@@ -1,7 +1,6 @@
 """The decode loop on a tiny random bundle, checked against transformers."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import edge_sdk
@@ -107,7 +106,7 @@ def test_prompt_beyond_max_context_is_a_clear_error(model):
 def test_generation_stops_when_the_context_is_full(model):
     ids = model.encode_prompt("x")
     n = model.max_context - len(ids)
-    out = list(model.stream_ids(ids, max_new_tokens=n + 50, temperature=1.0, seed=0))
+    list(model.stream_ids(ids, max_new_tokens=n + 50, temperature=1.0, seed=0))
     s = model.last_stats
     assert s.stop_reason in ("context", "eos") and len(model.decoder.tokens) <= model.max_context
 

@@ -1,7 +1,6 @@
 """KV cache verbs over preallocated buffers."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from edge_sdk.errors import ContextLengthError
