@@ -27,9 +27,9 @@ PROFILE_DIR = Path(__file__).parent
 # Host testing runs on the CI machine class unless told otherwise.
 DEFAULT_PROFILE = "x86-64-laptop"
 
-# "fused": onnxruntime contrib ops, fastest on CPU. "static": standard ops, fixed shapes, for NPUs.
-FLAVOURS = ("fused", "static")
-# One source of truth for recipe names: the registry the exporter uses (a stdlib-only module).
+# One source of truth for flavour and recipe names: the registry the exporter uses (a stdlib-only module).
+# Flavours: "fused" = onnxruntime contrib ops, fastest on CPU; "static" = standard ops, fixed shapes, for NPUs.
+from edge_sdk.exporters.recipes import FLAVOURS  # noqa: E402
 from edge_sdk.exporters.recipes import RECIPES as _RECIPE_TABLE  # noqa: E402
 
 RECIPES = tuple(_RECIPE_TABLE)
