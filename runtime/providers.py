@@ -21,6 +21,15 @@ class SessionConfig:
     threads: int | None = None  # intra-op threads; None = onnxruntime's default (all cores)
     npu_only: bool = False  # disable the CPU fallback: fail unless the whole graph runs on the NPU
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # onnxruntime session config entries (SessionOptions.add_session_config_entry), e.g. EXACT_QDQ.
+    session_entries: dict[str, str] = field(default_factory=dict)
+
+
+# On the CPU EP, onnxruntime rewrites DequantizeLinear(weight) -> MatMul into MatMulNBits with
+# accuracy level 4, which quantizes the activations to int8 inside the MatMul: a w8a16 QDQ graph
+# then runs ~41 dB off its own QDQ arithmetic (measured on SmolLM2's v_proj), so the CPU no longer
+# predicts what the NPU computes. Level 0 keeps fp32 activations: the CPU result equals exact QDQ.
+EXACT_QDQ = {"session.qdq_matmulnbits_accuracy_level": "0"}
 
 
 @contextlib.contextmanager
@@ -47,6 +56,8 @@ def make_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3  # onnxruntime's warnings about unused initializers etc. are noise for users
+    for key, value in config.session_entries.items():
+        so.add_session_config_entry(key, value)
     available = set(ort.get_available_providers())
     providers: list[str] = []
     for name in config.providers:

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_sdk.errors import ContextLengthError
 
-from .providers import SessionConfig, make_session
+from .providers import EXACT_QDQ, SessionConfig, make_session
 
 
 class _Graph:
@@ -64,6 +64,9 @@ class StaticEngine:
             given = config.provider_options.get("QNNExecutionProvider", {})
             config = replace(config, provider_options={**config.provider_options,
                                                        "QNNExecutionProvider": {**qnn_defaults, **given}})
+        if manifest.get("quantization", {}).get("format") == "qdq" and config.providers[:1] != ["QNNExecutionProvider"]:
+            # QDQ run on the CPU is the fast stand-in for the NPU: keep its arithmetic exact.
+            config = replace(config, session_entries={**EXACT_QDQ, **config.session_entries})
         # On the QNN EP, precompiled context binaries (when exported) skip the on-device compile.
         if graph.get("context_binaries") and config.providers[:1] == ["QNNExecutionProvider"]:
             files = graph["context_binaries"]["files"]
