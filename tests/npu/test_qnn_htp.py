@@ -98,3 +98,44 @@ def test_export_static_bundle_compiles_and_offloads(tmp_path):
     assert out["graph"]["qnn_options"]["enable_htp_fp16_precision"] == "1"
     report = check_htp_offload(tmp_path, out, profile)
     assert report["full_offload"] and report["logit_cosine_vs_cpu"] > 0.99 and report["same_top1_as_cpu"]
+
+
+def test_norm_survives_massive_activations_in_fp16_on_htp(tmp_path):
+    """The static norm on the HTP (fp16) with an attention-sink row: |x| ~ 25000 next to ~1 values.
+
+    Real models carry such rows (SmolLM2-135M from layer 12 on). 1/25000 is an fp16 subnormal, which
+    the HTP flushes to zero: a norm written as x * (1/max|x|) zeroed that row and wrecked every later
+    token's attention. The tiny random model never reaches these magnitudes, hence this direct test.
+    """
+    import onnx
+
+    from edge_sdk.exporters.architectures import get_module
+    from edge_sdk.exporters.graph.static import StaticOps
+
+    args = get_module("llama").fake()
+    hidden, rows = args.hidden_size, 4
+    ops = StaticOps(args, {}, max_context=8, seq_len=rows)
+    b = ops.b
+    x = b.input("x", np.float32, [1, rows, hidden])
+    r = b.input("residual", np.float32, [1, rows, hidden])
+    gamma = np.random.RandomState(0).uniform(0.5, 1.5, hidden).astype(np.float32)
+    normed, _ = ops.norm(x, r, b.weight("gamma", gamma))
+    b.nodes[-1].output[0] = "normed"
+    b.output("normed", np.float32, [1, rows, hidden])
+    path = tmp_path / "norm.onnx"
+    onnx.save(b.model(), str(path))
+
+    rng = np.random.RandomState(1)
+    xv = rng.randn(1, rows, hidden).astype(np.float32)
+    xv[0, 0, :3] = [24900.0, -18000.0, 9000.0]  # the sink row
+    xv[0, 1] *= 40.0  # a large but ordinary row
+    rv = (rng.randn(1, rows, hidden) * 0.1).astype(np.float32)
+    h = (xv + rv).astype(np.float64)
+    ref = h / np.sqrt((h * h).mean(-1, keepdims=True) + args.rms_norm_eps) * gamma
+
+    from edge_sdk.runtime.providers import make_session
+
+    got = make_session(path, HTP).run(["normed"], {"x": xv, "residual": rv})[0]
+    assert np.isfinite(got).all()
+    cos = (got * ref).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(ref, axis=-1)
+    assert cos.min() > 0.999, cos
