@@ -67,6 +67,51 @@ def save_onnx(model: onnx.ModelProto, folder: Path, name: str) -> list[str]:
     return [name] + ([data_name] if (folder / data_name).exists() else [])
 
 
+def save_onnx_shared(paths: list[Path], data_name: str = "weights.data", align: int = 4096,
+                     threshold: int = 1024) -> dict[str, int]:
+    """Rewrite the graphs at `paths` (one folder) to keep their weights in one shared file.
+
+    Each distinct initializer of `threshold` bytes or more is stored once in `data_name`, and every
+    graph that has it points at the same bytes: the NPU flavour's prefill and decode graphs carry
+    identical weights, which would otherwise be on disk (and in the phone's storage) twice. Offsets
+    are `align`-ed so onnxruntime can map the file. The old per-graph `.data` files are removed.
+    Returns {"unique_bytes", "referenced_bytes"}.
+    """
+    import hashlib
+
+    from onnx.external_data_helper import set_external_data
+
+    folder = Path(paths[0]).parent
+    models = [onnx.load(str(p)) for p in paths]  # with their external data
+    placed: dict[bytes, tuple[int, int]] = {}
+    referenced = 0
+    tmp = folder / (data_name + ".partial")
+    with open(tmp, "wb") as f:
+        for model in models:
+            for t in model.graph.initializer:
+                if t.data_location == onnx.TensorProto.EXTERNAL or len(t.raw_data) < threshold:
+                    continue
+                blob = t.raw_data
+                referenced += len(blob)
+                key = hashlib.sha256(blob).digest() + len(blob).to_bytes(8, "little")
+                if key not in placed:
+                    offset = -f.tell() % align + f.tell()
+                    f.seek(offset)
+                    f.write(blob)
+                    placed[key] = (offset, len(blob))
+                offset, length = placed[key]
+                set_external_data(t, location=data_name, offset=offset, length=length)
+                t.ClearField("raw_data")
+                t.data_location = onnx.TensorProto.EXTERNAL
+    for path, model in zip(paths, models):
+        old_data = Path(str(path) + ".data")
+        onnx.save_model(model, str(path))
+        if old_data.exists():
+            old_data.unlink()
+    os.replace(tmp, folder / data_name)
+    return {"unique_bytes": sum(n for _, n in placed.values()), "referenced_bytes": referenced}
+
+
 def file_table(folder: Path) -> dict[str, dict[str, Any]]:
     """sha256 and size of every file in the bundle except the manifest itself."""
     out = {}

@@ -74,10 +74,17 @@ def check_graph(model: onnx.ModelProto, target: str = "qnn-htp", path: Path | No
 
 
 def graph_bytes(model: onnx.ModelProto, path: Path | None = None) -> int:
-    """Bytes of the graph: the protobuf plus any external-data files next to `path`."""
+    """Bytes of the graph: the protobuf plus the external data its initializers point at (their
+    lengths when recorded: several graphs may share one weights file; else the whole file)."""
     size = model.ByteSize()
-    files = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
-    for f in files:
+    whole = set()
+    for t in model.graph.initializer:
+        info = {e.key: e.value for e in t.external_data}
+        if "length" in info:
+            size += int(info["length"])
+        elif "location" in info:
+            whole.add(info["location"])
+    for f in whole:
         if path is not None and (path.parent / f).exists():
             size += (path.parent / f).stat().st_size
     return size

@@ -214,6 +214,11 @@ def export_static(args: DecoderArgs, weights: Mapping[str, np.ndarray], out_dir:
             if data.exists():
                 data.unlink()
         fp32_dir.rmdir()
+    from edge_sdk.exporters.bundle import save_onnx_shared
+
+    # Both graphs hold the same weights: store them once (prefill.onnx/decode.onnx point into one file).
+    shared = save_onnx_shared([out_dir / f for f in files.values()], data_name="weights.data")
+    fragment["graph"]["weights_file"] = {"file": "weights.data", **shared}
     if progress is not None:
         progress.stage(f"checking both graphs for {target}: static shapes, operators, size")
     for f in files.values():
