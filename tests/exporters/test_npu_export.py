@@ -97,6 +97,11 @@ def test_fp32_bundle_matches_transformers(tiny, tmp_path):
     with torch.no_grad():
         ref = model(torch.tensor([ids])).logits[0, -1].numpy()
     np.testing.assert_allclose(StaticEngine(out, tmp_path).forward(ids), ref, atol=1e-4)
+    # Both graphs point into one weights file, which holds each (identical) initializer once.
+    shared = out["graph"]["weights_file"]
+    assert sorted(p.name for p in tmp_path.glob("*.data")) == ["weights.data"]
+    assert shared["referenced_bytes"] == 2 * shared["unique_bytes"]
+    assert (tmp_path / "weights.data").stat().st_size < shared["referenced_bytes"]
 
 
 def test_qdq_bundle_keeps_residual_float_and_quantizes_per_channel(tiny, tmp_path):
