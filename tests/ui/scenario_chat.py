@@ -118,7 +118,7 @@ def main():
                        "button_text": ids.banner_button.text, "button_disabled": ids.banner_button.disabled,
                        "last_bubble_role": app.messages[-1]["role"], "generating": app.generating}
     press(ids.banner_button)
-    ui.pump(timeout=0.3)
+    ui.pump(lambda: not app.messages and not app.banner_text, 10)  # a state, not a fixed delay: CI is loaded
     res["after_new_chat"] = {"bubbles": len(app.messages), "banner": app.banner_text,
                              "tokens_used": app.chat.tokens_used, "history": len(app.chat.messages)}
 

@@ -37,21 +37,25 @@ def main():
                    "model_name": app.model_name, "status": app.status_text}
 
     # Settings: a system prompt starts a new chat that carries it; sampling values are kept.
-    press(ui.ids().settings_button)
-    ui.pump(timeout=0.3)
     from kivy.core.window import Window
     from mobile_demo.widgets import ChatSettings
 
+    def panel_open():
+        return any(isinstance(w, ChatSettings) for w in Window.children)
+
+    # Wait on the state, not a fixed time: the panel's open/dismiss animations run slower on a loaded machine.
+    press(ui.ids().settings_button)
+    ui.pump(panel_open, 10)
     panel = next(w for w in Window.children if isinstance(w, ChatSettings))
     panel.ids.temperature.value = 0.7
     panel.ids.max_tokens.value = 32
     panel.ids.system.text = "You are terse."
     press(panel.ids.apply_button)
-    ui.pump(timeout=0.3)
+    ui.pump(lambda: not panel_open(), 10)
     res["settings"] = {"temperature": app.temperature, "max_new_tokens": app.max_new_tokens,
                        "system_prompt": app.system_prompt,
                        "chat_history": [dict(m) for m in app.chat.messages],
-                       "panel_open": any(isinstance(w, ChatSettings) for w in Window.children)}
+                       "panel_open": panel_open()}
 
     ui.type_and_send("hello there")
     ui.wait_idle(60)
