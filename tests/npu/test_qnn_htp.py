@@ -33,7 +33,7 @@ def bundle(tmp_path_factory):
     calibration = [rng.randint(0, args.vocab_size, n).tolist() for n in (20, 11, 30)]
     d = tmp_path_factory.mktemp("htp")
     weights = {k: v.numpy() for k, v in model.state_dict().items()}
-    return export_static(args, weights, d, CHUNK, CONTEXT, "w8a16-qdq", calibration), d
+    return export_static(args, weights, d, CHUNK, CONTEXT, "w8a16-qdq", calibration), d, model
 
 
 def logits_and_tokens(engine: StaticEngine, prompt, n=4):
@@ -47,7 +47,7 @@ def logits_and_tokens(engine: StaticEngine, prompt, n=4):
 
 
 def test_full_offload_matches_cpu_qdq(bundle):
-    fragment, d = bundle
+    fragment, d, model = bundle
     htp = StaticEngine(fragment, d, HTP)  # raises if any node would fall back to the CPU
     cpu = StaticEngine(fragment, d)
     for prompt in ([3, 14, 15], list(range(10, 21))):  # shorter and longer than the window
@@ -56,10 +56,13 @@ def test_full_offload_matches_cpu_qdq(bundle):
         cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
         assert cos.min() > 0.999, cos
         assert ta == tb
+        with torch.no_grad():  # and close to transformers fp32 on the prompt's last position
+            ref = model(torch.tensor([prompt])).logits[0, -1].numpy()
+        assert float(np.dot(a[0], ref) / np.linalg.norm(a[0]) / np.linalg.norm(ref)) > 0.99
 
 
 def test_context_binaries_load_and_run(bundle):
-    fragment, d = bundle
+    fragment, d, _ = bundle
     fragment = {**fragment, "graph": dict(fragment["graph"])}
     section = compile_bundle_graphs(d, fragment, htp_arch="v75", soc_model="SM8650")
     assert all((d / f).exists() for f in section["files"].values())
