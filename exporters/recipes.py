@@ -53,8 +53,8 @@ RECIPES: dict[str, Recipe] = {
                bits=8, block_size=32, accuracy_level=4, bytes_per_weight=1.125),
         Recipe("w8a16-qdq", "QDQ: uint8 weights per output channel, uint16 activations, residual stream float - "
                "for the QNN HTP NPU", ("static",), method="qdq", bytes_per_weight=1.0, max_ppl_increase=0.10),
-        Recipe("w4a16-qdq", "QDQ: 4-bit block weights, uint16 activations - for the QNN HTP NPU (experimental)",
-               ("static",), method="qdq", bytes_per_weight=0.5625, max_ppl_increase=0.10),
+        Recipe("w4a16-qdq", "QDQ: int4 weights in blocks of 32 (fp32 scales), uint16 activations - for the QNN "
+               "HTP NPU (experimental)", ("static",), method="qdq", bytes_per_weight=0.625, max_ppl_increase=0.10),
     )
 }
 

@@ -136,3 +136,31 @@ def test_non_npu_recipe_is_refused(tiny, tmp_path):
     with pytest.raises(DeviceFitError, match="does not apply to the static"):
         export_static_bundle(args, weights, tmp_path, profile=cpu_profile(), recipe=get_recipe("int4-b32"),
                              max_context=32, hf_tok=StubTokenizer(), progress=Progress(enabled=False))
+
+
+def test_w4a16_weights_are_int4_blocks_of_32(tiny, tmp_path):
+    from onnx import numpy_helper
+
+    args, model, weights = tiny
+    out = export_static_bundle(args, weights, tmp_path, profile=cpu_profile(), recipe=get_recipe("w4a16-qdq"),
+                               max_context=32, hf_tok=StubTokenizer(), progress=Progress(enabled=False))
+    assert out["quantization_details"]["block_size"] == 32
+    graph = onnx.load(str(tmp_path / "decode.onnx"))
+    inits = {t.name: t for t in graph.graph.initializer}
+    blocked = {}
+    for node in graph.graph.node:
+        attrs = {a.name: a.i for a in node.attribute}
+        if node.op_type == "DequantizeLinear" and attrs.get("block_size"):
+            weight = inits[node.input[0]]
+            assert weight.data_type == onnx.TensorProto.INT4 and attrs["axis"] == 0 and len(node.input) == 2
+            k, n = weight.dims
+            assert list(inits[node.input[1]].dims) == [k // 32, n]
+            blocked[node.input[0]] = numpy_helper.to_array(weight)
+    # Every projection of every layer, lm_head excluded (8 bits per channel).
+    assert len(blocked) == 6 * args.num_hidden_layers and not any("lm_head" in k for k in blocked)
+    ids = np.random.RandomState(3).randint(0, 512, 14).tolist()
+    ours = StaticEngine(out, tmp_path).forward(ids, all_logits=True)
+    with torch.no_grad():
+        ref = model(torch.tensor([ids])).logits[0].numpy()
+    cos = (ours * ref).sum(-1) / np.linalg.norm(ours, axis=-1) / np.linalg.norm(ref, axis=-1)
+    assert cos.min() > 0.97 and cos.mean() > 0.99, cos  # int4 on a random model; a broken layout is << 0.9

@@ -142,3 +142,20 @@ def test_norm_survives_massive_activations_in_fp16_on_htp(tmp_path):
     assert np.isfinite(got).all()
     cos = (got * ref).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(ref, axis=-1)
     assert cos.min() > 0.999, cos
+
+
+def test_w4a16_block_weights_offload_and_match_cpu(tmp_path):
+    """int4 blocks of 32 run as the HTP's block-quantized MatMul, CPU fallback disabled."""
+    from edge_sdk.exporters.testing import random_hf_model
+
+    args, model = random_hf_model("llama")
+    rng = np.random.RandomState(1)
+    calibration = [rng.randint(0, args.vocab_size, n).tolist() for n in (20, 11, 30)]
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    fragment = export_static(args, weights, tmp_path, CHUNK, CONTEXT, "w4a16-qdq", calibration)
+    assert fragment["quantization"]["block_size"] == 32
+    ids = list(range(10, 21))
+    a = StaticEngine(fragment, tmp_path, HTP).forward(ids, all_logits=True)
+    b = StaticEngine(fragment, tmp_path).forward(ids, all_logits=True)
+    cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    assert cos.min() > 0.999, cos
