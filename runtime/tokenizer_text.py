@@ -179,20 +179,24 @@ def _pattern_of(spec: dict, where: str) -> re.Pattern:
     raise BundleError(f"tokenizer.json: {where} has no String or Regex pattern: {spec!r}")
 
 
+def _chain(steps):
+    """One function applying `steps` in order (None entries are identity steps): HF's "Sequence"."""
+    steps = [s for s in steps if s is not None]
+
+    def sequence(value):
+        for step in steps:
+            value = step(value)
+        return value
+    return sequence
+
+
 def build_normalizer(spec: dict | None):
     """A function str -> str mirroring the HF normalizer `spec` (None: identity)."""
     if not spec:
         return None
     kind = spec.get("type")
     if kind == "Sequence":
-        steps = [build_normalizer(s) for s in spec.get("normalizers", [])]
-        steps = [s for s in steps if s is not None]
-
-        def sequence(text: str) -> str:
-            for step in steps:
-                text = step(text)
-            return text
-        return sequence
+        return _chain(build_normalizer(s) for s in spec.get("normalizers", []))
     if kind in ("NFC", "NFD", "NFKC", "NFKD"):
         return lambda text: unicodedata.normalize(kind, text)
     if kind == "Lowercase":
@@ -293,14 +297,7 @@ def build_pre_tokenizer(spec: dict | None):
         return None
     kind = spec.get("type")
     if kind == "Sequence":
-        steps = [build_pre_tokenizer(s) for s in spec.get("pretokenizers", [])]
-        steps = [s for s in steps if s is not None]
-
-        def sequence(pieces: list[Piece]) -> list[Piece]:
-            for step in steps:
-                pieces = step(pieces)
-            return pieces
-        return sequence
+        return _chain(build_pre_tokenizer(s) for s in spec.get("pretokenizers", []))
     if kind == "ByteLevel":
         add_prefix = spec.get("add_prefix_space", False)
         regex = translate_regex(GPT2_PATTERN) if spec.get("use_regex", True) else None
