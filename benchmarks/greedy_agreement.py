@@ -48,7 +48,7 @@ def main() -> int:
     ap.add_argument("--htp", action="store_true", help="run on the QNN HTP backend, CPU fallback disabled")
     opts = ap.parse_args()
 
-    import torch
+    from npu_validate import agree, chat_ids, greedy, reference_greedy, top2_gaps  # same folder: one copy of each
 
     from edge_sdk.exporters.sources import resolve
     from edge_sdk.runtime.engine import engine_class
@@ -68,37 +68,22 @@ def main() -> int:
     rows = []
     t0 = time.perf_counter()
     for text in PROMPTS[: opts.prompts]:
-        out = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True)
-        ids = list(out["input_ids"] if hasattr(out, "keys") else out)
-        with torch.no_grad():
-            ref = model.generate(torch.tensor([ids]), max_new_tokens=opts.new_tokens, do_sample=False,
-                                 min_new_tokens=opts.new_tokens)[0, len(ids):].tolist()
-        engine.reset()
-        logits = engine.forward(ids)
-        ours = []
-        for _ in range(opts.new_tokens):
-            logits = logits.copy()
-            logits[eos] = -np.inf
-            ours.append(int(logits.argmax()))
-            logits = engine.forward([ours[-1]])
-        n = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), len(ref))
-        gap = None
-        if n < len(ref):
-            with torch.no_grad():
-                last = model(torch.tensor([ids + ref[:n]])).logits[0, -1].numpy()
-            top = np.sort(last)[-2:]
-            gap = round(float(top[1] - top[0]), 3)
+        ids = chat_ids(tok, text)
+        ref = reference_greedy(model, ids, opts.new_tokens)
+        ours = greedy(engine, ids, opts.new_tokens, [], eos)
+        n = agree(ours, ref)
+        gap = top2_gaps(model, ids, ref)[n] if n < len(ref) else None
         rows.append({"prompt": text, "agree": n, "fp32_top2_gap_at_divergence": gap,
                      "fp32": tok.decode(ref), "bundle": tok.decode(ours)})
         print(json.dumps(rows[-1]), flush=True)
-    agree = [r["agree"] for r in rows]
+    agreed = [r["agree"] for r in rows]
     gaps = [r["fp32_top2_gap_at_divergence"] for r in rows if r["fp32_top2_gap_at_divergence"] is not None]
     print(json.dumps({
         "bundle": str(bundle), "recipe": manifest.get("quantization", {}).get("recipe"),
         "device": "QNN HTP (simulated), CPU fallback disabled" if opts.htp else "CPU EP",
         "new_tokens": opts.new_tokens, "prompts": len(rows),
-        "prompts_agreeing_8_plus": sum(a >= 8 for a in agree), "prompts_agreeing_fully": sum(a == opts.new_tokens for a in agree),
-        "median_agreement": float(np.median(agree)),
+        "prompts_agreeing_8_plus": sum(a >= 8 for a in agreed),
+        "prompts_agreeing_fully": sum(a == opts.new_tokens for a in agreed), "median_agreement": float(np.median(agreed)),
         "divergences_at_fp32_near_ties_lt_0.5": sum(g < 0.5 for g in gaps), "divergences": len(gaps),
         "seconds": round(time.perf_counter() - t0, 1),
     }, indent=1))
