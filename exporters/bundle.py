@@ -1,62 +1,33 @@
-"""Writing an edge bundle: everything goes to a temporary sibling folder, which is renamed into place
-only when complete (graphs, tokenizer, template, manifest with hashes and validation). A failed or
-interrupted export leaves the output path as it was.
+"""Writing an edge bundle: graphs, tokenizer, template, and the manifest with hashes and validation.
+
+Everything goes to a temporary sibling folder (`staging`), renamed into place only when complete: a
+failed or interrupted export leaves the output path as it was.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import onnx
 
-from edge_sdk.errors import OutputExistsError, SourceError
 from edge_sdk.runtime.manifest import BUNDLE_FORMAT, MANIFEST_NAME, SCHEMA_VERSION, sha256_file
+
+from . import staging as _staging
 
 
 def check_output(output: Path, force: bool) -> None:
-    """Fail early (before minutes of work) when the output cannot be written."""
-    if output.exists() and not force:
-        raise OutputExistsError(f"{output} already exists; pass --force to replace it, or choose another --output")
-    if output.exists() and not output.is_dir():
-        raise OutputExistsError(f"{output} exists and is not a folder; remove it or choose another --output")
-    parent = output.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SourceError(f"cannot create the output's parent folder {parent}: {e.strerror}; choose a writable --output") from e
-    if not os.access(parent, os.W_OK):
-        raise SourceError(f"the output folder's parent {parent} is not writable; choose a writable --output")
+    """Fail early when the bundle cannot be written; --force replaces only a previous bundle."""
+    _staging.check_output(Path(os.path.abspath(output)), force, marker=MANIFEST_NAME, fmt=BUNDLE_FORMAT, kind="bundle")
 
 
 @contextmanager
 def staging(output: Path, force: bool) -> Iterator[Path]:
-    """Yield a temporary folder next to `output`; on success it replaces `output` atomically."""
-    output = output.resolve()
-    check_output(output, force)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
-    try:
+    """A temporary folder next to `output` that replaces it when the export succeeds."""
+    with _staging.staging(output, force, marker=MANIFEST_NAME, fmt=BUNDLE_FORMAT, kind="bundle") as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    # mkdtemp makes a private 0700 folder; give the bundle the permissions of any new folder.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    for p in tmp.rglob("*"):
-        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
-    old = None
-    if output.exists():  # --force: move the old bundle aside first so the swap is two renames
-        old = output.parent / f".{output.name}.old-{os.getpid()}"
-        os.rename(output, old)
-    os.rename(tmp, output)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_onnx(model: onnx.ModelProto, folder: Path, name: str) -> list[str]:

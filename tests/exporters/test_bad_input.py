@@ -100,9 +100,33 @@ def test_failed_validation_leaves_nothing(capsys, tmp_path, tiny_model_dir, monk
     _nothing_written(tmp_path)
 
 
+def test_force_never_replaces_a_folder_that_is_not_a_bundle(capsys, tmp_path, tiny_model_dir):
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "keep.jpg").write_bytes(b"mine")
+    (out / "edge_manifest.json").write_text('{"format": "something else"}')
+    code, err = _export(capsys, str(tiny_model_dir), "--output", str(out), "--force", "--recipe", "fp32")
+    assert code == 2 and "is not a previous bundle" in err and "\n" not in err
+    assert (out / "keep.jpg").read_bytes() == b"mine"
+    _nothing_written(tmp_path)
+
+
+def test_failed_export_removes_the_parent_folders_it_created(capsys, tmp_path, tiny_model_dir, monkeypatch):
+    from edge_sdk.errors import ValidationFailedError
+    from edge_sdk.exporters import validate
+
+    def failing(*a, **k):
+        raise ValidationFailedError("validation failed: (simulated)")
+
+    monkeypatch.setattr(validate, "validate_bundle", failing)
+    code, _ = _export(capsys, str(tiny_model_dir), "--output", str(tmp_path / "new" / "deeper" / "out"))
+    assert code == 3 and list(tmp_path.iterdir()) == []
+
+
 def test_force_replaces_a_previous_bundle(capsys, tmp_path, tiny_model_dir):
     out = tmp_path / "out"
     out.mkdir()
+    (out / "edge_manifest.json").write_text('{"format": "edge-bundle"}')
     (out / "stale.txt").write_text("old")
     code, err = _export(capsys, str(tiny_model_dir), "--output", str(out), "--force", "--recipe", "fp32")
     assert code == 0, err
