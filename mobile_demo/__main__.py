@@ -1,4 +1,4 @@
-"""``python -m mobile_demo [--bundle PATH]``: the chat app on a desktop."""
+"""``python -m mobile_demo [--bundle PATH]``: the chat app (installed: ``python -m edge_sdk.mobile_demo``)."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,8 @@ def parse_args(argv=None):
         description="A private chat with a small language model, running on this device.")
     parser.add_argument("--bundle", help="edge bundle folder (default: bundles/smollm2-135m-instruct "
                                          "here, then ~/.cache/edge-sdk/bundles/smollm2-135m-instruct)")
+    parser.add_argument("--device", metavar="NAME",
+                        help="device profile (name or .json file) overriding the bundle's: threads, providers")
     parser.add_argument("--size", default="420x820",
                         help="window size WxH on a desktop (default: phone-like 420x820)")
     return parser.parse_args(argv)
@@ -28,11 +30,18 @@ def main(argv=None):
         Config.set("graphics", "width", width)
         Config.set("graphics", "height", height)
 
-    from mobile_demo.app import ChatApp
-    from mobile_demo.bundle_paths import find_default_bundle
+    from .app import ChatApp
+    from .bundle_paths import find_default_bundle
 
     bundle = args.bundle or find_default_bundle()
-    ChatApp(bundle_path=str(bundle) if bundle else None).run()
+    loader = None
+    if args.device:
+        import functools
+
+        import edge_sdk
+
+        loader = functools.partial(edge_sdk.load, device=args.device)
+    ChatApp(bundle_path=str(bundle) if bundle else None, loader=loader).run()
     return 0
 
 

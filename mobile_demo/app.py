@@ -20,9 +20,9 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 import edge_sdk
 from edge_sdk.errors import BundleError, ContextLengthError
 
-from mobile_demo import widgets  # noqa: F401  (registers the widget classes used by the .kv file)
-from mobile_demo.bundle_paths import EXPORT_COMMAND, candidate_dirs
-from mobile_demo.worker import TurnWorker, load_in_background
+from . import widgets  # noqa: F401  (registers the widget classes used by the .kv file)
+from .bundle_paths import EXPORT_COMMAND, candidate_dirs
+from .worker import TurnWorker, load_in_background
 
 KV_FILE = Path(__file__).with_name("chat_ui.kv")
 
