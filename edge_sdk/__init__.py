@@ -15,7 +15,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from edge_sdk.errors import (  # noqa: E402  (cheap, stdlib only)
-    BundleError, ContextLengthError, DeviceError, DeviceFitError, EdgeError, OutputExistsError,
+    BundleError, ContextLengthError, DeviceBuildError, DeviceError, DeviceFitError, EdgeError, OutputExistsError,
     SourceError, UnsupportedModelError, ValidationFailedError,
 )
 
@@ -43,6 +43,6 @@ def list_devices():
 
 __all__ = [
     "__version__", "load", "export", "list_devices",
-    "EdgeError", "BundleError", "ContextLengthError", "DeviceError", "DeviceFitError",
+    "EdgeError", "BundleError", "ContextLengthError", "DeviceBuildError", "DeviceError", "DeviceFitError",
     "OutputExistsError", "SourceError", "UnsupportedModelError", "ValidationFailedError",
 ]

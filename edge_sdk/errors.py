@@ -44,3 +44,7 @@ class ContextLengthError(EdgeError):
 
 class DeviceError(EdgeError):
     """An unknown device profile, or an execution provider that is not available here."""
+
+
+class DeviceBuildError(EdgeError):
+    """A device build cannot be made: an unknown target, no wheels for a dependency, a bundle the target cannot run."""

@@ -11,6 +11,11 @@ from .recipes import RECIPES, Recipe
 MB = 1 << 20
 
 
+def working_bytes(vocab_size: int) -> int:
+    """Activations of a prefill window plus logits, and the onnxruntime arena: a measured-order estimate."""
+    return 64 * MB + 512 * vocab_size * 4
+
+
 def estimate(args: DecoderArgs, recipe: Recipe, max_context: int) -> dict[str, float]:
     """Memory in MB. The embedding table is a Gather table: fp32 in the fp32 recipe, fp16 otherwise."""
     embed = args.vocab_size * args.hidden_size
@@ -19,8 +24,7 @@ def estimate(args: DecoderArgs, recipe: Recipe, max_context: int) -> dict[str, f
         matmul_params += embed  # the tied lm_head is stored again as a MatMul weight in the recipe's format
     weights = embed * (4 if recipe.name == "fp32" else 2) + matmul_params * recipe.bytes_per_weight
     kv = 2 * args.num_hidden_layers * args.num_key_value_heads * args.head_dim * max_context * 4
-    # Activations of a prefill window plus logits, and the onnxruntime arena: a measured-order estimate.
-    working = 64 * MB + 512 * args.vocab_size * 4
+    working = working_bytes(args.vocab_size)
     return {"weights_mb": round(weights / MB, 1), "kv_cache_mb": round(kv / MB, 1),
             "working_mb": round(working / MB, 1), "total_mb": round((weights + kv + working) / MB, 1)}
 

@@ -1,0 +1,122 @@
+"""The scripts a Linux device build carries: install.sh (offline, into a venv) and run.sh.
+
+POSIX sh, not bash: embedded images often have only busybox. The checks that need logic (Python
+version, CPU, glibc, file hashes) run in the device's own Python, standard library only, before
+anything is installed.
+"""
+from __future__ import annotations
+
+# Runs on the device with its own interpreter before anything is installed: is this the device the
+# build is for, and did every file arrive intact? Exit 1 with every problem listed, not the first.
+PREFLIGHT = r'''
+import hashlib, json, os, platform, sys
+here = sys.argv[1]
+with open(os.path.join(here, "device_build.json"), encoding="utf-8") as f:
+    build = json.load(f)
+problems = []
+want, have = build["python"]["version"], "%d.%d" % sys.version_info[:2]
+if have != want:
+    problems.append("this Python is %s, the wheels of this build are for Python %s: set PYTHON=/path/to/python%s, "
+                    "or package again with --python %s" % (have, want, want, have))
+machine = build["target"]["machine"]
+if platform.machine() != machine:
+    problems.append("this CPU is %s, the build is for %s (%s): package again with the right --target"
+                    % (platform.machine(), machine, build["target"]["name"]))
+need = build["target"].get("min_glibc")
+libc, version = platform.libc_ver()
+if need and libc == "glibc" and version:
+    if tuple(int(x) for x in version.split(".")[:2]) < tuple(int(x) for x in need.split(".")):
+        problems.append("this system has glibc %s, the wheels need %s or newer" % (version, need))
+for name, info in sorted(build["files"].items()):
+    path = os.path.join(here, name)
+    if not os.path.isfile(path):
+        problems.append("%s is missing: copy the whole build folder" % name)
+        continue
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != info["sha256"]:
+        problems.append("%s does not match its sha256 in device_build.json (corrupted copy?)" % name)
+if problems:
+    sys.stderr.write("install.sh: this build cannot be installed here:\n  - " + "\n  - ".join(problems) + "\n")
+    sys.exit(1)
+print("install.sh: %d files verified; Python %s on %s" % (len(build["files"]), have, machine))
+'''
+
+INSTALL_SH = r'''#!/bin/sh
+# Install this edge-sdk device build offline: a virtual environment with edge-sdk and its
+# dependencies from ./wheels (built for {target}, CPython {python}). No network is used.
+#
+#   ./install.sh                                # uses python{python} if present, else python3
+#   PYTHON=/usr/bin/python{python} ./install.sh
+#   EDGE_SDK_VENV=/opt/edge-sdk ./install.sh    # install somewhere else (default: ./.venv)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+venv=${{EDGE_SDK_VENV:-$here/.venv}}
+if [ -z "${{PYTHON:-}}" ]; then
+    if command -v python{python} >/dev/null 2>&1; then PYTHON=python{python}; else PYTHON=python3; fi
+fi
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    echo "install.sh: $PYTHON not found; install Python {python} (e.g. sudo apt install python3) or set PYTHON=/path/to/python{python}" >&2
+    exit 1
+fi
+
+# 1. The right device, and every file intact (sha256 from device_build.json).
+"$PYTHON" -c '{preflight}' "$here"
+
+# 2. A venv without ensurepip (Debian splits it into python3-venv); pip runs from its own wheel.
+if ! "$PYTHON" -m venv --without-pip "$venv"; then
+    echo "install.sh: could not create a virtual environment in $venv with $PYTHON (Debian/Ubuntu: sudo apt install python3-venv)" >&2
+    exit 1
+fi
+set -- "$here"/wheels/pip-*.whl
+"$venv/bin/python" "$1/pip" install --no-index --find-links "$here/wheels" --disable-pip-version-check \
+    --quiet --no-warn-script-location "{requirement}" pip
+
+# 3. The runtime imports and finds its execution providers on this device (-P: not from the working folder).
+"$venv/bin/python" -P -c 'import platform, edge_sdk, onnxruntime as ort; print("install.sh: edge-sdk %s, onnxruntime %s (%s) on %s" % (edge_sdk.__version__, ort.__version__, ", ".join(ort.get_available_providers()), platform.machine()))'
+echo "install.sh: done. Start it with $here/run.sh"
+'''
+
+_RUN_HEADER = r'''#!/bin/sh
+# Run this device build: {what},
+# with the {profile} device profile (threads, providers) from device_profile.json.
+{usage}
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+venv=${{EDGE_SDK_VENV:-$here/.venv}}
+if [ ! -x "$venv/bin/python" ]; then
+    echo "run.sh: not installed yet; run $here/install.sh first" >&2
+    exit 1
+fi
+'''
+
+RUN_SH = {
+    "none": _RUN_HEADER + r'''if [ $# -eq 0 ]; then
+    exec "$venv/bin/edge-sdk" chat "$here/bundle" --device "$here/device_profile.json"
+fi
+prompt=$1
+shift
+exec "$venv/bin/edge-sdk" run "$here/bundle" --device "$here/device_profile.json" --prompt "$prompt" "$@"
+''',
+    "chat": _RUN_HEADER + r'''exec "$venv/bin/python" -P -m edge_sdk.mobile_demo --bundle "$here/bundle" --device "$here/device_profile.json" "$@"
+''',
+}
+
+
+def install_sh(*, target: str, python: str, requirement: str) -> str:
+    # The preflight goes inside single quotes: it must not contain any.
+    assert "'" not in PREFLIGHT
+    return INSTALL_SH.format(target=target, python=python, requirement=requirement, preflight=PREFLIGHT.strip())
+
+
+_USAGE = {
+    "none": "#   ./run.sh                      chat in the terminal (Ctrl-C stops a reply, Ctrl-D quits)\n"
+            "#   ./run.sh \"PROMPT\" [OPTIONS]   one reply; OPTIONS are edge-sdk run's (e.g. --max-new-tokens 64)",
+    "chat": "#   ./run.sh    the chat app (Kivy) in a window: needs a desktop session, or SDL_VIDEODRIVER=kmsdrm on a console",
+}
+
+
+def run_sh(app: str, *, what: str, profile: str) -> str:
+    return RUN_SH[app].format(what=what, profile=profile, usage=_USAGE[app])
