@@ -138,6 +138,7 @@ class ChatApp(App):
         if load_id != self._load_id:
             return
         self.model = model
+        self.model_name = model_display_name(model.manifest, self.model_name)
         self.model_ready = True
         self.new_chat()
 
@@ -279,6 +280,14 @@ def _scroll_end(rv, _dt):
 
 def _set_text(text_input, value):
     text_input.text = value
+
+
+def model_display_name(manifest: dict, fallback: str) -> str:
+    """The model's name for the header: the manifest's, without the recipe and flavour the export appended
+    (a device build keeps its bundle in a folder called `bundle`, so the folder name says nothing)."""
+    name = str(manifest.get("name") or fallback)
+    suffix = f"-{manifest.get('quantization', {}).get('recipe')}-{manifest.get('graph', {}).get('flavour')}"
+    return name[: -len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else name
 
 
 def _short(path) -> str:

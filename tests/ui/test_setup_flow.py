@@ -1,6 +1,8 @@
 """First start without a model, a folder that is not a bundle, then a real one; settings."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.ui
@@ -26,7 +28,9 @@ def test_no_bundle_then_bad_then_good_bundle(tiny_bundle, run_scenario, tmp_path
 
     good = res["good"]
     assert good["screen"] == "chat" and good["model_ready"]
-    assert good["model_name"] == tiny_bundle.name
+    # The model's own name from its manifest (not the folder's, which a device build calls "bundle").
+    manifest = json.loads((tiny_bundle / "edge_manifest.json").read_text())
+    assert good["model_name"] == manifest["name"].removesuffix("-fp32-fused") != manifest["name"]
     assert "tokens of context" in good["status"]
 
     settings = res["settings"]  # Apply closes the panel; a new system prompt starts a new chat
