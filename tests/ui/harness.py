@@ -38,10 +38,19 @@ from kivy.core.window import Window  # noqa: E402
 class UI:
     """A started app plus helpers to act on it and watch it."""
 
-    def __init__(self, bundle_path=None):
-        from mobile_demo.app import ChatApp
+    def __init__(self, bundle_path=None, device=None):
+        # The repository's app by default; an installed one (a device build) names its module.
+        import importlib
 
-        self.app = ChatApp(bundle_path=bundle_path)
+        ChatApp = importlib.import_module(os.environ.get("UI_APP_MODULE", "mobile_demo.app")).ChatApp
+        loader = None
+        if device:
+            import functools
+
+            import edge_sdk
+
+            loader = functools.partial(edge_sdk.load, device=device)
+        self.app = ChatApp(bundle_path=bundle_path, loader=loader)
         self.app._run_prepare()   # what App.run() does before entering the main loop
         self.frames = 0           # frames actually drawn (Window.on_flip)
         self.ticks = 0            # main-loop iterations that ran Clock callbacks
