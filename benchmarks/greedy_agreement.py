@@ -52,7 +52,7 @@ def main() -> int:
 
     from edge_sdk.exporters.sources import resolve
     from edge_sdk.runtime.engine import engine_class
-    from edge_sdk.runtime.manifest import read_manifest
+    from edge_sdk.runtime.bundle import read_manifest
     from edge_sdk.runtime.providers import SessionConfig
 
     bundle = Path(opts.bundle)

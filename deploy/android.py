@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_sdk.exporters.progress import Progress
-from edge_sdk.runtime.manifest import MANIFEST_NAME, read_manifest
+from edge_sdk.runtime.bundle import MANIFEST_NAME, read_manifest
 
 from .targets import Target
 
@@ -123,9 +123,7 @@ def stage_android(out: Path, bundle: Path, target: Target, python: str, manifest
     (out / "buildozer.spec").write_text(buildozer_spec(out / "app", python, edge_sdk.__version__), encoding="utf-8")
     (out / "README.md").write_text(_readme(manifest, python), encoding="utf-8")
     log.note("NOT BUILT: an APK needs the Android SDK/NDK, which buildozer downloads; see README.md in the build")
-    return {"bundle": {"path": "app/bundle", "name": manifest["name"], "recipe": manifest["quantization"]["recipe"],
-                       "exported_for": manifest["device"].get("profile")},
-            "android": {"python_for_android": P4A_RELEASE, "requirements": requirements(python), "api": ANDROID_API,
+    return {"android": {"python_for_android": P4A_RELEASE, "requirements": requirements(python), "api": ANDROID_API,
                         "minapi": ANDROID_MINAPI, "ndk": ANDROID_NDK, "archs": ["arm64-v8a"],
                         "verified": VERIFIED, "not_verified": NOT_VERIFIED}}
 

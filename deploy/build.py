@@ -30,7 +30,7 @@ from typing import Any
 from edge_sdk.errors import DeviceBuildError, DeviceFitError, OutputExistsError
 from edge_sdk.exporters.progress import Progress
 from edge_sdk.exporters.staging import staging
-from edge_sdk.runtime.manifest import MANIFEST_NAME, read_manifest, sha256_file
+from edge_sdk.runtime.bundle import MANIFEST_NAME, read_manifest, sha256_file
 
 from . import scripts, wheelhouse
 from .targets import Target, check_python, get_target
@@ -83,7 +83,7 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
     archive_written = False
     try:
         with staging(output, force, marker=BUILD_FILE, fmt=BUILD_FORMAT, kind="device build") as tmp:
-            build = _header(manifest, tgt, py, spec, profile, memory)
+            build = _header(manifest, tgt, py, spec, profile, memory, root="" if tgt.os == "linux" else "app/")
             if tgt.os == "linux":
                 _copy_bundle(bundle, tmp / "bundle", log)
                 _write_json(tmp / "device_profile.json", profile.to_dict())
@@ -212,7 +212,8 @@ def _copy_bundle(bundle: Path, dest: Path, log: Progress) -> None:
     read_manifest(dest, verify=True)
 
 
-def _header(manifest, target: Target, python: str, app: App, profile, memory) -> dict[str, Any]:
+def _header(manifest, target: Target, python: str, app: App, profile, memory, root: str) -> dict[str, Any]:
+    """The build's description; `root` is the folder (inside the build) that holds bundle/ and the profile."""
     import edge_sdk
 
     return {
@@ -225,10 +226,10 @@ def _header(manifest, target: Target, python: str, app: App, profile, memory) ->
         "python": {"version": python, "implementation": "cp", "abi": f"cp{python.replace('.', '')}",
                    "why": target.why_python if python == target.default_python else "chosen with --python"},
         "app": app.name,
-        "device_profile": {"name": profile.name, "file": "device_profile.json", "threads": profile.threads,
+        "device_profile": {"name": profile.name, "file": f"{root}device_profile.json", "threads": profile.threads,
                            "execution_providers": list(profile.execution_providers),
                            "memory_budget_mb": profile.memory_budget_mb},
-        "bundle": {"path": "bundle", "name": manifest["name"], "recipe": manifest["quantization"]["recipe"],
+        "bundle": {"path": f"{root}bundle", "name": manifest["name"], "recipe": manifest["quantization"]["recipe"],
                    "exported_for": manifest["device"].get("profile"),
                    "manifest_sha256": None,  # filled from the file table
                    "memory_estimate": memory},

@@ -20,11 +20,14 @@ from edge_sdk.errors import (  # noqa: E402  (cheap, stdlib only)
 )
 
 
-def load(bundle_dir, device=None, threads=None):
-    """Load an edge bundle for generation. See :func:`edge_sdk.runtime.model.load`."""
+def load(bundle_dir, device=None, threads=None, trusted_keys=None):
+    """Load an edge bundle for generation. See :func:`edge_sdk.runtime.model.load`.
+
+    trusted_keys: publishers' Ed25519 public keys; when given, an unsigned or foreign bundle is refused.
+    """
     from edge_sdk.runtime.model import load as _load
 
-    return _load(bundle_dir, device=device, threads=threads)
+    return _load(bundle_dir, device=device, threads=threads, trusted_keys=trusted_keys)
 
 
 def export(source, output, **kwargs):

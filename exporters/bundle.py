@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import onnx
 
-from edge_sdk.runtime.manifest import BUNDLE_FORMAT, MANIFEST_NAME, SCHEMA_VERSION, sha256_file
+from edge_sdk.runtime.bundle import BUNDLE_FORMAT, MANIFEST_NAME, SCHEMA_VERSION, SIGNATURE_NAME, sha256_file
 
 from . import staging as _staging
 
@@ -84,10 +84,10 @@ def save_onnx_shared(paths: list[Path], data_name: str = "weights.data", align: 
 
 
 def file_table(folder: Path) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every file in the bundle except the manifest itself."""
+    """sha256 and size of every file in the bundle except the manifest and its signature."""
     out = {}
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.name != MANIFEST_NAME:
+        if p.is_file() and p.relative_to(folder).as_posix() not in (MANIFEST_NAME, SIGNATURE_NAME):
             out[p.relative_to(folder).as_posix()] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
     return out
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_sdk.errors import SourceError
-from edge_sdk.runtime.manifest import sha256_file
+from edge_sdk.runtime.bundle import sha256_file
 
 from . import catalog
 from .architectures import DecoderArgs, args_from_config

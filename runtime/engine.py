@@ -22,6 +22,8 @@ from .providers import SessionConfig, make_session
 
 
 class FusedEngine:
+    # Engines open the graph names they are given: for a bundle, read_manifest has already checked
+    # that those are listed, confined, regular files (host-side callers pass their own fragments).
     def __init__(self, manifest: dict[str, Any], bundle_dir: Path, config: SessionConfig):
         graph = manifest["graph"]
         self.session = make_session(Path(bundle_dir) / graph["files"]["decoder"], config)

@@ -17,7 +17,7 @@ from .chat_template import ChatTemplate
 from .detokenizer import StreamingDetokenizer
 from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
-from .manifest import read_manifest
+from .bundle import read_manifest, resolve
 from .providers import SessionConfig
 from .stopping import StopStrings
 from .tokenizer import Tokenizer
@@ -52,10 +52,16 @@ class Model:
         self.bundle_dir = bundle_dir
         self.manifest = manifest
         tok = manifest["tokenizer"]
-        self.tokenizer = Tokenizer.from_file(bundle_dir / tok["file"], backend=tokenizer_backend)
+        self.tokenizer = Tokenizer.from_file(resolve(bundle_dir, manifest, tok["file"], "tokenizer.file"),
+                                             backend=tokenizer_backend)
         self.eos_token_ids: list[int] = list(tok["eos_token_ids"])
         ct = manifest["chat_template"]
-        template = (bundle_dir / ct["file"]).read_text(encoding="utf-8") if ct.get("file") else ct.get("template")
+        template = ct.get("template")
+        if ct.get("file"):
+            try:
+                template = resolve(bundle_dir, manifest, ct["file"], "chat_template.file").read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise BundleError(f"{bundle_dir}: {ct['file']} is not UTF-8 text; re-export the bundle") from None
         self.template = ChatTemplate(template, bos_token=tok.get("bos_token") or "",
                                      eos_token=tok.get("eos_token") or "") if template else None
         self.defaults: dict[str, Any] = dict(manifest["generation"])
@@ -193,12 +199,14 @@ class ChatSession:
 
 
 def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int | None = None,
-         tokenizer_backend: str = "auto") -> Model:
-    """Load an edge bundle: verify its manifest and file hashes, open its graph(s).
+         tokenizer_backend: str = "auto", trusted_keys=None) -> Model:
+    """Load an edge bundle: check its manifest, confine and hash its files, open its graph(s).
 
     device: a device profile name overriding the bundle's own (e.g. "x86-64-laptop").
     threads: intra-op threads (default: the profile's; env EDGE_SDK_THREADS overrides).
+    trusted_keys: Ed25519 public keys (key lines, raw bytes or key files); when given, the bundle must
+        be signed by one of them (`edge-sdk sign`), else BundleError.
     """
-    bundle_dir = Path(bundle_dir)
-    manifest = read_manifest(bundle_dir)
+    bundle_dir = Path(os.path.realpath(bundle_dir))
+    manifest = read_manifest(bundle_dir, trusted_keys=trusted_keys)
     return Model(bundle_dir, manifest, _session_config(manifest, device, threads), tokenizer_backend)

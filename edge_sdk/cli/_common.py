@@ -8,6 +8,8 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", metavar="BUNDLE", help="edge bundle folder (from `edge-sdk export`)")
     p.add_argument("--device", metavar="NAME", help="device profile overriding the bundle's (see `edge-sdk devices`)")
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: the profile's)")
+    p.add_argument("--trusted-key", action="append", metavar="KEY.pub",
+                   help="require the bundle to be signed by this public key (edge-sdk sign; repeatable)")
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -31,4 +33,4 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
 def load_model(args: argparse.Namespace):
     import edge_sdk
 
-    return edge_sdk.load(args.bundle, device=args.device, threads=args.threads)
+    return edge_sdk.load(args.bundle, device=args.device, threads=args.threads, trusted_keys=args.trusted_key)

@@ -47,7 +47,7 @@ def native_build(tiny_bundle, tmp_path_factory):
 
 
 def test_build_lists_and_hashes_every_file(native_build, tiny_bundle):
-    from edge_sdk.runtime.manifest import read_manifest, sha256_file
+    from edge_sdk.runtime.bundle import read_manifest, sha256_file
 
     build = json.loads((native_build / "device_build.json").read_text())
     on_disk = sorted(p.relative_to(native_build).as_posix() for p in native_build.rglob("*")

@@ -49,7 +49,7 @@ def test_fused_graph_matches_transformers_in_both_kv_modes(model_type, tmp_path)
 def test_export_with_validation_writes_a_complete_bundle(model_type, tmp_path):
 
     from edge_sdk.exporters.testing import make_tiny_bundle
-    from edge_sdk.runtime.manifest import read_manifest
+    from edge_sdk.runtime.bundle import read_manifest
 
     out = make_tiny_bundle(tmp_path / "b", model_type)
     m = read_manifest(out)  # verifies every sha256

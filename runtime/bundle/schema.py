@@ -1,0 +1,229 @@
+"""The manifest's schema: every field the runtime reads, its type and its sane range.
+
+A bundle is untrusted input, so a wrong type must not slip through as a silent change of behaviour
+(`eos_token_ids: "2"` once disabled end-of-sequence) and an absurd size must not become an
+allocation or a thread pool (`threads: 300` started 302 threads; `max_context: 10**9` would ask for
+terabytes of KV cache). Each failure is a BundleError naming the field, e.g. `tokenizer.eos_token_ids`.
+
+Fields the runtime does not read (provenance, validation figures, descriptions) are only required
+to be of the right kind of JSON value.
+"""
+from __future__ import annotations
+
+import math
+import string
+from typing import Any
+
+from edge_sdk.errors import BundleError
+
+from .files import MANIFEST_NAME, check_name
+
+# Bounds: generous for any model a phone or a board runs, small enough that nothing explodes.
+MAX_THREADS = 64  # the devices edge-sdk targets have at most 16 cores
+MAX_CONTEXT = 1 << 17  # 131072 tokens
+MAX_VOCAB = 1 << 21  # Gemma 3 has 262144 entries
+MAX_LAYERS, MAX_HEADS, MAX_HEAD_DIM = 512, 1024, 1024
+MAX_KV_BYTES = 16 << 30  # the KV cache is preallocated at load: refuse what no edge device has
+MAX_TEXT = 1 << 20  # an inline chat template or a stop string list, in characters
+MAX_STR = 4096
+
+FLAVOURS = ("fused", "static")
+GRAPH_FILES = {"fused": ("decoder",), "static": ("prefill", "decode")}
+KV_DTYPES = {"float32": 4, "float16": 2}
+# Execution-provider options a bundle may set. Anything else (QNN's backend_path above all: it names
+# a shared library to load) comes only from the caller or a device profile the caller chose.
+BUNDLE_PROVIDER_OPTIONS = {
+    "QNNExecutionProvider": ("htp_arch", "soc_model", "enable_htp_fp16_precision", "htp_performance_mode",
+                             "htp_graph_finalization_optimization_mode", "vtcm_mb"),
+}
+KNOWN_PROVIDERS = ("QNNExecutionProvider", "CoreMLExecutionProvider", "XnnpackExecutionProvider",
+                   "NnapiExecutionProvider", "CPUExecutionProvider")
+
+
+def _fail(field: str, problem: str, value: Any = None) -> BundleError:
+    shown = "" if value is None else f", got {str(value)[:120]!r}" if isinstance(value, str) else f", got {str(value)[:120]}"
+    return BundleError(f"{MANIFEST_NAME}: field '{field}' {problem}{shown}; the bundle is malformed - re-export it")
+
+
+def _section(m: dict, key: str) -> dict:
+    value = m.get(key)
+    if not isinstance(value, dict):
+        raise _fail(key, "must be a JSON object", value if key in m else "nothing")
+    return value
+
+
+def _int(d: dict, key: str, where: str, lo: int, hi: int, *, required: bool = True, default=None):
+    if key not in d or d[key] is None:
+        if required:
+            raise _fail(f"{where}.{key}", "is missing")
+        return default
+    v = d[key]
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise _fail(f"{where}.{key}", f"must be an integer from {lo} to {hi}", v)
+    return v
+
+
+def _number(d: dict, key: str, where: str, lo: float, hi: float, *, lo_open=False) -> None:
+    if key not in d or d[key] is None:
+        return
+    v = d[key]
+    if (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v > hi
+            or (v <= lo if lo_open else v < lo)):
+        raise _fail(f"{where}.{key}", f"must be a number in {'(' if lo_open else '['}{lo}, {hi}]", v)
+
+
+def _str(d: dict, key: str, where: str, *, required: bool = True, limit: int = MAX_STR, choices=None):
+    if key not in d or d[key] is None:
+        if required:
+            raise _fail(f"{where}.{key}", "is missing")
+        return None
+    v = d[key]
+    if not isinstance(v, str) or len(v) > limit or (choices is not None and v not in choices):
+        raise _fail(f"{where}.{key}", f"must be {'one of ' + ', '.join(choices) if choices else 'a string'}", v)
+    return v
+
+
+def _bool(d: dict, key: str, where: str) -> None:
+    if key in d and d[key] is not None and not isinstance(d[key], bool):
+        raise _fail(f"{where}.{key}", "must be true or false", d[key])
+
+
+def _names(d: dict, key: str, where: str) -> dict[str, str]:
+    v = d.get(key)
+    if not isinstance(v, dict) or not v:
+        raise _fail(f"{where}.{key}", "must map graph roles to file names", v)
+    for role, name in v.items():
+        check_name(name, f"'{where}.{key}.{role}'")
+    return v
+
+
+def _kv_pattern(d: dict, key: str) -> None:
+    """`past`/`present` are str.format patterns: only {layer} and {kind}, no attribute access or padding."""
+    pattern = _str(d, key, "kv_cache", limit=200)
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(pattern) if f is not None]
+    except ValueError:
+        fields = None
+    if not fields or any(f not in ("layer", "kind") or spec or conv for f, spec, conv in fields) \
+            or {f for f, _, _ in fields} != {"layer", "kind"}:
+        raise _fail(f"kv_cache.{key}", "must be a name pattern with exactly the fields {layer} and {kind}", pattern)
+
+
+def _provider_options(options: Any, where: str) -> None:
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise _fail(where, "must be a JSON object", options)
+    for ep, opts in options.items():
+        allowed = BUNDLE_PROVIDER_OPTIONS.get(ep, ())
+        if not isinstance(opts, dict):
+            raise _fail(f"{where}.{ep}", "must be a JSON object", opts)
+        for k, v in opts.items():
+            if k not in allowed:
+                raise _fail(f"{where}.{ep}.{k}", "is not an option a bundle may set (allowed: "
+                                                 f"{', '.join(allowed) or 'none'})")
+            if not isinstance(v, (str, int)) or isinstance(v, bool) or len(str(v)) > 32:
+                raise _fail(f"{where}.{ep}.{k}", "must be a short string or integer", v)
+
+
+def validate(m: dict[str, Any]) -> None:
+    """Raise BundleError naming the first field of manifest `m` that the runtime cannot safely use."""
+    for key in ("architecture", "graph", "kv_cache", "tokenizer", "chat_template", "generation", "quantization",
+                "device", "provenance", "validation"):
+        _section(m, key)
+    _str(m, "name", "manifest", required=False, limit=200)
+
+    arch = m["architecture"]
+    vocab = _int(arch, "vocab_size", "architecture", 1, MAX_VOCAB)
+
+    graph = m["graph"]
+    flavour = _str(graph, "flavour", "graph", choices=FLAVOURS)
+    files = _names(graph, "files", "graph")
+    for role in GRAPH_FILES[flavour]:
+        if role not in files:
+            raise _fail(f"graph.files.{role}", f"is missing (the {flavour} flavour runs it)")
+    context = _int(graph, "max_context", "graph", 1, MAX_CONTEXT)
+    if flavour == "static":
+        _int(graph, "prefill_chunk", "graph", 1, context)
+        _number(graph, "mask_value", "graph", -1e30, 0.0)
+        if not isinstance(graph.get("inputs", {}), dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in graph.get("inputs", {}).items()):
+            raise _fail("graph.inputs", "must map input roles to names", graph.get("inputs"))
+        if graph.get("context_binaries") is not None:
+            cb = graph["context_binaries"]
+            if not isinstance(cb, dict):
+                raise _fail("graph.context_binaries", "must be a JSON object", cb)
+            _names(cb, "files", "graph.context_binaries")
+        _provider_options({"QNNExecutionProvider": graph.get("qnn_options")} if graph.get("qnn_options") is not None
+                          else None, "graph.qnn_options")
+    elif "inputs" in graph and not (isinstance(graph["inputs"], list) and all(isinstance(x, str) for x in graph["inputs"])):
+        raise _fail("graph.inputs", "must be a list of input names", graph["inputs"])
+
+    kv = m["kv_cache"]
+    layers = _int(kv, "num_layers", "kv_cache", 1, MAX_LAYERS)
+    heads = _int(kv, "num_kv_heads", "kv_cache", 1, MAX_HEADS)
+    head_dim = _int(kv, "head_dim", "kv_cache", 1, MAX_HEAD_DIM)
+    dtype = _str(kv, "dtype", "kv_cache", required=False, choices=tuple(KV_DTYPES)) or "float32"
+    _kv_pattern(kv, "past")
+    _kv_pattern(kv, "present")
+    kv_bytes = 2 * layers * heads * head_dim * context * KV_DTYPES[dtype]
+    if kv_bytes > MAX_KV_BYTES:
+        raise _fail("graph.max_context", f"gives a KV cache of {kv_bytes / 2**30:.1f} GiB "
+                                         f"({layers} layers x {heads} heads x {head_dim} x {context} tokens), over the "
+                                         f"{MAX_KV_BYTES >> 30} GiB any edge device could hold")
+
+    tok = m["tokenizer"]
+    check_name(_str(tok, "file", "tokenizer"), "'tokenizer.file'")
+    for key in ("bos_token_id", "pad_token_id"):
+        _int(tok, key, "tokenizer", 0, vocab - 1, required=False)
+    eos = tok.get("eos_token_ids")
+    if (not isinstance(eos, list) or not eos or len(eos) > 64
+            or any(not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab for t in eos)):
+        raise _fail("tokenizer.eos_token_ids", f"must be a non-empty list of token ids (integers 0 to {vocab - 1})",
+                    eos if "eos_token_ids" in tok else "nothing")
+    for key in ("bos_token", "eos_token"):
+        _str(tok, key, "tokenizer", required=False, limit=200)
+    _bool(tok, "add_bos", "tokenizer")
+
+    ct = m["chat_template"]
+    if ct.get("file") is not None:
+        check_name(_str(ct, "file", "chat_template"), "'chat_template.file'")
+    _str(ct, "template", "chat_template", required=False, limit=MAX_TEXT)
+
+    gen = m["generation"]
+    _int(gen, "max_new_tokens", "generation", 0, MAX_CONTEXT, required=False)
+    _number(gen, "temperature", "generation", 0.0, 100.0)
+    _int(gen, "top_k", "generation", 0, vocab, required=False)
+    _number(gen, "top_p", "generation", 0.0, 1.0, lo_open=True)
+    _number(gen, "min_p", "generation", 0.0, 0.999999)
+    _number(gen, "repetition_penalty", "generation", 0.0, 100.0, lo_open=True)
+    _int(gen, "seed", "generation", 0, 2**63 - 1, required=False)
+    stop = gen.get("stop")
+    if stop is not None and not (isinstance(stop, str) and 0 < len(stop) <= MAX_STR) and not (
+            isinstance(stop, list) and len(stop) <= 64
+            and all(isinstance(s, str) and 0 < len(s) <= MAX_STR for s in stop)):
+        raise _fail("generation.stop", "must be a non-empty string or a list of up to 64 of them", stop)
+
+    _str(m["quantization"], "format", "quantization", required=False, limit=64)
+
+    dev = m["device"]
+    eps = dev.get("execution_providers")
+    if eps is not None and (not isinstance(eps, list) or not eps or len(set(map(str, eps))) != len(eps)
+                            or any(ep not in KNOWN_PROVIDERS for ep in eps)):
+        raise _fail("device.execution_providers", f"must list execution providers from {', '.join(KNOWN_PROVIDERS)}",
+                    eps)
+    _int(dev, "threads", "device", 1, MAX_THREADS, required=False)
+    _bool(dev, "npu_only", "device")
+    _provider_options(dev.get("provider_options"), "device.provider_options")
+
+
+def opened_files(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, name) of every file the runtime opens directly (graphs reference more; see onnx_refs)."""
+    graph = m["graph"]
+    out = [(f"graph.files.{role}", name) for role, name in graph["files"].items()]
+    if isinstance(graph.get("context_binaries"), dict):
+        out += [(f"graph.context_binaries.files.{role}", name) for role, name in graph["context_binaries"]["files"].items()]
+    out.append(("tokenizer.file", m["tokenizer"]["file"]))
+    if m["chat_template"].get("file"):
+        out.append(("chat_template.file", m["chat_template"]["file"]))
+    return out
