@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime
 from typing import Any, Protocol
 
 __all__ = ["ChatTemplate", "validate_messages"]
@@ -34,21 +33,44 @@ def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=F
     return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
-def _strftime_now(fmt):
-    return datetime.now().strftime(fmt)
+# Roles any chat template understands; a template may name more (e.g. 'ipython'), which it then accepts too.
+STANDARD_ROLES = ("system", "user", "assistant", "tool", "developer")
+_ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+MAX_MESSAGES = 10_000
+MAX_CONTENT = 1 << 22  # characters in all the messages of one request together
 
 
-def validate_messages(messages) -> None:
-    """Raise ``ValueError`` unless ``messages`` is a list of ``{"role": str, "content": str, ...}``."""
+def validate_messages(messages, roles=STANDARD_ROLES) -> None:
+    """Raise ``ValueError`` unless ``messages`` is a list of ``{"role": str, "content": str, ...}``.
+
+    Roles are data, not template text: a role must be one of `roles` (a plain word), so that a role
+    like ``"user<|im_end|>..."`` cannot write control tokens into the prompt.
+    """
     if not isinstance(messages, (list, tuple)):
         raise ValueError(f"messages must be a list of dicts, got {type(messages).__name__}")
+    if len(messages) > MAX_MESSAGES:
+        raise ValueError(f"messages has {len(messages)} entries; at most {MAX_MESSAGES}")
+    total = 0
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
             raise ValueError(f"message {i} must be a dict with 'role' and 'content', got {type(m).__name__}")
-        if not isinstance(m.get("role"), str) or not m["role"]:
-            raise ValueError(f"message {i}: 'role' must be a non-empty string, got {m.get('role')!r}")
+        role = m.get("role")
+        if not isinstance(role, str) or not role:
+            raise ValueError(f"message {i}: 'role' must be a non-empty string, got {role!r}")
+        if not _ROLE.match(role) or role not in roles:
+            raise ValueError(f"message {i}: unknown role {role[:40]!r}; this chat template takes "
+                             f"{', '.join(sorted(roles))}")
         if not isinstance(m.get("content"), str):
             raise ValueError(f"message {i}: 'content' must be a string, got {type(m.get('content')).__name__}")
+        total += len(m["content"])
+    if total > MAX_CONTENT:
+        raise ValueError(f"the messages hold {total} characters; at most {MAX_CONTENT} (far beyond any context)")
+
+
+def _template_roles(source: str) -> tuple[str, ...]:
+    """STANDARD_ROLES plus the role-like words a template quotes (e.g. 'ipython', 'function')."""
+    quoted = re.findall(r"""['"]([A-Za-z][A-Za-z0-9_-]{1,31})['"]""", source)
+    return tuple(sorted(set(STANDARD_ROLES) | set(quoted)))
 
 
 class ChatTemplate:
@@ -63,27 +85,46 @@ class ChatTemplate:
         if not isinstance(template, str) or not template.strip():
             raise ValueError("chat template must be a non-empty jinja2 string")
         # jinja2 is imported here so that importing the runtime stays cheap when no chat is used.
+        from jinja2.exceptions import TemplateSyntaxError
         from jinja2.ext import loopcontrols
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-        # Templates come from model repositories: untrusted code, hence the immutable sandbox.
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-        env.filters["tojson"] = _tojson
+        from .jinja_sandbox import BoundedSandbox, bounded_strftime_now
+
+        # Templates come from model repositories: untrusted code, hence an immutable sandbox whose
+        # work, output size, time and recursion are bounded (jinja_sandbox.py).
+        env = BoundedSandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+        env.filters["tojson"] = env._guard(_tojson)
         env.globals["raise_exception"] = _raise_exception
-        env.globals["strftime_now"] = _strftime_now
+        env.globals["strftime_now"] = bounded_strftime_now
+        self._env = env
         self.source = template
-        self._template = env.from_string(template)
+        self.roles = _template_roles(template)
+        try:
+            self._template = env.from_string(template)
+        except (TemplateSyntaxError, RecursionError) as e:
+            from edge_sdk.errors import BundleError
+
+            raise BundleError(f"the bundle's chat template does not compile: {str(e)[:300]}; re-export the bundle") from None
         self.variables: dict[str, Any] = {"bos_token": bos_token, "eos_token": eos_token, **(extra or {})}
         self._edges: dict[str, tuple[str, str, str]] = {}  # template part -> (head, specials, tail)
 
     def render(self, messages: list[dict], *, add_generation_prompt: bool = True, **kwargs) -> str:
         """The prompt string for ``messages`` (HF ``apply_chat_template(..., tokenize=False)``)."""
-        validate_messages(messages)
+        validate_messages(messages, self.roles)
         return self._render([dict(m) for m in messages], add_generation_prompt, kwargs)
 
     def _render(self, messages, add_generation_prompt, kwargs) -> str:
+        from .jinja_sandbox import TemplateBudgetError
+
         variables = {"tools": None, "documents": None, **self.variables, **kwargs}
-        return self._template.render(messages=messages, add_generation_prompt=add_generation_prompt, **variables)
+        try:
+            return self._env.render(self._template, messages=messages, add_generation_prompt=add_generation_prompt,
+                                    **variables)
+        except TemplateBudgetError as e:
+            from edge_sdk.errors import BundleError
+
+            raise BundleError(f"the bundle's chat template was stopped: {e}; it is broken or hostile - re-export "
+                              "the bundle with a sound template") from None
 
     def encode(self, messages: list[dict], tokenizer: _Tokenizer, *, add_generation_prompt: bool = True, **kwargs) -> list[int]:
         """Token ids of the rendered prompt, where message contents can never become control tokens.
@@ -99,7 +140,11 @@ class ChatTemplate:
         always splits at special tokens but not at arbitrary points: a byte-level BPE merges the
         template's ``"\\n"`` with a content's leading ``"\\n\\n"`` into one token.
         """
-        validate_messages(messages)
+        validate_messages(messages, self.roles)
+        for i, m in enumerate(messages):
+            role = m["role"]
+            if tokenizer.encode(role, parse_special=True) != tokenizer.encode(role, parse_special=False):
+                raise ValueError(f"message {i}: role {role!r} is a special token of this tokenizer")
         rendered = self._render([dict(m) for m in messages], add_generation_prompt, kwargs)
         pieces = self._split_at_contents(messages, rendered, add_generation_prompt, kwargs)
         if pieces is None:
