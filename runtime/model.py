@@ -14,7 +14,7 @@ from edge_sdk.errors import BundleError
 
 from . import sampling
 from .chat_template import ChatTemplate
-from .detokenizer import StreamingDetokenizer
+from .tokenizer import StreamingDetokenizer
 from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
 from .bundle import read_manifest, resolve

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from edge_sdk.runtime.detokenizer import StreamingDetokenizer
+from edge_sdk.runtime.tokenizer import StreamingDetokenizer
 from edge_sdk.runtime.tokenizer import Tokenizer
 
 try:  # tests/ is a package (tests/__init__.py); fall back for rootdir-less runs

@@ -16,7 +16,7 @@ import pytest
 
 from edge_sdk.errors import BundleError
 from edge_sdk.runtime.tokenizer import Tokenizer
-from edge_sdk.runtime.tokenizer_text import translate_regex
+from edge_sdk.runtime.tokenizer.text import translate_regex
 
 try:  # tests/ is a package (tests/__init__.py); fall back for rootdir-less runs
     from .tokenizer_data import tokfixtures as fx

@@ -19,9 +19,10 @@ import re
 
 from edge_sdk.errors import BundleError
 
-from .tokenizer_bpe import BPEModel
-from .tokenizer_decoders import DecoderChain
-from .tokenizer_text import WHITESPACE_RE, build_normalizer, build_pre_tokenizer, translate_regex
+from .bpe import BPEModel
+from .decoders import DecoderChain
+from .safety import MAX_TOKENIZER_BYTES, check_spec
+from .text import WHITESPACE_RE, build_normalizer, build_pre_tokenizer, translate_regex
 
 _WORD_CHAR = translate_regex(r"\w")
 BACKENDS = ("auto", "pure", "fast")
@@ -53,8 +54,12 @@ class Tokenizer:
         if os.path.isdir(path):
             path = os.path.join(path, "tokenizer.json")
         try:
+            if os.path.getsize(path) > MAX_TOKENIZER_BYTES:
+                raise BundleError(f"{path} has more than {MAX_TOKENIZER_BYTES >> 20} MB; not a tokenizer.json")
             with open(path, encoding="utf-8") as f:
-                text = f.read()
+                text = f.read(MAX_TOKENIZER_BYTES)
+        except UnicodeDecodeError:
+            raise BundleError(f"{path} is not UTF-8 text; re-export the bundle.") from None
         except OSError as exc:
             raise BundleError(f"cannot read the tokenizer file {path!r} ({exc}); check the bundle folder "
                               "holds tokenizer.json, or re-export it.") from exc
@@ -69,12 +74,13 @@ class Tokenizer:
             text = spec
             try:
                 spec = json.loads(text)
-            except ValueError as exc:
-                raise BundleError(f"{source} is not valid JSON ({exc}); re-export the bundle.") from exc
+            except (ValueError, RecursionError) as exc:
+                raise BundleError(f"{source} is not valid JSON ({str(exc)[:200]}); re-export the bundle.") from None
         else:
             text = None
         if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
             raise BundleError(f"{source} has no 'model' section; it is not a Hugging Face tokenizer.json.")
+        check_spec(spec)  # before either backend sees it: ids, sizes, regexes that cannot explode
         fast = None
         if backend in ("auto", "fast"):
             try:
@@ -252,24 +258,35 @@ class Tokenizer:
 
 
 class _FastBackend:
-    """HF `tokenizers`, configured so both `parse_special` modes match the pure backend."""
+    """HF `tokenizers`, configured so both `parse_special` modes match the pure backend.
+
+    A panic in the Rust code reaches Python as pyo3's PanicException, a BaseException that
+    `except Exception` does not catch: every call turns it into a BundleError.
+    """
 
     def __init__(self, tokenizers, text: str, source: str):
+        self.source = source
+        self.parsing = self._call(tokenizers.Tokenizer.from_str, text)
+        # A second instance with encode_special_tokens on: special-token strings in the input are
+        # encoded as text. Two instances, because flipping one flag per call is not thread-safe.
+        self.literal = self._call(tokenizers.Tokenizer.from_str, text)
+        self.literal.encode_special_tokens = True
+
+    def _call(self, f, *args, **kwargs):
         try:
-            self.parsing = tokenizers.Tokenizer.from_str(text)
-            # A second instance with encode_special_tokens on: special-token strings in the input are
-            # encoded as text. Two instances, because flipping one flag per call is not thread-safe.
-            self.literal = tokenizers.Tokenizer.from_str(text)
-            self.literal.encode_special_tokens = True
-        except Exception as exc:  # the Rust side raises plain Exception subclasses
-            raise BundleError(f"the `tokenizers` package cannot load {source} ({exc}); re-export the bundle.") from exc
+            return f(*args, **kwargs)
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - PanicException is a BaseException
+            raise BundleError(f"the `tokenizers` package failed on {self.source} ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}); re-export the bundle, or use backend='pure'.") from None
 
     def encode(self, text: str, parse_special: bool, add_special_tokens: bool) -> list[int]:
         tok = self.parsing if parse_special else self.literal
-        return tok.encode(text, add_special_tokens=add_special_tokens).ids
+        return self._call(tok.encode, text, add_special_tokens=add_special_tokens).ids
 
     def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
-        return self.parsing.decode(ids, skip_special_tokens=skip_special_tokens)
+        return self._call(self.parsing.decode, ids, skip_special_tokens=skip_special_tokens)
 
 
 def _template_ids(spec: dict | None) -> tuple[list[int], list[int]] | None:

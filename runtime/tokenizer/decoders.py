@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 
 from edge_sdk.errors import BundleError
-from .tokenizer_text import CHAR_TO_BYTE, translate_regex
+from .text import CHAR_TO_BYTE, translate_regex
 
 REPLACEMENT_CHAR = "\ufffd"
 

@@ -9,7 +9,7 @@ are not final yet. The concatenation of every `add` and the final `flush` equals
 """
 from __future__ import annotations
 
-from .tokenizer_decoders import REPLACEMENT_CHAR
+from .decoders import REPLACEMENT_CHAR
 
 
 class StreamingDetokenizer:
