@@ -57,19 +57,53 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+# A prompt's tokens are always run in passes of at least this many rows. onnxruntime computes a
+# one-row pass with other kernels than a many-row one (int8 activations on x86 for int4 weights:
+# logits off by up to 2.0 on SmolLM2; ~3e-5 even in fp32), while many-row passes give bit-identical
+# rows however the prompt is split (measured). So a prompt computed in many-row passes is computed
+# the same whatever the cache held before: the same request gives the same answer.
+MIN_PREFILL_ROWS = 2
+
+
 class Decoder:
-    """An engine plus the list of tokens its cache holds."""
+    """An engine plus the list of tokens its cache holds.
+
+    `clean` counts the leading cached tokens that were computed in many-row passes from position 0
+    (prompts); tokens decoded one at a time are not clean, and a later prompt that contains them
+    (the next chat turn) runs them again rather than reuse their one-row results.
+    """
 
     def __init__(self, engine):
         self.engine = engine
         self.tokens: list[int] = []
+        self.clean = 0
 
     @property
     def capacity(self) -> int:
         return self.engine.capacity
 
+    def forward(self, ids: Sequence[int], all_logits: bool = False) -> np.ndarray:
+        """Run `ids` after the cached tokens and append them; keeps `clean` up to date."""
+        before = len(self.tokens)
+        logits = self.engine.forward(ids, all_logits=all_logits)
+        self.tokens.extend(ids)
+        if len(ids) >= MIN_PREFILL_ROWS and self.clean == before:
+            self.clean = len(self.tokens)
+        return logits
+
+    def truncate(self, n: int) -> None:
+        """Make the cache (and the token list) hold only its first `n` tokens."""
+        extra = len(self.tokens) - n
+        if extra > 0:
+            self.engine.rewind(extra)
+            del self.tokens[n:]
+        self.clean = min(self.clean, len(self.tokens))
+
     def prefill(self, ids: Sequence[int]) -> tuple[np.ndarray, int]:
-        """Make the cache hold exactly `ids`; return (last logits, tokens actually run)."""
+        """Make the cache hold exactly `ids`; return (last logits, tokens actually run).
+
+        Reuses the longest cached prefix that was computed as a prompt, and always runs at least
+        MIN_PREFILL_ROWS tokens, so the logits do not depend on what the cache held before."""
         ids = list(ids)
         if not ids:
             raise ValueError("the prompt is empty")
@@ -78,21 +112,18 @@ class Decoder:
                 f"the prompt has {len(ids)} tokens but the bundle's maximum context is {self.capacity}; "
                 "shorten the prompt or start a new conversation"
             )
-        keep = min(common_prefix(self.tokens, ids), len(ids) - 1)  # run at least one token for logits
-        self.engine.rewind(len(self.tokens) - keep)
-        del self.tokens[keep:]
-        logits = self.engine.forward(ids[keep:])
-        self.tokens.extend(ids[keep:])
+        keep = max(0, min(common_prefix(self.tokens, ids), self.clean, len(ids) - MIN_PREFILL_ROWS))
+        self.truncate(keep)
+        logits = self.forward(ids[keep:])
         return logits, len(ids) - keep
 
     def step(self, token: int) -> np.ndarray:
-        logits = self.engine.forward([token])
-        self.tokens.append(token)
-        return logits
+        return self.forward([token])
 
     def reset(self) -> None:
         self.engine.reset()
         self.tokens.clear()
+        self.clean = 0
 
 
 def timed_prefill(decoder: Decoder, prompt_ids: Sequence[int], stats: GenerationStats) -> tuple[np.ndarray, float]:

@@ -7,6 +7,7 @@ device.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -23,6 +24,35 @@ from .stopping import StopStrings
 from .tokenizer import Tokenizer
 
 Messages = Sequence[dict[str, str]]
+
+
+class _OneAtATime:
+    """One generation at a time on a Model (or a ChatSession).
+
+    Another thread waits its turn; the same thread starting a second generation while its first is
+    unfinished (an open stream) gets a RuntimeError, where waiting would deadlock. Two generations
+    interleaved on one KV cache would silently produce garbage, and leave the cache broken.
+    """
+
+    def __init__(self, what: str):
+        self.what = what
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    def hold(self, gen: Iterator[str]) -> Iterator[str]:
+        me = threading.get_ident()
+        if self._owner == me:
+            gen.close()
+            raise RuntimeError(f"this {self.what} is already generating in this thread: finish or close() the earlier "
+                               f"stream first (a {self.what} runs one generation at a time; use one per thread to run "
+                               "several at once)")
+        with self._lock:
+            self._owner = me
+            try:
+                yield from gen
+            finally:
+                self._owner = None
+                gen.close()
 
 
 def _session_config(manifest: dict[str, Any], device: str | None, threads: int | None) -> SessionConfig:
@@ -45,7 +75,8 @@ def _session_config(manifest: dict[str, Any], device: str | None, threads: int |
 
 
 class Model:
-    """A loaded bundle. Not thread-safe: one generation at a time (use one Model per thread)."""
+    """A loaded bundle. One generation at a time: calls from other threads wait their turn (use one
+    Model per thread to generate in parallel)."""
 
     def __init__(self, bundle_dir: Path, manifest: dict[str, Any], config: SessionConfig,
                  tokenizer_backend: str = "auto"):
@@ -68,6 +99,7 @@ class Model:
         self.engine = engine_class(manifest["graph"]["flavour"])(manifest, bundle_dir, config)
         self.decoder = Decoder(self.engine)
         self.last_stats = GenerationStats()
+        self._busy = _OneAtATime("Model")
 
     @property
     def max_context(self) -> int:
@@ -76,6 +108,12 @@ class Model:
     # -- prompts ------------------------------------------------------------------------------------
     def encode_prompt(self, prompt: str | Messages, *, raw: bool = False) -> list[int]:
         """Token ids for a prompt: a string is one user turn through the chat template (unless `raw`)."""
+        if isinstance(prompt, (bytes, bytearray)):
+            raise TypeError("prompt must be text (str), not bytes: decode it first, e.g. prompt.decode('utf-8')")
+        if not isinstance(prompt, (str, list, tuple)):
+            raise TypeError(f"prompt must be a str or a list of chat messages, got {type(prompt).__name__}")
+        if isinstance(prompt, str) and not prompt:
+            raise ValueError("prompt is empty: give the text to answer")
         if raw:
             if not isinstance(prompt, str):
                 raise ValueError("raw=True needs a string prompt, not messages")
@@ -100,8 +138,19 @@ class Model:
         s.update({k: v for k, v in self.defaults.items() if k in known})
         s.update({k: v for k, v in kw.items() if v is not None or k == "seed"})
         sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"])
-        if not isinstance(s["max_new_tokens"], int) or s["max_new_tokens"] < 0:
-            raise ValueError(f"max_new_tokens must be an int >= 0, got {s['max_new_tokens']!r}")
+        n = s["max_new_tokens"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"max_new_tokens must be an integer >= 0, got {n!r}")
+        seed = s["seed"]
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"seed must be an integer >= 0 (or None for a random seed), got {seed!r}")
+        stop = s["stop"]
+        if stop is not None:
+            stops = [stop] if isinstance(stop, str) else stop
+            if not isinstance(stops, (list, tuple)) or not all(isinstance(x, str) for x in stops):
+                raise TypeError(f"stop must be a string or a list of strings, got {stop!r}")
+            if not stops or not all(stops):
+                raise ValueError(f"stop strings must not be empty, got {stop!r}")
         return s
 
     def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, *,
@@ -130,7 +179,8 @@ class Model:
             processor = sampling.make_logits_processor(s["repetition_penalty"])
             tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
                                      processor=processor, eos_ids=self.eos_token_ids, stats=stats)
-        return stream_text(tokens, StreamingDetokenizer(self.tokenizer, skip_special_tokens=True), stop, stats)
+        return self._busy.hold(stream_text(tokens, StreamingDetokenizer(self.tokenizer, skip_special_tokens=True),
+                                           stop, stats))
 
     def stream(self, prompt: str | Messages, *, raw: bool = False, speculative: bool = False, **kw) -> Iterator[str]:
         """Yield the reply as text pieces as they are decoded.
@@ -153,10 +203,13 @@ class ChatSession:
     """Turn N runs only the tokens the cache does not hold yet (the new user message and template)."""
 
     def __init__(self, model: Model, system: str | None = None):
+        if system is not None and not isinstance(system, str):
+            raise TypeError(f"system must be a str, got {type(system).__name__}")
         self.model = model
         self.system = system
         self.messages: list[dict[str, str]] = []
         self.last_stats = GenerationStats()
+        self._busy = _OneAtATime("ChatSession")
         self.reset()
 
     def reset(self) -> None:
@@ -169,9 +222,18 @@ class ChatSession:
         return self._tokens_used
 
     def stream(self, user_text: str, **kw) -> Iterator[str]:
-        """Yield the assistant's reply to `user_text`; the reply (even a stopped one) joins the history."""
+        """Yield the assistant's reply to `user_text`; the reply (even a stopped one) joins the history.
+
+        Turns from several threads on one session run one after the other, each on the history as
+        the previous turn left it."""
         if not isinstance(user_text, str):
-            raise ValueError("user_text must be a string")
+            raise TypeError(f"user_text must be a str, got {type(user_text).__name__}")
+        if not user_text:
+            raise ValueError("user_text is empty")
+        self.model._settings(kw)  # bad arguments fail here, at the call, not at the first next()
+        return self._busy.hold(self._turn(user_text, kw))
+
+    def _turn(self, user_text: str, kw: dict) -> Iterator[str]:
         ids = self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
         if len(ids) >= self.model.max_context:  # fail before the history changes; leave room for a reply
             from edge_sdk.errors import ContextLengthError

@@ -67,14 +67,6 @@ def find_draft(tokens: Sequence[int], num_draft: int, max_ngram: int) -> list[in
     return []
 
 
-def _truncate(decoder: Decoder, n: int) -> None:
-    """Make the decoder (engine cache and token list together) hold its first `n` tokens."""
-    extra = len(decoder.tokens) - n
-    if extra > 0:
-        decoder.engine.rewind(extra)
-        del decoder.tokens[n:]
-
-
 def generate_tokens_speculative(decoder: Decoder, prompt_ids: Sequence[int], *, max_new_tokens: int,
                                 eos_ids: Sequence[int] = (), num_draft: int = DEFAULT_NUM_DRAFT,
                                 max_ngram: int = DEFAULT_MAX_NGRAM,
@@ -133,13 +125,12 @@ def generate_tokens_speculative(decoder: Decoder, prompt_ids: Sequence[int], *, 
                 pending = [int(np.argmax(decoder.step(last)))]
                 continue
             batch = [last] + draft
-            all_logits = decoder.engine.forward(batch, all_logits=True)  # [k+1, vocab]
-            decoder.tokens.extend(batch)
+            all_logits = decoder.forward(batch, all_logits=True)  # [k+1, vocab]
             greedy = np.argmax(all_logits, axis=-1)
             m = 0
             while m < len(draft) and draft[m] == int(greedy[m]):
                 m += 1
-            _truncate(decoder, len(decoder.tokens) - (len(draft) - m))  # drop the rejected guesses
+            decoder.truncate(len(decoder.tokens) - (len(draft) - m))  # drop the rejected guesses
             counts.proposed += len(draft)
             counts.accepted += m
             pending = draft[:m] + [int(greedy[m])]
@@ -148,4 +139,4 @@ def generate_tokens_speculative(decoder: Decoder, prompt_ids: Sequence[int], *, 
         # Accepted drafts past the point where generation stopped are still cached: drop them so the
         # cache matches plain decoding (and a following prefill or chat turn sees the same state).
         held = base + stats.new_tokens - (0 if stats.stop_reason == "eos" else 1)
-        _truncate(decoder, max(held, base))
+        decoder.truncate(max(held, base))

@@ -60,13 +60,31 @@ def test_chat_turn_two_equals_the_conversation_from_scratch(smollm2_fp32_bundle)
     model = edge_sdk.load(smollm2_fp32_bundle)
     chat = model.chat()
     first = chat.send("What is the capital of France?", max_new_tokens=24)
+    prompt_1 = chat.last_stats.prompt_tokens
     second = chat.send("And of Italy?", max_new_tokens=24)
-    assert chat.last_stats.prefilled_tokens < 20 < chat.last_stats.prompt_tokens  # only the new turn ran
+    # turn 1's prompt came from the cache; its reply and the new message were run as a prompt
+    assert chat.last_stats.prefilled_tokens == chat.last_stats.prompt_tokens - prompt_1 < 30
     fresh = edge_sdk.load(smollm2_fp32_bundle)
     history = [{"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": first},
                {"role": "user", "content": "And of Italy?"}]
     assert fresh.generate(history, max_new_tokens=24) == second
     assert "Rome" in second
+
+
+def test_the_same_request_gives_the_same_answer_in_int4(smollm2_bundle):
+    """int4 computes a one-token pass differently from a many-token one: a second identical request that
+    reused its cached prompt ran its last token alone and answered "Paris." after "Paris, France."."""
+    model = edge_sdk.load(smollm2_bundle)
+    first = model.generate("What is the capital of France?", max_new_tokens=32)
+    assert model.generate("What is the capital of France?", max_new_tokens=32) == first
+    model.generate("Write a haiku about the sea.", max_new_tokens=16)
+    assert model.generate("What is the capital of France?", max_new_tokens=32) == first
+    chat = model.chat()
+    a = chat.send("What is the capital of France?", max_new_tokens=24)
+    b = chat.send("And of Italy?", max_new_tokens=24)
+    history = [{"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": a},
+               {"role": "user", "content": "And of Italy?"}]
+    assert edge_sdk.load(smollm2_bundle).generate(history, max_new_tokens=24) == b
 
 
 def test_default_recipe_bundle_exports_validated_and_answers(smollm2_bundle):
