@@ -194,7 +194,7 @@ def stream_text(tokens: Iterator[int], detokenizer, stop: StopStrings | None = N
                     return
             elif piece:
                 yield piece
-        tail = detokenizer.flush()
+        tail = detokenizer.flush(drop_incomplete=True)  # a reply cut mid-character ends before it, not with U+FFFD
         if stop is not None:
             tail, stopped = stop.feed(tail) if tail else ("", False)
             if stopped and stats is not None:

@@ -207,7 +207,7 @@ class _Map:
     def push(self, token: str) -> list[str]:
         return [self.fn(token)]
 
-    def finish(self) -> list[str]:
+    def finish(self, drop_incomplete: bool = False) -> list[str]:
         return []
 
 
@@ -218,7 +218,10 @@ class _ByteLevelStage:
     def push(self, token: str) -> list[str]:
         return [self._utf8.decode(_level_bytes(token))]
 
-    def finish(self) -> list[str]:
+    def finish(self, drop_incomplete: bool = False) -> list[str]:
+        if drop_incomplete:  # what the decoder still holds is the start of a character that never came
+            self._utf8.reset()
+            return []
         return [self._utf8.decode(b"", final=True)]
 
 
@@ -237,10 +240,13 @@ class _ByteFallbackStage:
         out.append(token)
         return out
 
-    def finish(self) -> list[str]:
+    def finish(self, drop_incomplete: bool = False) -> list[str]:
         if not self._pending:
             return []
-        out = _flush_bytes(self._pending)
+        if drop_incomplete:  # complete characters (or U+FFFD for invalid bytes), minus an unfinished last one
+            out = [codecs.getincrementaldecoder("utf-8")("replace").decode(bytes(self._pending))]
+        else:
+            out = _flush_bytes(self._pending)
         self._pending = bytearray()
         return out
 
@@ -265,7 +271,7 @@ class _FusedStripStage:
         self._held = text[len(kept):]
         return [kept]
 
-    def finish(self) -> list[str]:
+    def finish(self, drop_incomplete: bool = False) -> list[str]:
         held = self._held[: max(0, len(self._held) - self.stop)]
         self._held = ""
         return [held]
@@ -280,7 +286,7 @@ class _MetaspaceStage:
         self.count += 1
         return [_metaspace(token, self.step, first)]
 
-    def finish(self) -> list[str]:
+    def finish(self, drop_incomplete: bool = False) -> list[str]:
         return []
 
 
@@ -293,14 +299,14 @@ class _Pipeline:
     def push(self, token: str) -> str:
         return "".join(self._run(0, [token]))
 
-    def finish(self) -> str:
+    def finish(self, drop_incomplete: bool = False) -> str:
         carry: list[str] = []
         for stage in self.stages:
             # what upstream stages released at the end still flows through this stage first
             nxt = []
             for t in carry:
                 nxt.extend(stage.push(t))
-            carry = nxt + stage.finish()
+            carry = nxt + stage.finish(drop_incomplete)
         return "".join(carry)
 
     def _run(self, k: int, tokens: list[str]) -> list[str]:

@@ -42,15 +42,18 @@ class StreamingDetokenizer:
         tokens = self.tokenizer._tokens_for_decode([token_id], self.skip_special_tokens)
         return self._pipeline.push(tokens[0]) if tokens else ""
 
-    def flush(self) -> str:
-        """End of stream: return whatever was held back (an incomplete character becomes U+FFFD)."""
+    def flush(self, drop_incomplete: bool = False) -> str:
+        """End of stream: return whatever was held back.
+
+        An incomplete last character becomes U+FFFD, as in `tokenizer.decode`; with `drop_incomplete`
+        (a reply cut by max_new_tokens, a stop or the context) its bytes are dropped instead."""
         if self._pipeline is None:
             text = self.tokenizer.decode(self._ids, skip_special_tokens=self.skip_special_tokens)
             # If decode was not prefix-stable the earlier pieces cannot be taken back; emit the rest.
             new = text[len(self._emitted):]
             self._emitted = text
-            return new
-        return self._pipeline.finish()
+            return new.rstrip(REPLACEMENT_CHAR) if drop_incomplete else new
+        return self._pipeline.finish(drop_incomplete)
 
     def reset(self) -> None:
         """Start a new text (e.g. the next chat turn) with the same tokenizer."""

@@ -105,3 +105,25 @@ def test_reset_starts_a_new_text(paths):
     assert "".join(detok.add(i) for i in ids) + detok.flush() == "Hi there"
     detok.reset()
     assert "".join(detok.add(i) for i in ids) + detok.flush() == "Hi there"
+
+
+@pytest.mark.parametrize("name", ["sp_tinyllama", "qwen2", "smollm2"])
+def test_a_reply_cut_mid_character_ends_before_it(paths, name):
+    """max_new_tokens (or a stop, or the context) can cut an emoji or a CJK character in the middle of its
+    byte tokens: the reply then ends before that character, not with U+FFFD."""
+    from edge_sdk.runtime.generate import stream_text
+
+    tok = _tok(paths, name)
+    text = "Sure: 😀 and 東京 and Ünïcödé"
+    ids = tok.encode(text)
+    whole = tok.decode(ids, skip_special_tokens=True)
+    cuts = 0
+    for n in range(1, len(ids)):
+        full = tok.decode(ids[:n], skip_special_tokens=True)
+        out = "".join(stream_text(iter(ids[:n]), StreamingDetokenizer(tok, skip_special_tokens=True)))
+        assert "\ufffd" not in out, (n, out)
+        # Every complete character, nothing after: a prefix of the uncut text, at least what decode()
+        # shows before its U+FFFD (decode() replaces a whole byte run that ends unfinished, 東 included).
+        assert whole.startswith(out) and len(out) >= len(full.rstrip("\ufffd")), (n, out, full)
+        cuts += full.endswith("\ufffd")
+    assert cuts > 0  # the text really was cut inside a character somewhere
