@@ -15,7 +15,7 @@ from edge_sdk.errors import UnsupportedModelError
 
 from .bundle import check_output, save_onnx, staging, write_manifest
 from .graph.io import KV_TEMPLATES
-from .progress import Progress
+from .progress import Progress, quiet_libraries
 from .recipes import RECIPES, get_recipe
 
 
@@ -79,11 +79,18 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
 
     device: device profile name (default x86-64-laptop); it chooses flavour, recipe and context.
     recipe: override the profile's recipe (fp32, int8, int4-b32, ...).
+    progress: False silences this and the libraries' progress bars (transformers, tqdm).
     Returns the manifest.
     """
+    progress = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    with quiet_libraries(not progress.enabled):
+        return _export(source, output, device=device, recipe=recipe, max_context=max_context, force=force,
+                       validate=validate, progress=progress)
+
+
+def _export(source, output, *, device, recipe, max_context, force, validate, progress: Progress) -> dict[str, Any]:
     from edge_sdk.devices import DEFAULT_PROFILE, load_profile
 
-    progress = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     output = Path(output)
     check_output(output, force)  # before any slow work
     profile = load_profile(device or DEFAULT_PROFILE)

@@ -1,8 +1,10 @@
 """Progress reporting for long host-side work: numbered stages and a simple bar on stderr."""
 from __future__ import annotations
 
+import os
 import sys
 import time
+from contextlib import contextmanager
 
 
 class Progress:
@@ -39,3 +41,34 @@ class Progress:
                     print(line, end=end, file=self.stream, flush=True)
                 elif i == total:
                     print(line, file=self.stream, flush=True)
+
+
+@contextmanager
+def quiet_libraries(quiet: bool = True):
+    """Silence the progress bars of transformers, huggingface_hub and tqdm while `quiet` (--quiet means quiet)."""
+    if not quiet:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS")}
+    os.environ.update(TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    tf_logging = None
+    try:
+        from transformers.utils import logging as tf_logging
+
+        was_active, verbosity = tf_logging.is_progress_bar_enabled(), tf_logging.get_verbosity()
+        tf_logging.disable_progress_bar()
+        tf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if tf_logging is not None:
+            if was_active:
+                tf_logging.enable_progress_bar()
+            tf_logging.set_verbosity(verbosity)

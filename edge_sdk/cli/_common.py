@@ -2,26 +2,82 @@
 from __future__ import annotations
 
 import argparse
+import math
+
+MAX_THREADS = 64  # as for a bundle's own thread count (runtime/bundle/schema.py)
+
+
+# Typed option values, checked while parsing: a bad value is `error: ...` and exit 2 before any model loads.
+def _number(text: str, kind, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False, what: str = ""):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if isinstance(value, float) and not math.isfinite(value) or (value <= lo if lo_open else value < lo) \
+            or (value >= hi if hi_open else value > hi):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return value
+
+
+def count(text: str) -> int:
+    """An integer >= 0."""
+    return _number(text, int, 0, 10**9, what="an integer >= 0")
+
+
+def positive(text: str) -> int:
+    """An integer >= 1."""
+    return _number(text, int, 1, 10**9, what="an integer >= 1")
+
+
+def threads(text: str) -> int:
+    return _number(text, int, 1, MAX_THREADS, what=f"an integer from 1 to {MAX_THREADS}")
+
+
+def temperature(text: str) -> float:
+    return _number(text, float, 0.0, 100.0, what="a number >= 0 (0 = greedy)")
+
+
+def probability(text: str) -> float:
+    return _number(text, float, 0.0, 1.0, lo_open=True, what="in (0, 1] (1 = off)")
+
+
+def min_p(text: str) -> float:
+    return _number(text, float, 0.0, 1.0, hi_open=True, what="in [0, 1) (0 = off)")
+
+
+def penalty(text: str) -> float:
+    return _number(text, float, 0.0, 100.0, lo_open=True, what="a number > 0 (1 = off)")
+
+
+def seed(text: str) -> int:
+    return _number(text, int, 0, 2**63 - 1, what="an integer >= 0")
+
+
+def stop_text(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def add_load_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", metavar="BUNDLE", help="edge bundle folder (from `edge-sdk export`)")
     p.add_argument("--device", metavar="NAME", help="device profile overriding the bundle's (see `edge-sdk devices`)")
-    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: the profile's)")
+    p.add_argument("--threads", type=threads, metavar="N", help="intra-op threads (default: the profile's)")
     p.add_argument("--trusted-key", action="append", metavar="KEY.pub",
                    help="require the bundle to be signed by this public key (edge-sdk sign; repeatable)")
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
-    g.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="stop after N tokens (default 256)")
-    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); higher = more random")
-    g.add_argument("--top-k", type=int, default=0, help="keep the K most likely tokens (0 = off)")
-    g.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1.0 = off)")
-    g.add_argument("--min-p", type=float, default=0.0, help="drop tokens below min-p x the top probability (0 = off)")
-    g.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats (1.0 = off)")
-    g.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
-    g.add_argument("--stop", action="append", metavar="TEXT", help="stop when TEXT is generated (repeatable)")
+    g.add_argument("--max-new-tokens", type=count, default=256, metavar="N", help="stop after N tokens (default 256)")
+    g.add_argument("--temperature", type=temperature, default=0.0, help="0 = greedy (default); higher = more random")
+    g.add_argument("--top-k", type=count, default=0, help="keep the K most likely tokens (0 = off)")
+    g.add_argument("--top-p", type=probability, default=1.0, help="nucleus sampling mass (1.0 = off)")
+    g.add_argument("--min-p", type=min_p, default=0.0, help="drop tokens below min-p x the top probability (0 = off)")
+    g.add_argument("--repetition-penalty", type=penalty, default=1.0, help="> 1 discourages repeats (1.0 = off)")
+    g.add_argument("--seed", type=seed, help="random seed: the same seed gives the same text")
+    g.add_argument("--stop", action="append", type=stop_text, metavar="TEXT",
+                   help="stop when TEXT is generated (repeatable)")
 
 
 def sampling_kwargs(args: argparse.Namespace) -> dict:
@@ -34,3 +90,23 @@ def load_model(args: argparse.Namespace):
     import edge_sdk
 
     return edge_sdk.load(args.bundle, device=args.device, threads=args.threads, trusted_keys=args.trusted_key)
+
+
+def read_text_arg(value: str, what: str) -> str:
+    """`value`, or standard input when it is "-", as text; non-UTF-8 input is a clear error."""
+    import sys
+
+    from edge_sdk.errors import EdgeError
+
+    if value == "-":
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise EdgeError(f"{what} read from standard input is not UTF-8 text (byte {e.start}: "
+                            f"{data[e.start:e.start + 1]!r}); convert it first, e.g. with iconv") from None
+    try:
+        value.encode("utf-8")  # arguments that were not UTF-8 arrive with lone surrogates
+    except UnicodeEncodeError:
+        raise EdgeError(f"{what} is not valid UTF-8 text; check your terminal's encoding") from None
+    return value

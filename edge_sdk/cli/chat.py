@@ -23,6 +23,10 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_sdk.errors import ContextLengthError
 
+    from ._common import read_text_arg
+
+    if args.system is not None:
+        read_text_arg(args.system, "--system")
     model = load_model(args)
     chat = model.chat(system=args.system)
     kw = sampling_kwargs(args)
@@ -36,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print(file=sys.stderr)
             return 0
+        except UnicodeDecodeError:
+            print("(that line was not UTF-8 text; check your terminal's encoding)", file=sys.stderr)
+            continue
         text = line.strip()
         if not text:
             continue

@@ -20,20 +20,37 @@ examples:
 """
 
 
+def _context(text: str) -> int:
+    from ._common import _number
+
+    return _number(text, int, 16, 1 << 17, what="an integer from 16 to 131072 tokens")
+
+
+def _recipes_help() -> str:
+    import textwrap
+
+    from edge_sdk.exporters.recipes import RECIPES  # stdlib-only module
+
+    lines = ["recipes (--recipe; the device profile's is the default):"]
+    for r in RECIPES.values():
+        text = f"{r.description} [{', '.join(r.flavours)}]"
+        lines += textwrap.wrap(text, 100, initial_indent=f"  {r.name:<14}", subsequent_indent=" " * 16)
+    return "\n".join(lines)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from edge_sdk.exporters.catalog import ALIASES  # stdlib-only module
 
     p = sub.add_parser("export", help="export a model to a validated edge bundle",
                        description="Export a model (alias, HF folder, GGUF file or hub id) to an edge bundle: "
                                    "ONNX graph(s) with KV cache, quantized for the device, validated against transformers.",
-                       epilog=EPILOG + "\naliases: " + ", ".join(ALIASES),
+                       epilog=EPILOG + "\naliases: " + ", ".join(ALIASES) + "\n\n" + _recipes_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", metavar="SOURCE", help="alias, model folder, GGUF file or hub id")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="bundle folder to write")
     p.add_argument("--device", metavar="NAME", help="device profile (default: x86-64-laptop; see `edge-sdk devices`)")
-    p.add_argument("--recipe", metavar="NAME",
-                   help="quantization recipe overriding the profile's: fp32, int8, int4-b32, int4-b64, int4-b128, w8a16-qdq")
-    p.add_argument("--max-context", type=int, metavar="TOKENS", help="maximum context (default: the profile's)")
+    p.add_argument("--recipe", metavar="NAME", help="quantization recipe overriding the profile's (listed below)")
+    p.add_argument("--max-context", type=_context, metavar="TOKENS", help="maximum context (default: the profile's)")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--no-validate", action="store_true", help="skip the checks against transformers (not recommended)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
@@ -43,16 +60,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import os
     import sys
 
+    if args.quiet:  # tqdm reads its settings when it is first imported (by torch or transformers): set them now
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         from edge_sdk.exporters.export import export
         import torch  # noqa: F401  (checked here for a one-line error instead of a traceback)
     except ImportError as e:
         print(f"error: exporting needs the export extra ({e.name} is missing): pip install 'edge-sdk[export]'", file=sys.stderr)
-        return 2
-    if args.max_context is not None and args.max_context < 16:
-        print("error: --max-context must be at least 16 tokens", file=sys.stderr)
         return 2
     manifest = export(args.source, args.output, device=args.device, recipe=args.recipe, max_context=args.max_context,
                       force=args.force, validate=not args.no_validate, progress=not args.quiet)

@@ -27,7 +27,17 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    from ._common import read_text_arg
+
+    if args.speculative and (args.temperature != 0 or args.repetition_penalty != 1.0):
+        print("error: --speculative needs greedy decoding (--temperature 0, --repetition-penalty 1)", file=sys.stderr)
+        return 2
+    prompt = read_text_arg(args.prompt, "the prompt")
+    if not prompt:
+        print("error: the prompt is empty", file=sys.stderr)
+        return 2
+    if args.system is not None:
+        read_text_arg(args.system, "--system")
     t0 = time.perf_counter()
     model = load_model(args)
     load_s = time.perf_counter() - t0
