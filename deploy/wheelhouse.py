@@ -41,7 +41,7 @@ def own_distribution() -> md.Distribution:
     the checkout is on sys.path (pytest, `python -m` from the repository): prefer the installation
     pip made, which has an INSTALLER file.
     """
-    names = list(md.packages_distributions().get("edge_sdk") or []) + ["edge-sdk", "edge_sdk"]
+    names = list(md.packages_distributions().get("edge_sdk") or []) + ["edge-sdk-llm", "edge-sdk"]
     candidates = [d for name in dict.fromkeys(names) for d in md.distributions(name=name)]
     installed = [d for d in candidates if d.read_text("INSTALLER") is not None]
     if installed or candidates:

@@ -13,6 +13,14 @@ Host side (needs the ``[export]`` extra)::
 from __future__ import annotations
 
 __version__ = "0.1.0"
+# The name on PyPI. `edge-sdk` there is an unrelated project (market data): `pip install edge-sdk`
+# installs someone else's code. The import name (edge_sdk) and the command (edge-sdk) stay.
+DISTRIBUTION = "edge-sdk-llm"
+
+
+def install_hint(extra: str | None = None) -> str:
+    """The pip command that installs edge-sdk (with `extra`), for error messages."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'" if extra else f"pip install {DISTRIBUTION}"
 
 from edge_sdk.errors import (  # noqa: E402  (cheap, stdlib only)
     BundleError, ContextLengthError, DeviceBuildError, DeviceError, DeviceFitError, EdgeError, OutputExistsError,
@@ -45,7 +53,7 @@ def list_devices():
 
 
 __all__ = [
-    "__version__", "load", "export", "list_devices",
+    "__version__", "DISTRIBUTION", "install_hint", "load", "export", "list_devices",
     "EdgeError", "BundleError", "ContextLengthError", "DeviceBuildError", "DeviceError", "DeviceFitError",
     "OutputExistsError", "SourceError", "UnsupportedModelError", "ValidationFailedError",
 ]

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk import install_hint
 from edge_sdk.errors import DeviceError, DeviceFitError
 
 # Calibration prompts: varied tasks (facts, code, lists, translation, story), so the ranges cover
@@ -110,7 +111,7 @@ def _compile(out_dir: Path, fragment: dict, profile, progress) -> None:
     if not qnn.is_available():
         # The QDQ graphs are complete without binaries: the device compiles them at first load.
         progress.note("onnxruntime-qnn is not installed: no QNN context binaries (the phone compiles the "
-                      "QDQ graphs at load); pip install 'edge-sdk[npu]' to precompile them")
+                      f"QDQ graphs at load); {install_hint('npu')} to precompile them")
         return
     progress.stage(f"compiling QNN context binaries for HTP {profile.htp_arch or '(default)'}")
     section = compile_bundle_graphs(out_dir, fragment, htp_arch=profile.htp_arch, soc_model=profile.soc)
@@ -135,7 +136,7 @@ def check_htp_offload(out_dir: Path, fragment: dict, profile, min_cosine: float 
     from edge_sdk.runtime.static_engine import StaticEngine
 
     if not qnn.is_available():
-        raise DeviceError("cannot check HTP offload: onnxruntime-qnn is not installed (pip install 'edge-sdk[npu]')")
+        raise DeviceError(f"cannot check HTP offload: onnxruntime-qnn is not installed ({install_hint('npu')})")
     # StaticEngine adds the bundle's qnn_options (fp16 for the float nodes) itself.
     config = SessionConfig(providers=["QNNExecutionProvider"], npu_only=True)
     start = time.perf_counter()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_sdk import install_hint
 from edge_sdk.errors import SourceError
 from edge_sdk.runtime.bundle import sha256_file
 
@@ -96,7 +97,7 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
     try:
         from gguf import GGUFReader
     except ImportError as e:
-        raise SourceError("reading GGUF files needs the `gguf` package: pip install 'edge-sdk[export]'") from e
+        raise SourceError(f"reading GGUF files needs the `gguf` package: {install_hint('export')}") from e
     try:
         reader = GGUFReader(str(path))
     except Exception as e:
@@ -225,7 +226,7 @@ def _hub_download(repo_id: str, progress: Progress) -> Path:
             allow_patterns=["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt"],
         )
     except ImportError as e:
-        raise SourceError("downloading from the Hub needs huggingface_hub: pip install 'edge-sdk[export]'") from e
+        raise SourceError(f"downloading from the Hub needs huggingface_hub: {install_hint('export')}") from e
     except Exception as e:  # offline, gated, missing: all mean "get it yourself"
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise SourceError(

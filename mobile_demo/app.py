@@ -103,7 +103,7 @@ class ChatApp(App):
     def show_setup(self, missing: bool, error: str = ""):
         looked = "\n".join(f"  • {_short(d)}" for d in candidate_dirs())
         how = (f"Make one on a computer with the export extra installed:\n\n"
-               f"[b]  pip install 'edge-sdk[export]'\n  {EXPORT_COMMAND}[/b]\n\n"
+               f"[b]  {edge_sdk.install_hint('export')}\n  {EXPORT_COMMAND}[/b]\n\n"
                f"then start the app from that folder, pass [b]--bundle PATH[/b], or pick the "
                f"folder below.")
         if missing:

@@ -10,6 +10,7 @@ from typing import Any
 
 import onnxruntime as ort
 
+from edge_sdk import install_hint
 from edge_sdk.errors import DeviceError
 
 EP_NAME = "QNNExecutionProvider"
@@ -21,7 +22,7 @@ def _qnn_module():
         import onnxruntime_qnn
     except ImportError as e:
         raise DeviceError(
-            "the QNN execution provider is not installed: pip install 'edge-sdk[npu]' (onnxruntime-qnn >= 2.7, "
+            f"the QNN execution provider is not installed: {install_hint('npu')} (onnxruntime-qnn >= 2.7, "
             "which needs onnxruntime >= 1.24), or pick a CPU device profile"
         ) from e
     return onnxruntime_qnn

@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         from edge_sdk.exporters.export import export
         import torch  # noqa: F401  (checked here for a one-line error instead of a traceback)
     except ImportError as e:
-        print(f"error: exporting needs the export extra ({e.name} is missing): pip install 'edge-sdk[export]'", file=sys.stderr)
+        from edge_sdk import install_hint
+
+        print(f"error: exporting needs the export extra ({e.name} is missing): {install_hint('export')}", file=sys.stderr)
         return 2
     manifest = export(args.source, args.output, device=args.device, recipe=args.recipe, max_context=args.max_context,
                       force=args.force, validate=not args.no_validate, progress=not args.quiet)

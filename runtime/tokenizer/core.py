@@ -17,6 +17,7 @@ import json
 import os
 import re
 
+from edge_sdk import install_hint
 from edge_sdk.errors import BundleError
 
 from .bpe import BPEModel
@@ -88,7 +89,7 @@ class Tokenizer:
             except ImportError:
                 if backend == "fast":
                     raise ImportError("backend='fast' needs the `tokenizers` package: "
-                                      "pip install 'edge-sdk[fast]', or use backend='pure'.") from None
+                                      f"{install_hint('fast')}, or use backend='pure'.") from None
             else:
                 fast = _FastBackend(tokenizers, text if text is not None else json.dumps(spec), source)
         return cls(spec, fast)

@@ -61,7 +61,7 @@ def test_build_lists_and_hashes_every_file(native_build, tiny_bundle):
     src = read_manifest(tiny_bundle)
     assert read_manifest(native_build / "bundle")["files"] == src["files"]
     wheels = {p.name.split("-")[0].lower() for p in (native_build / "wheels").glob("*.whl")}
-    assert {"edge_sdk", "numpy", "onnxruntime", "jinja2", "pip"} <= wheels
+    assert {"edge_sdk_llm", "numpy", "onnxruntime", "jinja2", "pip"} <= wheels
     assert not {"torch", "transformers", "tokenizers", "kivy"} & wheels  # device install only, no app
     import numpy
     import onnxruntime

@@ -60,4 +60,4 @@ def test_export_without_the_extra_says_how_to_install(tmp_path):
     proc = subprocess.run([sys.executable, "-c", BLOCKER + "from edge_sdk.cli import main; sys.exit(main(['export', 'x', '-o', 'y']))"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
-    assert "pip install 'edge-sdk[export]'" in proc.stderr
+    assert "pip install 'edge-sdk-llm[export]'" in proc.stderr
