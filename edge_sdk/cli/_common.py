@@ -110,3 +110,18 @@ def read_text_arg(value: str, what: str) -> str:
     except UnicodeEncodeError:
         raise EdgeError(f"{what} is not valid UTF-8 text; check your terminal's encoding") from None
     return value
+
+
+def progress_printer(quiet: bool):
+    """A `progress(message)` callback writing timed lines to stderr (None with --quiet): stdout stays the result."""
+    if quiet:
+        return None
+    import sys
+    import time
+
+    t0 = time.perf_counter()
+
+    def show(message: str) -> None:
+        print(f"[{time.perf_counter() - t0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    return show

@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-draft", type=int, default=8, metavar="K", help="speculative draft length (default 8)")
     p.add_argument("--max-ngram", type=int, default=3, metavar="N", help="speculative lookup n-gram (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
@@ -165,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from ._common import progress_printer
+
+    show = progress_printer(args.quiet) or (lambda message: None)
+    show(f"loading {args.bundle}")
     t0 = time.perf_counter()
     model = load_model(args)
     load_s = time.perf_counter() - t0
@@ -175,9 +180,13 @@ def run(args: argparse.Namespace) -> int:
         if len(ids) + args.new_tokens - 1 > model.max_context:
             raise ValueError(f"prompt ({len(ids)}) + new tokens ({args.new_tokens}) - 1 must be <= the bundle's "
                              f"maximum context of {model.max_context}")
-        for _ in range(args.warmup):
+        for i in range(args.warmup):
+            show(f"warm-up run {i + 1}/{args.warmup}")
             one_run(model, ids, args.new_tokens, spec)
-        runs = [one_run(model, ids, args.new_tokens, spec) for _ in range(args.repeat)]
+        runs = []
+        for i in range(args.repeat):
+            runs.append(one_run(model, ids, args.new_tokens, spec))
+            show(f"run {i + 1}/{args.repeat}: TTFT {runs[-1].ttft_s * 1000:.0f} ms, decode {runs[-1].decode_tok_s:.1f} tok/s")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

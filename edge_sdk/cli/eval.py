@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "  edge-sdk eval bundles/smol-int4 --text notes.txt --json")
     add_load_args(p)
     p.add_argument("--reference", metavar="BUNDLE", help="reference bundle of the same model (e.g. fp32)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--text", metavar="FILE", help="UTF-8 text file for perplexity (default: the built-in text)")
     p.add_argument("--window", type=int, metavar="N",
                    help="tokens of context per pass (default: min(512, the bundle's maximum context))")
@@ -49,14 +50,21 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as e:
             print(f"error: cannot read --text {args.text}: {e}", file=sys.stderr)
             return 2
+    from ._common import progress_printer
+
+    show = progress_printer(args.quiet)
+    if show:
+        show(f"loading {args.bundle}" + (f" and the reference {args.reference}" if args.reference else ""))
     model = load_model(args)
     ref = edge_sdk.load(args.reference, device=args.device, threads=args.threads) if args.reference else None
     # One window for both bundles, so the two perplexities score the same tokens with the same context.
     window = args.window or min(512, model.max_context, ref.max_context if ref else model.max_context)
     try:
-        ppl = perplexity(model, text, window=window, stride=args.stride)
-        ref_ppl = perplexity(ref, text, window=window, stride=args.stride) if ref else None
-        agree = greedy_agreement(model, ref, max_new_tokens=args.max_new_tokens) if ref else None
+        ppl = perplexity(model, text, window=window, stride=args.stride, progress=show)
+        if ref and show:
+            show("the reference bundle:")
+        ref_ppl = perplexity(ref, text, window=window, stride=args.stride, progress=show) if ref else None
+        agree = greedy_agreement(model, ref, max_new_tokens=args.max_new_tokens, progress=show) if ref else None
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
