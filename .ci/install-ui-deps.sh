@@ -1,10 +1,12 @@
 #!/bin/sh
 # Debian packages the headless Kivy tests need (tests/ui): Mesa software OpenGL/EGL for
-# SDL_VIDEODRIVER=offscreen, plus xvfb/xauth for `xvfb-run` as a fallback.
+# SDL_VIDEODRIVER=offscreen, plus xvfb/xauth for `xvfb-run` as a fallback, and the fonts the app
+# falls back to for emoji (Symbola: monochrome, which Kivy can draw), CJK (Droid fallback) and
+# Arabic/Hebrew (DejaVu Sans) - the same files a Raspberry Pi OS desktop can install.
 # Idempotent and quiet: does nothing when every package is already installed.
 set -eu
 
-PACKAGES="xvfb xauth libgl1 libegl1 libgl1-mesa-dri libegl-mesa0"
+PACKAGES="xvfb xauth libgl1 libegl1 libgl1-mesa-dri libegl-mesa0 fonts-symbola fonts-droid-fallback fonts-dejavu-core"
 
 missing=""
 for pkg in $PACKAGES; do

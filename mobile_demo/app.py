@@ -54,9 +54,13 @@ class ChatApp(App):
     setup_title = StringProperty("")
     setup_text = StringProperty("")
 
-    # Settings.
+    # Settings. Greedy decoding with a repetition penalty of 1.1: on SmolLM2-135M int4, six open
+    # prompts x 256 tokens repeated 43 % of their 4-grams greedy (one reply 88 %), 0.3 % with the
+    # penalty, and "The capital of France is Paris." stays the answer (measured 2026-12-01).
     bundle_path = StringProperty("")
     temperature = NumericProperty(0.0)
+    top_p = NumericProperty(1.0)
+    repetition_penalty = NumericProperty(1.1)
     max_new_tokens = NumericProperty(256)
     system_prompt = StringProperty("")
 
@@ -120,6 +124,9 @@ class ChatApp(App):
         if not path:
             self.show_setup(missing=True)
             return
+        if self.model is not None:
+            self._switch_bundle(path)
+            return
         self._abandon_turn()
         self.bundle_path = path
         self.model_ready = False
@@ -142,6 +149,33 @@ class ChatApp(App):
         self.model_ready = True
         self.new_chat()
 
+    def _switch_bundle(self, path: str):
+        """Load another bundle beside the working one; switch only once it has loaded. A bundle that
+        cannot be opened leaves the model, the conversation and the screen as they were."""
+        self._load_id += 1
+        self.banner_text, self.banner_action = f"Opening {_short(path)}…", ""
+        load_in_background(self._loader, path, schedule=Clock.schedule_once,
+                           on_loaded=partial(self._on_switch_loaded, self._load_id, path),
+                           on_error=partial(self._on_switch_error, self._load_id, path))
+
+    def _on_switch_loaded(self, load_id, path, model, _dt):
+        if load_id != self._load_id:
+            return
+        self._abandon_turn()
+        self.bundle_path = path
+        self.model, self.chat = model, None
+        self.model_name = model_display_name(model.manifest, Path(path).name or path)
+        self.banner_text, self.banner_action = "", ""
+        self.model_ready = True
+        self.new_chat()
+
+    def _on_switch_error(self, load_id, path, exc, _dt):
+        if load_id != self._load_id:
+            return
+        text = str(exc) if isinstance(exc, BundleError) else f"{type(exc).__name__}: {exc}"
+        self.banner_text = f"Could not open {_short(path)}: {text}\nStill using {self.model_name}."
+        self.banner_action = ""
+
     def _on_load_error(self, load_id, exc, _dt):
         if load_id != self._load_id:
             return
@@ -160,9 +194,14 @@ class ChatApp(App):
     def open_settings(self):
         widgets.ChatSettings().open()
 
-    def apply_settings(self, *, bundle_path, temperature, max_new_tokens, system_prompt):
+    def apply_settings(self, *, bundle_path, temperature, max_new_tokens, system_prompt, top_p=None,
+                       repetition_penalty=None):
         self.temperature = float(temperature)
         self.max_new_tokens = int(max_new_tokens)
+        if top_p is not None:
+            self.top_p = float(top_p)
+        if repetition_penalty is not None:
+            self.repetition_penalty = float(repetition_penalty)
         system_changed = system_prompt != self.system_prompt
         self.system_prompt = system_prompt
         if bundle_path and os.path.expanduser(bundle_path) != self.bundle_path:
@@ -187,6 +226,8 @@ class ChatApp(App):
         if not text or self.generating or self.chat is None:
             return
         prompt.text = ""
+        # Keep typing where you were: pressing Send takes the focus away from the input.
+        Clock.schedule_once(partial(_focus, prompt), 0)
         self.messages.append({"role": "user", "text": text})
         self.messages.append({"role": "assistant", "text": ""})
         self.banner_text, self.banner_action = "", ""
@@ -199,7 +240,8 @@ class ChatApp(App):
             self.chat, text, schedule=Clock.schedule_once,
             on_text=partial(self._on_stream_text, tid), on_done=partial(self._on_turn_done, tid),
             on_error=partial(self._on_turn_error, tid),
-            max_new_tokens=int(self.max_new_tokens), temperature=float(self.temperature)).start()
+            max_new_tokens=int(self.max_new_tokens), temperature=float(self.temperature), top_p=float(self.top_p),
+            repetition_penalty=float(self.repetition_penalty)).start()
 
     def stop(self):
         if self.worker is not None and self.generating:
@@ -268,14 +310,21 @@ class ChatApp(App):
 
     def _scroll_to_bottom(self, force: bool = False):
         rv = self.chat_screen.ids.messages
-        # Follow the reply only if the user is reading the end; don't yank them back up-thread.
-        if force or rv.scroll_y <= 0.05:
+        # Follow the reply while the user is reading the end - which includes a conversation that
+        # still fit on the screen (scroll_y is 1 then, not 0): a long first reply must be followed
+        # too. Someone who scrolled back up-thread is not yanked down.
+        fitted = rv.layout_manager.height <= rv.height + 1
+        if force or fitted or rv.scroll_y <= 0.05:
             Clock.schedule_once(partial(_scroll_end, rv), 0)
 
 
 def _scroll_end(rv, _dt):
     # scroll_y 0 is the bottom; a conversation shorter than the screen starts at the top instead.
     rv.scroll_y = 0 if rv.layout_manager.height > rv.height else 1
+
+
+def _focus(text_input, _dt):
+    text_input.focus = True
 
 
 def _set_text(text_input, value):

@@ -13,6 +13,9 @@ from kivy.uix.recycleview.views import RecycleDataViewBehavior
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
+from .scripts import prepare
+
+DEFAULT_FONT = Label.font_name.defaultvalue  # Kivy's Roboto
 # Bubble colours per role: (background, text).
 ROLE_COLOURS = {
     "user": ((0.149, 0.388, 0.922, 1), (1, 1, 1, 1)),
@@ -70,6 +73,13 @@ class ChatBubble(RecycleDataViewBehavior, Widget):
             return
         self._fitted_for = key
         self.bubble_color, self.text_color = ROLE_COLOURS.get(self.role, ROLE_COLOURS["notice"])
+        look = prepare(self.text or "…")
+        label.markup = look["markup"]
+        label.font_name = look["font_name"] or DEFAULT_FONT
+        label.font_direction = look["font_direction"]
+        label.font_script_name = look["font_script_name"]
+        label.halign = look["halign"]
+        label.text = look["text"]
         # With a text_size set, a label's texture is as wide as text_size even for "Hi",
         # so measure the unwrapped text first and wrap only when it is too wide.
         max_text_w = self.width * BUBBLE_MAX_WIDTH - BUBBLE_CHROME
@@ -113,6 +123,8 @@ class ChatSettings(ModalView):
         app = App.get_running_app()
         self.ids.bundle.text = app.bundle_path
         self.ids.temperature.value = app.temperature
+        self.ids.top_p.value = app.top_p
+        self.ids.repetition_penalty.value = app.repetition_penalty
         self.ids.max_tokens.value = app.max_new_tokens
         self.ids.system.text = app.system_prompt
 
@@ -121,4 +133,5 @@ class ChatSettings(ModalView):
         self.dismiss()
         App.get_running_app().apply_settings(
             bundle_path=ids.bundle.text.strip(), temperature=round(ids.temperature.value, 2),
-            max_new_tokens=int(ids.max_tokens.value), system_prompt=ids.system.text.strip())
+            max_new_tokens=int(ids.max_tokens.value), system_prompt=ids.system.text.strip(),
+            top_p=round(ids.top_p.value, 2), repetition_penalty=round(ids.repetition_penalty.value, 2))

@@ -70,12 +70,13 @@ class TurnWorker:
 
     def __init__(self, chat, user_text: str, *, schedule: Callable, on_text: Callable,
                  on_done: Callable, on_error: Callable, max_new_tokens: int = 256,
-                 temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
+                 temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0,
+                 seed: int | None = None,
                  flush_interval: float = FLUSH_INTERVAL_S):
         self._chat = chat
         self._user_text = user_text
         self._gen_kwargs = dict(max_new_tokens=max_new_tokens, temperature=temperature,
-                                top_p=top_p, seed=seed)
+                                top_p=top_p, repetition_penalty=repetition_penalty, seed=seed)
         self._schedule = schedule
         self._on_text, self._on_done, self._on_error = on_text, on_done, on_error
         self._flush_interval = flush_interval
