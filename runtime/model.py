@@ -135,7 +135,7 @@ class Model:
             raise TypeError(f"unknown generation argument(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
         s = {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
              "repetition_penalty": 1.0, "seed": None, "stop": None}
-        s.update({k: v for k, v in self.defaults.items() if k in known})
+        s.update({k: v for k, v in self.defaults.items() if k in known and v is not None})  # null = not set
         s.update({k: v for k, v in kw.items() if v is not None or k == "seed"})
         sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"])
         n = s["max_new_tokens"]
