@@ -76,3 +76,26 @@ def test_eval_table_without_reference(tiny_bundle, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "perplexity" in out and "reference" not in out
     assert main(["eval", str(tiny_bundle), "--text", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_bench_and_eval_show_progress_unless_quiet(tiny_bundle, capsys):
+    argv = ["bench", str(tiny_bundle), "--prompt-tokens", "120", "--new-tokens", "3", "--repeat", "2", "--warmup", "1",
+            "--threads", "1", "--json"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warm-up run 1/1" in err and "run 2/2: TTFT" in err
+    assert main(argv + ["--quiet"]) == 0 and capsys.readouterr().err == ""
+    assert main(["eval", str(tiny_bundle), "--window", "64", "--threads", "1"]) == 0
+    assert "perplexity: window 1/" in capsys.readouterr().err
+
+
+def test_export_quiet_is_quiet(tiny_model_dir, tmp_path):
+    """transformers' and tqdm's progress bars included (they wrote to stderr under --quiet)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edge_sdk", "export", str(tiny_model_dir), "--output",
+                           str(tmp_path / "b"), "--recipe", "fp32", "--quiet"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr[-2000:]
+    assert proc.stdout.count("\n") == 1 and "validation passed" in proc.stdout
