@@ -15,7 +15,7 @@ from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.lang import Builder
-from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 
 import edge_sdk
 from edge_sdk.errors import BundleError, ContextLengthError
@@ -63,6 +63,7 @@ class ChatApp(App):
     repetition_penalty = NumericProperty(1.1)
     max_new_tokens = NumericProperty(256)
     system_prompt = StringProperty("")
+    seed = ObjectProperty(None, allownone=True)  # None: a fresh random seed per reply; an int reproduces
 
     def __init__(self, bundle_path: str | None = None, loader=None, **kwargs):
         super().__init__(**kwargs)
@@ -241,7 +242,7 @@ class ChatApp(App):
             on_text=partial(self._on_stream_text, tid), on_done=partial(self._on_turn_done, tid),
             on_error=partial(self._on_turn_error, tid),
             max_new_tokens=int(self.max_new_tokens), temperature=float(self.temperature), top_p=float(self.top_p),
-            repetition_penalty=float(self.repetition_penalty)).start()
+            repetition_penalty=float(self.repetition_penalty), seed=self.seed).start()
 
     def stop(self):
         if self.worker is not None and self.generating:

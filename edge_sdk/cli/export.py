@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(v, indent=2))
     status = "validation passed" if v.get("passed") else "validation skipped"
+    htp = v.get("htp_offload")
+    if htp is not None and not htp.get("checked"):  # an NPU export whose HTP check could not run must say so
+        status += f"; HTP offload NOT checked ({htp.get('reason', 'unknown reason')})"
     size = sum(f["bytes"] for f in manifest["files"].values()) / 1e6
     print(f"{args.output}: {manifest['name']} ({size:.0f} MB), {status}")
     return 0

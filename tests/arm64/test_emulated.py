@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ..conftest import require_pypi
 from .conftest import package_and_install, report
 
 pytestmark = [pytest.mark.arm64, pytest.mark.e2e]
@@ -30,6 +31,7 @@ PROMPT = "What is the capital of France?"
 
 @pytest.fixture(scope="module")
 def pi(smollm2_bundle, arm64_device, tmp_path_factory):
+    require_pypi("the linux-aarch64 build (it downloads aarch64 wheels)")
     """The default int4 bundle's linux-aarch64 build, installed on the emulated device."""
     return package_and_install(smollm2_bundle, arm64_device, tmp_path_factory.mktemp("pi"))
 
@@ -149,6 +151,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 @pytest.mark.ui
 def test_chat_app_on_arm64(smollm2_bundle, arm64_gui_device, tmp_path_factory):
     """The --app chat build: Kivy's aarch64 wheel, the installed app, one message through the UI."""
+    require_pypi("the linux-aarch64 build (it downloads aarch64 wheels)")
     work = tmp_path_factory.mktemp("pi-chat")
     build = package_and_install(smollm2_bundle, arm64_gui_device, work, app="chat")
     shot = work / "arm64-chat.png"

@@ -85,7 +85,7 @@ def _p4a(version: str) -> Path:
     return home / "bin" / "python"
 
 
-def test_python_for_android_has_a_recipe_for_every_native_requirement(android_build):
+def test_python_for_android_has_a_recipe_for_every_native_requirement(android_build, pypi):
     from edge_sdk.deploy.android import P4A_RELEASE, PURE_PYTHON
 
     version = ".".join(str(int(x)) for x in P4A_RELEASE.lstrip("v").split("."))  # v2026.05.09 -> 2026.5.9

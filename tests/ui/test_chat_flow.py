@@ -43,24 +43,27 @@ def test_chat_with_tiny_bundle(tiny_bundle, run_scenario):
 @pytest.mark.e2e
 def test_chat_with_smollm2(smollm2_bundle, run_scenario, tmp_path):
     shot = tmp_path / "chat.png"
-    res = run_scenario("scenario_chat.py", timeout=400, UI_BUNDLE=smollm2_bundle,
-                       UI_SCREENSHOT=shot, UI_MAX_NEW_TOKENS=48)
+    # A first question with a longer answer than "The capital of France is Paris." (7 tokens, ~70 ms):
+    # streaming is only visible in a reply that lasts longer than a few 30 Hz batches.
+    res = run_scenario("scenario_chat.py", timeout=400, UI_BUNDLE=smollm2_bundle, UI_SCREENSHOT=shot,
+                       UI_MAX_NEW_TOKENS=48, UI_PROMPT1="Tell me about the sea in three sentences.")
     assert res["ready"] and res["screen"] == "chat"
 
     turn1 = res["turn1"]
     _check_turn_shape(turn1)
     # (What the model answers is checked by the runtime's e2e tests; here: that it is shown.)
     # Tokens arrive as a stream (several bubble updates), and the UI keeps drawing meanwhile.
-    # Measured on a 2-core box loaded ~5x by other jobs: 8-45 main-loop ticks/s, 6-39 frames/s;
-    # a UI blocked by decoding would show ~0 frames between the first and the last token.
+    # States, not rates (a loaded CI box has any speed): the reply arrives in several updates, and the
+    # window drew a frame between (nearly) every two of them. A UI blocked by decoding would draw none
+    # until the reply was complete.
     assert turn1["bubble_updates"] >= 3
-    assert turn1["ticks_per_s"] >= 5, turn1
-    assert turn1["frames_per_s"] >= 4, turn1
+    assert turn1["updates_with_a_frame"] >= turn1["bubble_updates"] - 1, turn1
     assert turn1["live_statuses"], "the status line showed no live tok/s while generating"
 
     turn2 = res["turn2"]  # Stop pressed after a few words of a long answer
     assert turn2["button_pressed"] == "Stop"
-    assert turn2["stop_to_idle_s"] < 1.0
+    # Stop ends generation before the next token: at most the token being decoded when it was pressed.
+    assert turn2["stats"]["new_tokens"] - turn2["tokens_at_stop"] <= 1, turn2
     assert turn2["cancelled"] and turn2["stats"]["stop_reason"] == "cancelled"
     assert turn2["stats"]["new_tokens"] < 256
     assert turn2["reply"] and turn2["reply"] == turn2["reply_in_history"]  # the partial reply stays

@@ -3,7 +3,9 @@ control tokens. Each hostile template below ran for minutes, took 40 s, or raise
 RecursionError on the plain jinja2 sandbox; now each is stopped with a BundleError within seconds."""
 from __future__ import annotations
 
+import signal
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -13,6 +15,21 @@ from edge_sdk.runtime.chat_template import ChatTemplate
 from .test_chat_template import SMOLLM2, Adapter, smollm2_like
 
 MSG = [{"role": "user", "content": "hi"}]
+
+
+@contextmanager
+def _deadline(seconds: int):
+    """Fail (not hang) if the body runs longer: a template the budget does not stop would loop for minutes."""
+    def expired(signum, frame):
+        raise AssertionError(f"still rendering after {seconds} s: the budget did not stop the template")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.parametrize("template, why", [
@@ -34,7 +51,7 @@ MSG = [{"role": "user", "content": "hi"}]
 ])
 def test_hostile_templates_are_stopped(template, why):
     t0 = time.perf_counter()
-    with pytest.raises(BundleError) as e:
+    with pytest.raises(BundleError) as e, _deadline(30):
         ChatTemplate(template).render(MSG)
     assert time.perf_counter() - t0 < 30, "the budget must stop it, not the machine"
     assert "chat template was stopped" in str(e.value) and why in str(e.value), str(e.value)

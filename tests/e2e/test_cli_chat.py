@@ -1,0 +1,80 @@
+"""`edge-sdk chat` driven through a pseudo-terminal as a person would: two turns that share context,
+/stats, /reset, Ctrl-C in the middle of a long reply (the program stays), Ctrl-D to leave.
+
+On the real SmolLM2 (a reply long enough to interrupt takes seconds there)."""
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+class Terminal:
+    def __init__(self, argv):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: the CLI, on the terminal
+            os.execv(sys.executable, [sys.executable, *argv])
+        self.seen = ""
+
+    def read_until(self, text: str, timeout: float = 120) -> str:
+        deadline = time.time() + timeout
+        while text not in self.seen:
+            if time.time() > deadline:
+                raise AssertionError(f"waited {timeout} s for {text!r}; the terminal shows:\n{self.seen[-2000:]}")
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    self.seen += os.read(self.fd, 4096).decode("utf-8", "replace")
+                except OSError:
+                    break
+        start = self.seen.index(text) + len(text)
+        out, self.seen = self.seen[:start], self.seen[start:]
+        return out
+
+    def send(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def wait(self, timeout: float = 30) -> int:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            try:
+                if select.select([self.fd], [], [], 0.2)[0]:
+                    self.seen += os.read(self.fd, 4096).decode("utf-8", "replace")
+            except OSError:
+                pass
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError("the chat did not exit")
+
+
+def test_chat_in_a_terminal(smollm2_bundle):
+    term = Terminal(["-m", "edge_sdk", "chat", str(smollm2_bundle), "--max-new-tokens", "400"])
+    term.read_until("you> ")
+    term.send("What is the capital of France?\r")
+    first = term.read_until("you> ")
+    assert "Paris" in first
+    term.send("/stats\r")
+    assert "tokens in context" in term.read_until("you> ")
+    term.send("And of Italy?\r")
+    assert "Rome" in term.read_until("you> ")  # the second turn knew the first
+
+    term.send("/reset\r")
+    assert "(new conversation)" in term.read_until("you> ")
+    term.send("Write a very long story about a lighthouse keeper and the sea.\r")
+    term.read_until("bot> ")
+    term.read_until(" ", timeout=60)  # some of the reply has streamed...
+    term.send("\x03")  # ...Ctrl-C: stops this reply, not the program
+    assert "[stopped]" in term.read_until("you> ")
+    term.send("Say hi.\r")
+    assert term.read_until("you> ").strip()  # still answering
+    term.send("\x04")  # Ctrl-D leaves
+    assert term.wait() == 0
