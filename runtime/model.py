@@ -154,11 +154,12 @@ class Model:
         return s
 
     def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, *,
-                   speculative: bool = False, **kw) -> Iterator[str]:
+                   speculative: bool = False, confidence=None, **kw) -> Iterator[str]:
         """Text pieces generated after `prompt_ids` (the layer chat sessions and the CLI share).
 
         speculative: prompt-lookup decoding (drafts copied from the context, verified in one pass);
         greedy only, and the output is token-identical to plain greedy decoding.
+        confidence: an object whose `observe(logits, token)` sees every sampled token (hybrid.Confidence).
         """
         s = self._settings(kw)
         stops = s["stop"]
@@ -176,6 +177,8 @@ class Model:
             stats = stats if stats is not None else GenerationStats()
             self.last_stats = stats
             sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
+            if confidence is not None:
+                sampler = _observed(sampler, confidence)
             processor = sampling.make_logits_processor(s["repetition_penalty"])
             tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
                                      processor=processor, eos_ids=self.eos_token_ids, stats=stats)
@@ -197,6 +200,15 @@ class Model:
     def chat(self, system: str | None = None) -> "ChatSession":
         """A multi-turn conversation that keeps its KV cache between turns."""
         return ChatSession(self, system)
+
+
+def _observed(sampler, observer):
+    def sample(logits):
+        token = sampler(logits)
+        observer.observe(logits, token)
+        return token
+
+    return sample
 
 
 class ChatSession:

@@ -1,0 +1,254 @@
+"""The OpenAI-compatible HTTP API over a pool of device models (Starlette; served by uvicorn).
+
+    POST /v1/chat/completions   messages -> reply (JSON, or server-sent events with "stream": true)
+    POST /v1/completions        raw prompt -> continuation
+    GET  /v1/models             the served model
+    GET  /health                liveness, and how busy the pool is
+
+Every answer says where it was produced: a `route` object in the JSON (and in each streamed chunk)
+and an `X-Edge-Route` header, e.g. `device; reason=local-only`. With a hybrid router (hybrid/) the
+target can also be the fallback endpoint.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from edge_sdk.errors import ContextLengthError
+
+from . import protocol
+from .pool import Job, ModelPool
+from .protocol import ApiError
+
+
+def route_header(route: dict[str, Any]) -> str:
+    parts = [route["target"], f"reason={route['reason']}"]
+    if route.get("confidence") is not None:
+        parts.append(f"confidence={route['confidence']:.3f}")
+    if route.get("degraded"):
+        parts.append("degraded")
+    return "; ".join(parts)
+
+
+class Server:
+    """The request handlers; `app` is the Starlette application."""
+
+    def __init__(self, pool: ModelPool, model_id: str, *, api_key: str | None = None, router=None,
+                 request_log=None):
+        self.pool, self.model_id, self.api_key, self.router = pool, model_id, api_key, router
+        self.request_log = request_log  # a file to append each request's JSON to (tests, audits)
+        self.app = Starlette(routes=[
+            Route("/health", self.health, methods=["GET"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
+        ], exception_handlers={ApiError: self._api_error, HTTPException: self._http_error,
+                               Exception: self._unexpected}, lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app):
+        yield
+        self.pool.stop_all()  # shutting down (Ctrl-C, SIGTERM): running generations stop at their next token
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    async def _api_error(self, request, exc: ApiError):
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    async def _http_error(self, request, exc: HTTPException):
+        kind = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else None
+        return JSONResponse(ApiError(exc.status_code, exc.detail or "error", code=kind).body(),
+                            status_code=exc.status_code)
+
+    async def _unexpected(self, request, exc: Exception):
+        return JSONResponse(ApiError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error").body(),
+                            status_code=500)
+
+    def _authorize(self, request: HttpRequest) -> None:
+        if self.api_key is None:
+            return
+        if request.headers.get("authorization", "") != f"Bearer {self.api_key}":
+            raise ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
+                           type="authentication_error", code="invalid_api_key")
+
+    async def _body(self, request: HttpRequest) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > protocol.MAX_BODY:
+            raise ApiError(413, f"the request body is larger than {protocol.MAX_BODY >> 20} MB", code="request_too_large")
+        data = b""
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > protocol.MAX_BODY:
+                raise ApiError(413, f"the request body is larger than {protocol.MAX_BODY >> 20} MB",
+                               code="request_too_large")
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "the request body is not valid JSON") from None
+
+    # -- endpoints ----------------------------------------------------------------------------------
+    async def health(self, request):
+        return JSONResponse({"status": "ok", "model": self.model_id, "instances": len(self.pool.models),
+                             "running": self.pool.running, "waiting": self.pool.waiting,
+                             "served": self.pool.served, "cancelled": self.pool.cancelled})
+
+    async def models(self, request):
+        self._authorize(request)
+        return JSONResponse({"object": "list", "data": [{"id": self.model_id, "object": "model", "created": 0,
+                                                         "owned_by": "edge-sdk"}]})
+
+    async def chat(self, request):
+        return await self._generate(request, "chat")
+
+    async def completions(self, request):
+        return await self._generate(request, "completion")
+
+    # -- generation ---------------------------------------------------------------------------------
+    async def _generate(self, request: HttpRequest, kind: str):
+        self._authorize(request)
+        body = await self._body(request)
+        if self.request_log is not None:
+            self.request_log.write(json.dumps({"path": request.url.path, "body": body}) + "\n")
+            self.request_log.flush()
+        req = protocol.parse(body, kind)
+        if req.model != self.model_id:
+            raise ApiError(404, f"the model {req.model!r} does not exist here; this server serves {self.model_id!r}",
+                           param="model", code="model_not_found")
+        model = self.pool.model
+        ids = self._prompt_ids(model, req)
+        room = model.max_context - len(ids)
+        if room < 1 or (req.max_tokens is not None and req.max_tokens > room):
+            if self.router is not None and self.router.can_escalate(req):  # a bigger model may take it
+                return await self.router.answer(self, request, req, ids, reason="context")
+            raise ApiError(400, f"this model's maximum context is {model.max_context} tokens; the prompt has {len(ids)}"
+                           + (f" and max_tokens asks for {req.max_tokens} more" if req.max_tokens else ""),
+                           param="messages" if kind == "chat" else "prompt", code="context_length_exceeded")
+        if self.router is not None:
+            return await self.router.answer(self, request, req, ids)
+        return await self.respond_from_device(request, req, ids, {"target": "device", "reason": "local-only"})
+
+    def _prompt_ids(self, model, req: protocol.Request) -> list[int]:
+        try:
+            if req.kind == "chat":
+                return model.encode_prompt(req.messages)
+            return model.encode_prompt(req.prompt, raw=True)
+        except (ValueError, TypeError) as e:
+            raise ApiError(400, str(e), param="messages" if req.kind == "chat" else "prompt") from None
+
+    def settings(self, req: protocol.Request, ids: list[int]) -> dict[str, Any]:
+        model = self.pool.model
+        room = model.max_context - len(ids)
+        default = int(model.defaults.get("max_new_tokens") or 256)
+        s = {k: v for k, v in req.sampling.items() if v is not None}
+        s["max_new_tokens"] = min(req.max_tokens or default, room)
+        return s
+
+    async def device_pieces(self, req, ids, job: Job, observer=None) -> AsyncIterator[str]:
+        """The reply's text pieces from a pool model (waiting for one if all are busy)."""
+        model = await self.pool.acquire()
+        settings = self.settings(req, ids)
+
+        def start():
+            return model.stream_ids(ids, confidence=observer, **settings) if observer is not None \
+                else model.stream_ids(ids, **settings)
+
+        async for piece in self.pool.stream(model, start, job):
+            yield piece
+
+    async def respond_from_device(self, request, req, ids, route: dict[str, Any]):
+        job = Job()
+        pieces = self.device_pieces(req, ids, job)
+        if req.stream:
+            first = await self._first(pieces)  # a full queue is a 503 now, not an error inside a 200 stream
+            return self.sse(req, _prepend(first, pieces), route, lambda: self._usage(ids, job), job)
+        text = await self._collect(request, pieces, job)
+        return self.json(req, text, job, ids, route)
+
+    async def _first(self, pieces: AsyncIterator[str]):
+        try:
+            return await pieces.__anext__()
+        except StopAsyncIteration:
+            return None
+        except ContextLengthError as e:
+            raise ApiError(400, str(e), code="context_length_exceeded") from None
+
+    async def _collect(self, request, pieces: AsyncIterator[str], job: Job) -> str:
+        async def watch():  # a client that hangs up stops its generation, streaming or not
+            while not job.stop.is_set():
+                if await request.is_disconnected():
+                    job.stop.set()
+                    return
+                await asyncio.sleep(0.25)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            out = []
+            async for piece in pieces:
+                out.append(piece)
+            return "".join(out)
+        except ContextLengthError as e:
+            raise ApiError(400, str(e), code="context_length_exceeded") from None
+        finally:
+            watcher.cancel()
+
+    def _usage(self, ids, job: Job) -> dict[str, int]:
+        n = getattr(job.stats, "new_tokens", 0) or 0
+        return {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
+
+    def json(self, req, text: str, job: Job, ids, route: dict[str, Any], finish: str | None = None,
+             usage: dict | None = None) -> JSONResponse:
+        finish = finish or protocol.FINISH.get(getattr(job.stats, "stop_reason", "eos"), "stop")
+        body = protocol.completion(req, protocol.new_id(req.kind), text, finish, usage or self._usage(ids, job), route)
+        return JSONResponse(body, headers={"X-Edge-Route": route_header(route)})
+
+    def sse(self, req, pieces: AsyncIterator[str | None], route: dict[str, Any], usage, job: Job | None,
+            finish: str | None = None) -> StreamingResponse:
+        rid = protocol.new_id(req.kind)
+
+        async def events():
+            def event(obj) -> str:
+                return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+            try:
+                if req.kind == "chat":
+                    yield event(protocol.chunk(req, rid, role=True, route=route))
+                async for piece in pieces:
+                    if piece:
+                        yield event(protocol.chunk(req, rid, text=piece, route=route))
+                reason = finish or protocol.FINISH.get(getattr(getattr(job, "stats", None), "stop_reason", "eos"), "stop")
+                yield event(protocol.chunk(req, rid, finish=reason, route=route))
+                if req.include_usage:
+                    yield event(protocol.chunk(req, rid, usage=usage(), route=route))
+                yield "data: [DONE]\n\n"
+            except ApiError as e:  # after the 200 started: report in the stream, as OpenAI does
+                yield f"data: {json.dumps(e.body())}\n\n"
+            finally:
+                if job is not None:
+                    job.stop.set()  # the client left mid-stream: stop generating
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"X-Edge-Route": route_header(route), "Cache-Control": "no-cache"})
+
+
+async def _prepend(first, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    if first is None:
+        return
+    yield first
+    async for piece in rest:
+        yield piece
+
+
+def create_app(pool: ModelPool, model_id: str, **kwargs) -> Starlette:
+    return Server(pool, model_id, **kwargs).app
+
+
+def timestamp() -> int:
+    return int(time.time())

@@ -1,0 +1,162 @@
+"""The OpenAI HTTP API's shapes: validated requests in, chat/text completions and errors out.
+
+Only what a device model can honour is accepted: `n` must be 1, and options that would silently do
+nothing here (logprobs, tools, response_format) are refused with a 400 naming them. Options that do
+not change the text and that clients send by default (user, presence_penalty 0, ...) are ignored.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's JSON: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",  # noqa: A002
+                 param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+REFUSED = {  # accepted by OpenAI, meaningless or impossible here: say so instead of ignoring
+    "logprobs": "logprobs are not returned by this server",
+    "top_logprobs": "logprobs are not returned by this server",
+    "tools": "tool calls are not supported by this server",
+    "functions": "function calls are not supported by this server",
+    "response_format": "structured output (response_format) is not supported by this server",
+    "logit_bias": "logit_bias is not supported by this server",
+    "echo": "echo is not supported by this server",
+    "best_of": "best_of is not supported by this server",
+    "suffix": "suffix is not supported by this server",
+}
+MAX_STOP = 4  # OpenAI's limit
+MAX_BODY = 8 << 20  # bytes of a request body
+
+
+@dataclass
+class Request:
+    """A validated generation request."""
+
+    kind: str  # "chat" or "completion"
+    model: str
+    messages: list[dict[str, str]] | None  # chat
+    prompt: str | None  # completion
+    max_tokens: int | None
+    sampling: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, seed, stop
+    stream: bool = False
+    include_usage: bool = False
+    route: str | None = None  # edge-sdk extension: "device" or "cloud" asks the router for a target
+    allow_cloud_pii: bool = False  # edge-sdk extension: the caller lets personal data leave the device
+
+
+def _number(body, key, lo, hi, *, integer=False, default=None, lo_open=False):
+    value = body.get(key, default)
+    if value is None:
+        return default
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if not ok or isinstance(value, bool) or value > hi or (value <= lo if lo_open else value < lo):
+        kind = "an integer" if integer else "a number"
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
+        raise ApiError(400, f"'{key}' must be {kind} in {interval}, got {value!r}", param=key)
+    return value
+
+
+def parse(body: Any, kind: str) -> Request:
+    """Validate the JSON body of /v1/chat/completions (kind "chat") or /v1/completions ("completion")."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    for key, why in REFUSED.items():
+        if body.get(key) not in (None, False, 0, [], {}):
+            raise ApiError(400, why, param=key, code="unsupported_parameter")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "'model' is required (see GET /v1/models)", param="model")
+    if body.get("n", 1) != 1:
+        raise ApiError(400, "'n' must be 1: one device model answers one choice", param="n")
+    messages = prompt = None
+    if kind == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise ApiError(400, "'messages' must be a non-empty list of {role, content}", param="messages")
+        clean = []
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise ApiError(400, f"messages[{i}] must be an object with 'role' and 'content'", param="messages")
+            content = m.get("content")
+            if isinstance(content, list):  # the array form: text parts only
+                parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+                if len(parts) != len(content) or not all(isinstance(p, str) for p in parts):
+                    raise ApiError(400, f"messages[{i}].content: only text parts are supported", param="messages")
+                content = "".join(parts)
+            if not isinstance(content, str):
+                raise ApiError(400, f"messages[{i}].content must be a string", param="messages")
+            clean.append({"role": m["role"], "content": content})
+        messages = clean
+    else:
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        if not isinstance(prompt, str) or not prompt:
+            raise ApiError(400, "'prompt' must be a non-empty string", param="prompt")
+    max_key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    max_tokens = _number(body, max_key, 1, 1 << 20, integer=True)
+    stop = body.get("stop")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops) or len(stops) > MAX_STOP:
+            raise ApiError(400, f"'stop' must be a non-empty string or a list of up to {MAX_STOP}", param="stop")
+        stop = stops
+    # Omitted sampling fields take the bundle's defaults (greedy for the bundles edge-sdk exports), not
+    # OpenAI's temperature 1: a device model's defaults are chosen for it.
+    sampling = {"temperature": _number(body, "temperature", 0, 2),
+                "top_p": _number(body, "top_p", 0, 1, lo_open=True),
+                "seed": _number(body, "seed", 0, 2**63 - 1, integer=True), "stop": stop}
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "'stream' must be true or false", param="stream")
+    options = body.get("stream_options") or {}
+    route = body.get("route")
+    if route not in (None, "device", "cloud"):
+        raise ApiError(400, "'route' must be \"device\" or \"cloud\"", param="route")
+    return Request(kind, model, messages, prompt, max_tokens, sampling, stream,
+                   bool(isinstance(options, dict) and options.get("include_usage")), route,
+                   bool(body.get("allow_cloud_pii", False)))
+
+
+FINISH = {"eos": "stop", "stop": "stop", "length": "length", "context": "length", "cancelled": "stop"}
+
+
+def new_id(kind: str) -> str:
+    return ("chatcmpl-" if kind == "chat" else "cmpl-") + uuid.uuid4().hex[:24]
+
+
+def completion(req: Request, rid: str, text: str, finish: str, usage: dict[str, int], route: dict) -> dict:
+    base = {"id": rid, "created": int(time.time()), "model": req.model, "usage": usage, "route": route}
+    if req.kind == "chat":
+        return {**base, "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": None}]}
+    return {**base, "object": "text_completion",
+            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+
+
+def chunk(req: Request, rid: str, *, text: str | None = None, role: bool = False, finish: str | None = None,
+          usage: dict | None = None, route: dict | None = None) -> dict:
+    base = {"id": rid, "created": int(time.time()), "model": req.model}
+    if route is not None:
+        base["route"] = route
+    if usage is not None:  # the final usage chunk has no choices (stream_options.include_usage)
+        return {**base, "object": "chat.completion.chunk" if req.kind == "chat" else "text_completion",
+                "choices": [], "usage": usage}
+    if req.kind == "chat":
+        delta = {"role": "assistant"} if role else ({"content": text} if text is not None else {})
+        return {**base, "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+    return {**base, "object": "text_completion",
+            "choices": [{"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}]}

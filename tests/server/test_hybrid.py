@@ -1,0 +1,159 @@
+"""Hybrid routing against a real second server standing in for the cloud: its request log proves what was
+sent and what was not. Both are `edge-sdk serve` on loopback; the "cloud" has a larger context."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from edge_sdk.runtime.hybrid import FallbackError, Redactor, Router, find_pii
+
+EMAIL = "jane.doe@example.com"
+
+
+@pytest.fixture(scope="module")
+def big_bundle(tmp_path_factory):
+    """The cloud's model: a tiny model with a 1024-token context (the device's has 256)."""
+    pytest.importorskip("torch")
+    from edge_sdk.exporters.testing import make_tiny_bundle
+
+    return make_tiny_bundle(tmp_path_factory.mktemp("cloud") / "bundle", "llama", max_context=1024, seed=1)
+
+
+@pytest.fixture
+def cloud(serve, big_bundle):
+    return serve(big_bundle, "--model-name", "big", log=True)
+
+
+def _ask(server, content, **extra):
+    code, text, headers = server.post("/v1/chat/completions", {
+        "model": server.model_id, "max_tokens": 8, "messages": [{"role": "user", "content": content}], **extra})
+    return code, json.loads(text), headers
+
+
+def _device(serve, tiny_bundle, cloud, *args):
+    return serve(tiny_bundle, "--fallback", cloud.url + "/v1", "--fallback-model", "big", *args)
+
+
+def test_a_prompt_too_long_for_the_device_is_answered_by_the_fallback(serve, tiny_bundle, cloud):
+    device = _device(serve, tiny_bundle, cloud, "--policy", "auto")
+    code, body, headers = _ask(device, "tell me more " * 40)  # ~400 tokens: > 256, < 1024
+    assert code == 200, body
+    assert body["route"]["target"] == "cloud" and body["route"]["reason"] == "context"
+    assert headers["x-edge-route"].startswith("cloud; reason=context")
+    sent = cloud.requests_logged()
+    assert len(sent) == 1 and sent[0]["body"]["model"] == "big"
+
+
+def test_personal_data_stays_on_the_device_or_goes_redacted(serve, tiny_bundle, cloud):
+    forced = ("--policy", "auto", "--confidence-threshold", "1.01")  # every device answer counts as doubtful
+    device = _device(serve, tiny_bundle, cloud, *forced)
+    code, body, _ = _ask(device, f"write to {EMAIL} about the sea")
+    assert code == 200 and body["route"]["target"] == "device" and body["route"]["reason"] == "personal_data"
+    code, body, _ = _ask(device, "the sea is blue")  # no personal data: escalated
+    assert body["route"]["target"] == "cloud" and body["route"]["reason"] == "low_confidence"
+    code, body, _ = _ask(device, f"mail {EMAIL}", allow_cloud_pii=True)  # the caller allows it
+    assert body["route"]["target"] == "cloud"
+    sent = [r["body"]["messages"][0]["content"] for r in cloud.requests_logged()]
+    assert sent == ["the sea is blue", f"mail {EMAIL}"]  # the first prompt never left the device
+
+    redacting = _device(serve, tiny_bundle, cloud, *forced, "--redact")
+    code, body, _ = _ask(redacting, f"write to {EMAIL} or call +44 20 7946 0958 about the sea")
+    assert body["route"]["target"] == "cloud" and body["route"]["redacted"] == 2
+    last = cloud.requests_logged()[-1]["body"]["messages"][0]["content"]
+    assert last == "write to [EMAIL_1] or call [PHONE_1] about the sea" and EMAIL not in json.dumps(
+        cloud.requests_logged()[-1])
+
+
+def test_local_only_never_contacts_the_fallback(serve, tiny_bundle, cloud):
+    device = _device(serve, tiny_bundle, cloud, "--policy", "local-only")
+    code, body, _ = _ask(device, "the sea")
+    assert code == 200 and body["route"] == {"target": "device", "reason": "local-only"}
+    code, body, _ = _ask(device, "tell me more " * 40)
+    assert code == 400 and body["error"]["code"] == "context_length_exceeded"
+    code, body, _ = _ask(device, "the sea", route="cloud")
+    assert body["route"]["target"] == "device"
+    assert cloud.requests_logged() == []
+
+
+def test_a_dead_fallback_degrades_to_the_device_in_time(serve, tiny_bundle):
+    from .conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    device = serve(tiny_bundle, "--fallback", dead, "--policy", "cloud-first", "--fallback-timeout", "2")
+    t0 = time.time()
+    code, body, headers = _ask(device, "the sea")
+    assert code == 200 and body["route"] == {"target": "device", "reason": "fallback_failed", "degraded": True}
+    assert "degraded" in headers["x-edge-route"] and time.time() - t0 < 15
+
+
+def test_the_caller_and_the_confidence_choose(serve, tiny_bundle, cloud):
+    device = _device(serve, tiny_bundle, cloud, "--policy", "cloud-first")
+    assert _ask(device, "the sea")[1]["route"]["target"] == "cloud"
+    assert _ask(device, "the sea", route="device")[1]["route"] == {"target": "device", "reason": "caller"}
+    confident = _device(serve, tiny_bundle, cloud, "--policy", "auto", "--confidence-threshold", "0")
+    code, body, headers = _ask(confident, "the sea", stream=False)
+    route = body["route"]
+    assert route["target"] == "device" and route["reason"] == "confident" and 0 < route["confidence"] <= 1
+    assert f"confidence={route['confidence']:.3f}" in headers["x-edge-route"]
+    asked = _ask(confident, "the sea", route="cloud")[1]["route"]
+    assert asked["target"] == "cloud" and asked["reason"] == "caller"
+
+
+def test_streamed_answers_carry_their_route(serve, tiny_bundle, cloud):
+    import urllib.request
+
+    device = _device(serve, tiny_bundle, cloud, "--policy", "auto", "--confidence-threshold", "1.01")
+    req = urllib.request.Request(device.url + "/v1/chat/completions", method="POST",
+                                 headers={"Content-Type": "application/json"},
+                                 data=json.dumps({"model": device.model_id, "max_tokens": 6, "stream": True,
+                                                  "messages": [{"role": "user", "content": "the sea"}]}).encode())
+    with urllib.request.urlopen(req, timeout=60) as r:
+        events = [json.loads(e[6:]) for e in r.read().decode().split("\n\n") if e.startswith("data: {")]
+        assert r.headers["x-edge-route"].startswith("cloud; reason=low_confidence")
+    assert all(e["route"]["target"] == "cloud" for e in events)
+
+
+def test_router_python_api(serve, tiny_bundle, cloud):
+    import edge_sdk
+
+    model = edge_sdk.load(tiny_bundle, threads=1)
+    router = Router("auto", fallback_url=cloud.url + "/v1", fallback_model="big", threshold=1.01, redact=True)
+    a = router.generate(model, [{"role": "user", "content": f"ask {EMAIL}"}], max_new_tokens=6)
+    assert a.route["target"] == "cloud" and a.route["redacted"] == 1
+    assert cloud.requests_logged()[-1]["body"]["messages"][0]["content"] == "ask [EMAIL_1]"
+    local = Router("local-only").generate(model, [{"role": "user", "content": "hi"}], max_new_tokens=4)
+    assert local.route["target"] == "device" and local.text == model.generate("hi", max_new_tokens=4)
+    with pytest.raises(ValueError, match="needs a fallback"):
+        Router("auto")
+    dead = Router("cloud-first", fallback_url="http://127.0.0.1:9/v1", timeout=1, retries=0)
+    assert dead.generate(model, [{"role": "user", "content": "hi"}], max_new_tokens=3).route["degraded"]
+    with pytest.raises(FallbackError):
+        dead.ask("chat", [{"role": "user", "content": "hi"}], None, {}, "m", None)
+
+
+@pytest.mark.parametrize("text, kinds", [
+    ("mail jane.doe@example.com now", ["email"]),
+    ("call +44 20 7946 0958 or (555) 123-4567", ["phone", "phone"]),
+    ("card 4111 1111 1111 1111 please", ["card"]),
+    ("card 4111 1111 1111 1112 please", []),  # fails the Luhn check
+    ("IBAN DE89 3704 0044 0532 0130 00 and GB82WEST12345698765432", ["iban", "iban"]),
+    ("on 2026-12-01 at 10:30, version 1.2.3, order 123456", []),  # dates, times and small numbers are not PII
+    ("national 030 1234 5678", ["phone"]),
+])
+def test_personal_data_detection(text, kinds):
+    assert [s.kind for s in find_pii(text)] == kinds
+
+
+def test_an_iban_with_a_wrong_check_is_not_an_iban():
+    # (its digit groups may still look like a phone or card number: the gate errs on the side of privacy)
+    assert "iban" not in [s.kind for s in find_pii("IBAN DE89 3704 0044 0532 0130 01")]
+
+
+def test_redaction_round_trip():
+    r = Redactor()
+    out = r.redact("to a@b.co and a@b.co, card 4111111111111111")
+    assert out == "to [EMAIL_1] and [EMAIL_1], card [CARD_1]"
+    assert r.restore("Sure, I wrote to [EMAIL_1] and charged [CARD_1].") == \
+        "Sure, I wrote to a@b.co and charged 4111111111111111."
