@@ -23,7 +23,7 @@ from .pii import Redactor, find_pii
 POLICIES = ("local-only", "auto", "cloud-first")
 # exp(mean log p) below this -> escalate (auto). Calibrated on benchmarks/router_eval.py's capitals set with
 # SmolLM2-135M-Instruct int4: see docs/server.md for the table it was chosen from.
-DEFAULT_THRESHOLD = 0.60
+DEFAULT_THRESHOLD = 0.65
 
 
 @dataclass
