@@ -177,9 +177,9 @@ class Model:
             stats = stats if stats is not None else GenerationStats()
             self.last_stats = stats
             sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
-            if confidence is not None:
-                sampler = _observed(sampler, confidence)
             processor = sampling.make_logits_processor(s["repetition_penalty"])
+            if confidence is not None:
+                sampler, processor = _observed(sampler, processor, confidence)
             tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
                                      processor=processor, eos_ids=self.eos_token_ids, stats=stats)
         return self._busy.hold(stream_text(tokens, StreamingDetokenizer(self.tokenizer, skip_special_tokens=True),
@@ -202,13 +202,22 @@ class Model:
         return ChatSession(self, system)
 
 
-def _observed(sampler, observer):
+def _observed(sampler, processor, observer):
+    """(sampler, processor) that show `observer` each chosen token with the model's own logits: before the
+    repetition penalty and temperature, so a confidence score means the same whatever the sampling settings
+    (the router's threshold was calibrated on it)."""
+    raw: list = [None]
+
+    def process(logits, seen):
+        raw[0] = logits
+        return processor(logits, seen) if processor is not None else logits
+
     def sample(logits):
         token = sampler(logits)
-        observer.observe(logits, token)
+        observer.observe(raw[0], token)
         return token
 
-    return sample
+    return sample, process
 
 
 class ChatSession:
@@ -233,19 +242,41 @@ class ChatSession:
         """Tokens this conversation occupies in the context (0 for a new chat)."""
         return self._tokens_used
 
-    def stream(self, user_text: str, **kw) -> Iterator[str]:
+    def stream(self, user_text: str, *, confidence=None, **kw) -> Iterator[str]:
         """Yield the assistant's reply to `user_text`; the reply (even a stopped one) joins the history.
 
+        confidence: see Model.stream_ids (the hybrid router scores the reply with it).
         Turns from several threads on one session run one after the other, each on the history as
         the previous turn left it."""
-        if not isinstance(user_text, str):
-            raise TypeError(f"user_text must be a str, got {type(user_text).__name__}")
-        if not user_text:
-            raise ValueError("user_text is empty")
+        _check_user_text(user_text)
         self.model._settings(kw)  # bad arguments fail here, at the call, not at the first next()
-        return self._busy.hold(self._turn(user_text, kw))
+        return self._busy.hold(self._turn(user_text, confidence, kw))
 
-    def _turn(self, user_text: str, kw: dict) -> Iterator[str]:
+    def add_exchange(self, user_text: str, reply: str) -> None:
+        """Put a turn answered elsewhere (the hybrid router's fallback) into the history: the next turn
+        computes its tokens like any other part of the conversation."""
+        _check_user_text(user_text)
+        if not isinstance(reply, str):
+            raise TypeError(f"reply must be a str, got {type(reply).__name__}")
+        self.messages += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
+        self._tokens_used = len(self.model.encode_prompt(self.messages))
+
+    def revise_reply(self, reply: str) -> None:
+        """Replace the last assistant reply (the router's fallback answered instead). The cache keeps the
+        part of the conversation before it; the next turn recomputes the rest."""
+        if not isinstance(reply, str):
+            raise TypeError(f"reply must be a str, got {type(reply).__name__}")
+        if not self.messages or self.messages[-1]["role"] != "assistant":
+            raise ValueError("there is no reply to revise: the conversation does not end with one")
+        self.messages[-1] = {"role": "assistant", "content": reply}
+        self._tokens_used = len(self.model.encode_prompt(self.messages))
+
+    def fits(self, user_text: str) -> bool:
+        """Whether the device model has room for `user_text` after this conversation (and for a reply)."""
+        ids = self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
+        return len(ids) < self.model.max_context
+
+    def _turn(self, user_text: str, confidence, kw: dict) -> Iterator[str]:
         ids = self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
         if len(ids) >= self.model.max_context:  # fail before the history changes; leave room for a reply
             from edge_sdk.errors import ContextLengthError
@@ -256,7 +287,7 @@ class ChatSession:
             )
         stats = GenerationStats()
         self.last_stats = stats
-        pieces = self.model.stream_ids(ids, stats=stats, **kw)
+        pieces = self.model.stream_ids(ids, stats=stats, confidence=confidence, **kw)
         self.messages.append({"role": "user", "content": user_text})
         reply: list[str] = []
         try:
@@ -270,6 +301,13 @@ class ChatSession:
 
     def send(self, user_text: str, **kw) -> str:
         return "".join(self.stream(user_text, **kw))
+
+
+def _check_user_text(user_text) -> None:
+    if not isinstance(user_text, str):
+        raise TypeError(f"user_text must be a str, got {type(user_text).__name__}")
+    if not user_text:
+        raise ValueError("user_text is empty")
 
 
 def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int | None = None,
