@@ -112,12 +112,6 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
 def _check_app(app: str, target: Target) -> App:
     if app not in APPS:
         raise DeviceBuildError(f"unknown --app {app!r}; choose one of {', '.join(APPS)}")
-    if app == "server":
-        import importlib.util
-
-        if importlib.util.find_spec("edge_sdk.server") is None:
-            raise DeviceBuildError("--app server needs edge-sdk's local server, which this version does not have yet; "
-                                   "use --app none (edge-sdk run/chat) or --app chat")
     if target.os == "android" and app != "chat":
         raise DeviceBuildError(f"an Android build is an app: use --app chat (got --app {app})")
     return APPS[app]

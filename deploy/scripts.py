@@ -102,6 +102,8 @@ exec "$venv/bin/edge-sdk" run "$here/bundle" --device "$here/device_profile.json
 ''',
     "chat": _RUN_HEADER + r'''exec "$venv/bin/python" -P -m edge_sdk.mobile_demo --bundle "$here/bundle" --device "$here/device_profile.json" "$@"
 ''',
+    "server": _RUN_HEADER + r'''exec "$venv/bin/edge-sdk" serve "$here/bundle" --device "$here/device_profile.json" "$@"
+''',
 }
 
 
@@ -115,6 +117,8 @@ _USAGE = {
     "none": "#   ./run.sh                      chat in the terminal (Ctrl-C stops a reply, Ctrl-D quits)\n"
             "#   ./run.sh \"PROMPT\" [OPTIONS]   one reply; OPTIONS are edge-sdk run's (e.g. --max-new-tokens 64)",
     "chat": "#   ./run.sh    the chat app (Kivy) in a window: needs a desktop session, or SDL_VIDEODRIVER=kmsdrm on a console",
+    "server": "#   ./run.sh [OPTIONS]    serve the OpenAI API on 127.0.0.1:8000; OPTIONS are edge-sdk serve's\n"
+              "#                         (e.g. --host 0.0.0.0 --api-key-env EDGE_SDK_API_KEY to reach it from the network)",
 }
 
 

@@ -13,6 +13,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -181,6 +184,53 @@ def test_refuses_a_dependency_without_wheels_naming_it(tiny_bundle, tmp_path, mo
     with pytest.raises(DeviceBuildError, match=r"no wheel of onnxruntime-qnn for linux-aarch64 with Python 3.11"):
         deploy.package(tiny_bundle, "linux-aarch64", tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.tar.gz").exists() and not _leftovers(tmp_path)
+
+
+
+def test_server_build_serves_the_openai_api_on_this_machine(tiny_bundle, tmp_path):
+    """--app server: install.sh, then run.sh starts `edge-sdk serve` and a chat request gets the Python API's answer."""
+    pytest.importorskip("starlette")
+    if NATIVE is None or HOST_PY not in ("3.11", "3.12", "3.13"):
+        pytest.skip(f"no native target for {platform.machine()} / Python {HOST_PY}")
+    require_pypi("a device build (it downloads the target's wheels)")
+    import edge_sdk
+
+    from ..server.conftest import free_port
+
+    out = tmp_path / "server-build"
+    assert main(["package", str(tiny_bundle), "--target", NATIVE, "--output", str(out), "--python", HOST_PY,
+                 "--app", "server", "--quiet"]) == 0
+    wheels = {p.name.split("-")[0].lower() for p in (out / "wheels").glob("*.whl")}
+    assert {"starlette", "uvicorn"} <= wheels and "kivy" not in wheels
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHON"))}
+    env.update(PYTHON=sys.executable, PIP_NO_INDEX="1", PIP_CONFIG_FILE=os.devnull)
+    proc = subprocess.run(["sh", str(out / "install.sh")], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    port = free_port()
+    server = subprocess.Popen(["sh", str(out / "run.sh"), "--port", str(port), "--threads", "1"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=5) as r:
+                    model_id = json.loads(r.read())["model"]
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, server.stderr.read()[-3000:]
+                time.sleep(0.3)
+        messages = [{"role": "user", "content": "paris france capital"}]
+        body = json.dumps({"model": model_id, "messages": messages, "max_tokens": 8}).encode()
+        request = urllib.request.Request(base + "/v1/chat/completions", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as r:
+            reply = json.loads(r.read())
+        want = edge_sdk.load(tiny_bundle, threads=1).generate(messages, max_new_tokens=8)
+        assert reply["choices"][0]["message"]["content"] == want
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def test_refuses_unknown_or_impossible_choices(capsys, tiny_bundle, tmp_path):
