@@ -64,17 +64,38 @@ class ChatApp(App):
     max_new_tokens = NumericProperty(256)
     system_prompt = StringProperty("")
     seed = ObjectProperty(None, allownone=True)  # None: a fresh random seed per reply; an int reproduces
+    # Hybrid routing (edge_sdk.hybrid): nothing leaves the device unless the user picks a policy and a
+    # fallback. The key lives in memory only, for this run of the app.
+    policy = StringProperty("local-only")
+    fallback_url = StringProperty("")
+    fallback_model = StringProperty("")
+    fallback_key = StringProperty("")
+    redact = BooleanProperty(False)
+    route_note = StringProperty("on-device · private")  # under the model's name in the header
+    header_markup = StringProperty("")  # both, escaped: a bundle's name is not Kivy markup
 
     def __init__(self, bundle_path: str | None = None, loader=None, **kwargs):
         super().__init__(**kwargs)
         self.bundle_path = str(bundle_path or "")
         self._loader = loader or edge_sdk.load
+        self._header()
         self.model = None
         self.chat = None
         self.worker: TurnWorker | None = None
         self._turn_id = 0          # callbacks from an abandoned turn carry an old id and are ignored
         self._load_id = 0
         self.last_result = None    # the last TurnResult, for the status line (and for tests)
+        self.router = None         # a hybrid Router when the policy is not local-only
+
+    def on_model_name(self, *_):
+        self._header()
+
+    def on_route_note(self, *_):
+        self._header()
+
+    def _header(self):
+        self.header_markup = (f"[b]{_escape(self.model_name)}[/b]\n"
+                              f"[size=12sp][color=9ca3af]{_escape(self.route_note)}[/color][/size]")
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -100,7 +121,7 @@ class ChatApp(App):
 
     @property
     def messages(self):
-        """The RecycleView's data: one dict per bubble, {"role": ..., "text": ...}."""
+        """The RecycleView's data: one dict per bubble, {"role", "text", "route"} (see _bubble)."""
         return self.chat_screen.ids.messages.data
 
     # -- bundle -----------------------------------------------------------------------------
@@ -196,7 +217,11 @@ class ChatApp(App):
         widgets.ChatSettings().open()
 
     def apply_settings(self, *, bundle_path, temperature, max_new_tokens, system_prompt, top_p=None,
-                       repetition_penalty=None):
+                       repetition_penalty=None, routing=None):
+        """routing: {"policy", "fallback_url", "fallback_model", "fallback_key", "redact"} (None: unchanged).
+        A routing choice that cannot work (no URL, a bad one) is refused with a banner; the rest applies."""
+        if routing is not None:
+            self.set_routing(**routing)
         self.temperature = float(temperature)
         self.max_new_tokens = int(max_new_tokens)
         if top_p is not None:
@@ -209,6 +234,31 @@ class ChatApp(App):
             self.open_bundle(bundle_path)
         elif system_changed and self.model is not None and not self.generating:
             self.new_chat()  # the system prompt is the start of the KV cache: it needs a new chat
+
+    def set_routing(self, *, policy, fallback_url="", fallback_model="", fallback_key="", redact=False) -> bool:
+        from edge_sdk.hybrid import Router
+
+        url, name = fallback_url.strip(), fallback_model.strip()
+        try:
+            router = None if policy == "local-only" else Router(
+                policy, fallback_url=url or None, fallback_model=name or None, fallback_key=fallback_key or None,
+                redact=bool(redact), timeout=FALLBACK_TIMEOUT_S, retries=1)
+        except ValueError as e:
+            self.banner_text = f"Cloud fallback not changed: {e}. Still {_policy_words(self.policy)}."
+            self.banner_action = ""
+            return False
+        self.router = router
+        self.policy, self.fallback_url, self.fallback_model = policy, url, name
+        self.fallback_key, self.redact = fallback_key, bool(redact)
+        name = self.fallback_name if len(self.fallback_name) <= 20 else self.fallback_name[:19] + "…"  # one line
+        self.route_note = {"local-only": "on-device · private", "auto": f"on-device · {name} if unsure",
+                           "cloud-first": f"{name} first · on-device backup"}[policy]
+        return True
+
+    @property
+    def fallback_name(self) -> str:
+        """The fallback as a caption names it: its model, or its host."""
+        return self.fallback_model or _host(self.fallback_url) or "the fallback"
 
     # -- conversation -----------------------------------------------------------------------
 
@@ -229,8 +279,8 @@ class ChatApp(App):
         prompt.text = ""
         # Keep typing where you were: pressing Send takes the focus away from the input.
         Clock.schedule_once(partial(_focus, prompt), 0)
-        self.messages.append({"role": "user", "text": text})
-        self.messages.append({"role": "assistant", "text": ""})
+        self.messages.append(_bubble("user", text))
+        self.messages.append(_bubble("assistant", ""))
         self.banner_text, self.banner_action = "", ""
         self.generating = True
         self.status_text = "Reading your message…"
@@ -242,7 +292,7 @@ class ChatApp(App):
             on_text=partial(self._on_stream_text, tid), on_done=partial(self._on_turn_done, tid),
             on_error=partial(self._on_turn_error, tid),
             max_new_tokens=int(self.max_new_tokens), temperature=float(self.temperature), top_p=float(self.top_p),
-            repetition_penalty=float(self.repetition_penalty), seed=self.seed).start()
+            repetition_penalty=float(self.repetition_penalty), seed=self.seed, router=self.router).start()
 
     def stop(self):
         if self.worker is not None and self.generating:
@@ -259,13 +309,20 @@ class ChatApp(App):
     def _on_stream_text(self, tid, progress, _dt):
         if tid != self._turn_id:
             return
-        if progress.text:
+        if progress.text or progress.replace:
             last = self.messages[-1]
+            text = progress.text if progress.replace else last["text"] + progress.text
             # Assigning a new dict (not mutating the old one) is what makes RecycleView refresh.
-            self.messages[-1] = {"role": "assistant", "text": last["text"] + progress.text}
+            self.messages[-1] = _bubble("assistant", text, last.get("route", ""))
             self._scroll_to_bottom()
         if self.worker is not None and self.worker.stop_requested:
             return  # keep "Stopping…" visible
+        if progress.asking:
+            why = {"low_confidence": "the answer here was unsure", "context": "too long for this device",
+                   "cloud-first": "cloud first"}.get(progress.asking, progress.asking)
+            self.messages[-1] = _bubble("assistant", self.messages[-1]["text"], f"asking {self.fallback_name}…")
+            self.status_text = f"Asking {self.fallback_name} ({why})…"
+            return
         self.status_text = _fmt_status(ttft_s=progress.ttft_s, tok_s=progress.decode_tok_s,
                                        used=progress.tokens_used,
                                        max_context=self.model.max_context)
@@ -276,9 +333,12 @@ class ChatApp(App):
         self.generating = False
         self.last_result = result
         stats = result.stats
-        if not self.messages[-1]["text"]:
-            self.messages[-1] = {"role": "assistant", "text": "(stopped before the first word)"
-                                 if result.cancelled else "(no reply)"}
+        text = self.messages[-1]["text"] or ("(stopped before the first word)" if result.cancelled else "(no reply)")
+        self.messages[-1] = _bubble("assistant", text, route_caption(result.route, self.fallback_name))
+        if result.route and result.route.get("target") == "cloud":
+            self.status_text = _fmt_status(used=result.tokens_used, max_context=self.model.max_context,
+                                           note=f"answered by {self.fallback_name} in {result.elapsed_s:.1f} s")
+            return
         reason = getattr(stats, "stop_reason", "")
         note = {"cancelled": "stopped", "length": "max tokens reached", "context": "context full"}.get(reason, "")
         if result.cancelled:
@@ -317,6 +377,48 @@ class ChatApp(App):
         fitted = rv.layout_manager.height <= rv.height + 1
         if force or fitted or rv.scroll_y <= 0.05:
             Clock.schedule_once(partial(_scroll_end, rv), 0)
+
+
+FALLBACK_TIMEOUT_S = 20.0  # per attempt (one retry): the device answers when the fallback does not
+
+
+def _bubble(role: str, text: str, route: str = "") -> dict:
+    """One message for the RecycleView. Every key, every time: a recycled bubble keeps a key left out."""
+    return {"role": role, "text": text, "route": route}
+
+
+def route_caption(route: dict | None, fallback: str) -> str:
+    """The line under an answer saying who gave it and why ("" without hybrid routing)."""
+    if not route or route.get("reason") == "local-only":
+        return ""
+    reason, score = route.get("reason"), route.get("confidence")
+    sure = f"confidence {score:.2f}" if score is not None else ""
+    if route.get("target") == "cloud":
+        why = {"low_confidence": f"unsure here ({score:.2f})" if score is not None else "unsure here",
+               "context": "too long for this device", "cloud-first": "", "caller": ""}.get(reason, reason or "")
+        parts = [f"answered by {fallback}", why]
+        if route.get("redacted"):
+            parts.append(f"{route['redacted']} personal item{'s' * (route['redacted'] != 1)} sent as placeholders")
+    else:
+        why = {"confident": sure, "personal_data": f"personal data kept here, {sure}",
+               "fallback_failed": f"{fallback} unreachable", "low_confidence": f"{fallback} unreachable, {sure}"
+               }.get(reason, sure)
+        parts = ["on device", why]
+    return "  ·  ".join(p for p in parts if p)
+
+
+def _policy_words(policy: str) -> str:
+    return {"local-only": "answering on this device only", "auto": "asking the fallback when unsure",
+            "cloud-first": "asking the fallback first"}.get(policy, policy)
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
 
 
 def _scroll_end(rv, _dt):

@@ -42,12 +42,13 @@ class ChatBubble(RecycleDataViewBehavior, Widget):
 
     role = StringProperty("assistant")
     text = StringProperty("")
+    route = StringProperty("")  # a caption under the bubble: who answered (hybrid routing), else ""
     bubble_color = ListProperty(ROLE_COLOURS["assistant"][0])
     text_color = ListProperty(ROLE_COLOURS["assistant"][1])
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.bind(width=self._fit, text=self._fit, role=self._fit)
+        self.bind(width=self._fit, text=self._fit, role=self._fit, route=self._fit)
 
     _fitted_for = None  # (text, role, width) the label was last measured for
 
@@ -67,9 +68,10 @@ class ChatBubble(RecycleDataViewBehavior, Widget):
         label = self.ids.get("label")
         if label is None or self.width <= 1:
             return
-        key = (self.text, self.role, self.width)
+        caption = self.ids.caption
+        key = (self.text, self.role, self.route, self.width)
         if key == self._fitted_for:
-            self.height = label.height + dp(24)
+            self.height = label.height + dp(24) + caption.height
             return
         self._fitted_for = key
         self.bubble_color, self.text_color = ROLE_COLOURS.get(self.role, ROLE_COLOURS["notice"])
@@ -89,7 +91,11 @@ class ChatBubble(RecycleDataViewBehavior, Widget):
             label.text_size = (max_text_w, None)
             label.texture_update()
         label.size = label.texture_size
-        self.height = label.height + dp(24)
+        caption.text = self.route
+        caption.text_size = (self.width - dp(40), None)
+        caption.texture_update()
+        caption.height = caption.texture_size[1] + dp(2) if self.route else 0
+        self.height = label.height + dp(24) + caption.height
 
 
 class ChatScreen(Screen):
@@ -127,11 +133,20 @@ class ChatSettings(ModalView):
         self.ids.repetition_penalty.value = app.repetition_penalty
         self.ids.max_tokens.value = app.max_new_tokens
         self.ids.system.text = app.system_prompt
+        self.ids.policy.text = app.policy
+        self.ids.fallback_url.text = app.fallback_url
+        self.ids.fallback_model.text = app.fallback_model
+        self.ids.fallback_key.text = app.fallback_key
+        self.ids.redact.active = app.redact
 
     def apply(self):
         ids = self.ids
         self.dismiss()
+        routing = {"policy": ids.policy.text, "fallback_url": ids.fallback_url.text,
+                   "fallback_model": ids.fallback_model.text, "fallback_key": ids.fallback_key.text,
+                   "redact": ids.redact.active}
         App.get_running_app().apply_settings(
             bundle_path=ids.bundle.text.strip(), temperature=round(ids.temperature.value, 2),
             max_new_tokens=int(ids.max_tokens.value), system_prompt=ids.system.text.strip(),
-            top_p=round(ids.top_p.value, 2), repetition_penalty=round(ids.repetition_penalty.value, 2))
+            top_p=round(ids.top_p.value, 2), repetition_penalty=round(ids.repetition_penalty.value, 2),
+            routing=routing)

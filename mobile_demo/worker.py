@@ -32,6 +32,8 @@ class Progress:
     ttft_s: float | None      # time from "send" to the first piece, None before it arrives
     decode_tok_s: float | None  # pieces per second since the first piece (a live estimate)
     tokens_used: int | None   # tokens in the KV cache now (None if the session does not say)
+    replace: bool = False     # `text` is a whole new reply (the fallback's), not more of the current one
+    asking: str = ""          # the fallback is being asked, and why (hybrid routing)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class TurnResult:
     tokens_used: int | None
     cancelled: bool           # the user pressed Stop
     stop_latency_s: float | None  # from Stop pressed to the stream closed
+    route: dict | None = None  # who answered, and why (hybrid routing; None without a router)
+    elapsed_s: float = 0.0     # from Send to the end of the turn
 
 
 def load_in_background(loader: Callable[..., Any], bundle_dir: str, *, schedule: Callable,
@@ -66,15 +70,18 @@ class TurnWorker:
 
     ``on_text(progress, dt)`` gets each batch, then exactly one of ``on_done(result, dt)`` or
     ``on_error(exc, dt)`` (an error may follow some text: what was generated is kept).
+    With a ``router`` (edge_sdk.hybrid.Router) the turn follows its policy: the device's reply streams,
+    and the fallback's answer, if asked, arrives as one ``replace`` batch.
     """
 
     def __init__(self, chat, user_text: str, *, schedule: Callable, on_text: Callable,
                  on_done: Callable, on_error: Callable, max_new_tokens: int = 256,
                  temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0,
-                 seed: int | None = None,
+                 seed: int | None = None, router=None,
                  flush_interval: float = FLUSH_INTERVAL_S):
         self._chat = chat
         self._user_text = user_text
+        self._router = router
         self._gen_kwargs = dict(max_new_tokens=max_new_tokens, temperature=temperature,
                                 top_p=top_p, repetition_penalty=repetition_penalty, seed=seed)
         self._schedule = schedule
@@ -110,54 +117,86 @@ class TurnWorker:
         # Safe to read here: the generator is suspended, so the cache is not being written.
         return getattr(self._chat, "tokens_used", None)
 
+    def _events(self):
+        """(kind, text, route) for the turn: the session's pieces, or the router's events."""
+        if self._router is None:
+            stream = self._chat.stream(self._user_text, **self._gen_kwargs)
+            try:
+                for piece in stream:
+                    yield "text", piece, None
+            finally:
+                self._close(stream)
+            return
+        events = self._router.stream_chat(self._chat, self._user_text, **self._gen_kwargs)
+        try:
+            for event in events:
+                yield event.kind, event.text, event.route
+        finally:
+            events.close()
+
     def _run(self) -> None:
         t_send = time.perf_counter()
         t_first = None
         pending: list[str] = []
         pieces = 0
         last_flush = 0.0
+        route = None
 
-        def flush():
+        def flush(replace=False, asking=""):
             nonlocal last_flush
             now = time.perf_counter()
             rate = (pieces - 1) / (now - t_first) if t_first and pieces > 1 and now > t_first else None
             progress = Progress(text="".join(pending), pieces=pieces,
                                 ttft_s=(t_first - t_send) if t_first else None,
-                                decode_tok_s=rate, tokens_used=self._tokens_used())
+                                decode_tok_s=rate, tokens_used=self._tokens_used(), replace=replace, asking=asking)
             pending.clear()
             last_flush = now
             self._schedule(partial(self._on_text, progress))
 
-        stream = None
+        events = None
         stopped = False
         try:
-            stream = self._chat.stream(self._user_text, **self._gen_kwargs)
-            for piece in stream:
-                pieces += 1
-                if t_first is None:
-                    t_first = time.perf_counter()
-                pending.append(piece)
+            events = self._events()
+            for kind, text, event_route in events:
+                if kind == "route":
+                    route = event_route
+                    continue
+                if kind == "asking":
+                    flush(asking=text)
+                elif kind == "replace":
+                    if self._stop.is_set():  # Stop pressed while the fallback answered: the session
+                        stopped = True       # keeps what was shown, so this answer is not shown
+                        break
+                    pending.clear()
+                    pending.append(text)
+                    flush(replace=True)
+                else:
+                    pieces += 1
+                    if t_first is None:
+                        t_first = time.perf_counter()
+                    pending.append(text)
                 # Checked between tokens: the piece just made is kept (the session keeps it too).
                 if self._stop.is_set():
                     stopped = True
                     break
-                if time.perf_counter() - last_flush >= self._flush_interval:
+                if pending and time.perf_counter() - last_flush >= self._flush_interval:
                     flush()
         except Exception as exc:  # noqa: BLE001 - e.g. ContextLengthError; shown to the user
-            self._close(stream)
+            self._close(events)
             if pending:
                 flush()
             self._schedule(partial(self._on_error, exc))
             return
         # Closing the generator is what ends generation in the runtime (GeneratorExit) and
         # finalises last_stats; do it before reading them.
-        self._close(stream)
+        self._close(events)
         if pending or pieces == 0:
             flush()
         latency = (time.perf_counter() - self._stop_pressed_at) if stopped else None
         result = TurnResult(stats=getattr(self._chat, "last_stats", None),
                             tokens_used=self._tokens_used(),
-                            cancelled=stopped, stop_latency_s=latency)
+                            cancelled=stopped, stop_latency_s=latency, route=route,
+                            elapsed_s=time.perf_counter() - t_send)
         self._schedule(partial(self._on_done, result))
 
     @staticmethod

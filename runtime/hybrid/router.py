@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from .client import FallbackClient, FallbackError
 from .confidence import Confidence
@@ -32,6 +32,19 @@ class Answer:
     route: dict[str, Any]
     finish: str = "stop"
     usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a routed chat turn (Router.stream_chat) reports, in order:
+    "text": a piece of the device's reply, as it is decoded;
+    "asking": the fallback is being asked (`text` says why: low_confidence, cloud-first, context);
+    "replace": the fallback's whole answer, which replaces whatever "text" pieces came before;
+    "route": last, the turn's route (as Answer.route)."""
+
+    kind: str
+    text: str = ""
+    route: dict[str, Any] | None = None
 
 
 class Router:
@@ -196,3 +209,94 @@ class Router:
         except FallbackError:
             answer.route.update(reason="low_confidence", degraded=True)
             return answer
+
+    # -- the chat session's path (the chat app: the device's reply streams, the fallback's replaces it) ---
+    def stream_chat(self, chat, user_text: str, *, allow_cloud_pii: bool = False, **settings) -> Iterator[Event]:
+        """One turn of `chat` (a ChatSession) by the policy, as Events. The session's history ends with
+        whichever answer the caller was given; closing the generator early (the user pressed Stop)
+        leaves what was shown so far: the device's partial reply, or an empty one while the fallback
+        was being asked. A fallback failure never raises: the device answers, marked degraded."""
+        if self.policy == "local-only":
+            yield from self._device_turn(chat, user_text, settings, {"target": "device", "reason": "local-only"})
+            return
+        messages = [*chat.messages, {"role": "user", "content": user_text}]
+        may_send, redactor, pii = self.privacy([m["content"] for m in messages], allow_cloud_pii)
+        extra = {"redacted": pii} if redactor else {}
+        cloud_settings = {"max_tokens": settings.get("max_new_tokens"), "temperature": settings.get("temperature"),
+                          "top_p": settings.get("top_p"), "seed": settings.get("seed"), "stop": settings.get("stop")}
+        name = chat.model.manifest.get("name", "model")
+
+        if not chat.fits(user_text):
+            if not may_send:
+                from edge_sdk.errors import ContextLengthError
+
+                raise ContextLengthError("the conversation does not fit the model's context and holds personal "
+                                         "data, so it was not sent to the fallback; start a new chat")
+            yield Event("asking", "context")
+            try:
+                got = self.ask("chat", messages, None, cloud_settings, name, redactor)
+            except FallbackError as e:
+                from edge_sdk.errors import ContextLengthError
+
+                raise ContextLengthError(f"the conversation does not fit the model's context, and {e}") from None
+            yield from self._cloud_turn(chat, user_text, got.text, {"target": "cloud", "reason": "context",
+                                                                          **extra})
+            return
+        if self.policy == "cloud-first" and may_send:
+            yield Event("asking", "cloud-first")
+            try:
+                got = self.ask("chat", messages, None, cloud_settings, name, redactor)
+            except FallbackError:
+                yield from self._device_turn(chat, user_text, settings, {"target": "device",
+                                                                         "reason": "fallback_failed", "degraded": True})
+                return
+            yield from self._cloud_turn(chat, user_text, got.text, {"target": "cloud", "reason": "cloud-first",
+                                                                          **extra})
+            return
+        if self.policy == "cloud-first":
+            yield from self._device_turn(chat, user_text, settings, {"target": "device", "reason": "personal_data"})
+            return
+        # auto: the device answers; a doubtful answer goes to the fallback if it may.
+        confidence = Confidence()
+        yield from self._device_pieces(chat, user_text, settings, confidence)
+        score = round(confidence.score, 4)
+        route = {"target": "device", "reason": "confident", "confidence": score}
+        if score < self.threshold and not may_send:
+            route["reason"] = "personal_data"
+        elif score < self.threshold:
+            yield Event("asking", "low_confidence")
+            try:
+                got = self.ask("chat", messages, None, cloud_settings, name, redactor)
+            except FallbackError:
+                route.update(reason="low_confidence", degraded=True)
+            else:
+                yield Event("replace", got.text)
+                chat.revise_reply(got.text)  # after the yield: a turn stopped here keeps the device's reply
+                yield Event("route", route={"target": "cloud", "reason": "low_confidence", "confidence": score,
+                                            **extra})
+                return
+        yield Event("route", route=route)
+
+    @staticmethod
+    def _device_pieces(chat, user_text: str, settings: dict[str, Any], confidence: Confidence) -> Iterator[Event]:
+        stream = chat.stream(user_text, confidence=confidence, **settings)
+        try:
+            for piece in stream:
+                yield Event("text", piece)
+        finally:
+            stream.close()
+
+    def _device_turn(self, chat, user_text: str, settings: dict[str, Any], route: dict[str, Any]) -> Iterator[Event]:
+        confidence = Confidence()
+        yield from self._device_pieces(chat, user_text, settings, confidence)
+        yield Event("route", route={**route, "confidence": round(confidence.score, 4)})
+
+    @staticmethod
+    def _cloud_turn(chat, user_text: str, text: str, route: dict[str, Any]) -> Iterator[Event]:
+        shown = False
+        try:
+            yield Event("replace", text)
+            shown = True
+        finally:  # the question joins the history either way, with the answer the user saw
+            chat.add_exchange(user_text, text if shown else "")
+        yield Event("route", route=route)

@@ -133,6 +133,79 @@ def test_router_python_api(serve, tiny_bundle, cloud):
         dead.ask("chat", [{"role": "user", "content": "hi"}], None, {}, "m", None)
 
 
+
+def _turn(router, chat, text, **kw):
+    events = list(router.stream_chat(chat, text, max_new_tokens=6, **kw))
+    return events, events[-1].route
+
+
+def test_chat_turns_stream_from_the_device_and_the_fallback_replaces_a_doubtful_one(serve, tiny_bundle, cloud):
+    """Router.stream_chat, the chat app's path: the session's history ends with the answer the user saw."""
+    import edge_sdk
+
+    model = edge_sdk.load(tiny_bundle, threads=1)
+    reference = model.chat().send("the sea", max_new_tokens=6)
+    chat = model.chat()
+    doubtful = Router("auto", fallback_url=cloud.url + "/v1", fallback_model="big", threshold=1.01)
+    events, route = _turn(doubtful, chat, "the sea")
+    kinds = [e.kind for e in events]
+    assert kinds[-3:] == ["asking", "replace", "route"] and set(kinds[:-3]) == {"text"}
+    assert "".join(e.text for e in events if e.kind == "text") == reference  # the device's reply streamed first
+    assert route == {"target": "cloud", "reason": "low_confidence", "confidence": route["confidence"]}
+    cloud_text = events[-2].text
+    assert chat.messages == [{"role": "user", "content": "the sea"}, {"role": "assistant", "content": cloud_text}]
+    assert cloud.requests_logged()[-1]["body"]["messages"] == [{"role": "user", "content": "the sea"}]
+
+    # The next turn is the device's again, on the history with the fallback's answer in it.
+    sure = Router("auto", fallback_url=cloud.url + "/v1", threshold=0.0)
+    events, route = _turn(sure, chat, "and the sky")
+    want = model.generate(chat.messages[:2] + [{"role": "user", "content": "and the sky"}], max_new_tokens=6)
+    assert route["target"] == "device" and route["reason"] == "confident"
+    assert "".join(e.text for e in events if e.kind == "text") == want == chat.messages[-1]["content"]
+    assert chat.tokens_used == len(model.decoder.tokens)
+
+    # cloud-first: no device text at all; the exchange joins the history.
+    first = Router("cloud-first", fallback_url=cloud.url + "/v1", fallback_model="big")
+    events, route = _turn(first, chat, "a third question")
+    assert [e.kind for e in events] == ["asking", "replace", "route"] and route["target"] == "cloud"
+    assert chat.messages[-2:] == [{"role": "user", "content": "a third question"},
+                                  {"role": "assistant", "content": events[1].text}]
+    assert len(cloud.requests_logged()[-1]["body"]["messages"]) == 5  # the whole conversation was sent
+
+
+def test_chat_turns_keep_personal_data_and_survive_a_dead_fallback(serve, tiny_bundle, cloud):
+    import edge_sdk
+
+    model = edge_sdk.load(tiny_bundle, threads=1)
+    before = len(cloud.requests_logged())
+    doubtful = Router("auto", fallback_url=cloud.url + "/v1", threshold=1.01)
+    chat = model.chat()
+    events, route = _turn(doubtful, chat, f"write to {EMAIL}")
+    assert route["target"] == "device" and route["reason"] == "personal_data" and "asking" not in [e.kind for e in events]
+    assert len(cloud.requests_logged()) == before  # nothing left the device
+    redacting = Router("cloud-first", fallback_url=cloud.url + "/v1", fallback_model="big", redact=True)
+    events, route = _turn(redacting, chat, f"and to {EMAIL} again")
+    assert route["target"] == "cloud" and route["redacted"] == 2  # the address in the first turn, and here
+    assert all(EMAIL not in m["content"] for m in cloud.requests_logged()[-1]["body"]["messages"])
+
+    dead = Router("cloud-first", fallback_url="http://127.0.0.1:9/v1", timeout=1, retries=0)
+    chat = model.chat()
+    events, route = _turn(dead, chat, "hello")
+    assert route == {"target": "device", "reason": "fallback_failed", "degraded": True,
+                     "confidence": route["confidence"]}
+    assert "".join(e.text for e in events if e.kind == "text") == chat.messages[-1]["content"]
+
+
+def test_a_chat_turn_stopped_while_the_fallback_answers_keeps_an_empty_reply(serve, tiny_bundle, cloud):
+    import edge_sdk
+
+    chat = edge_sdk.load(tiny_bundle, threads=1).chat()
+    turn = Router("cloud-first", fallback_url=cloud.url + "/v1", fallback_model="big").stream_chat(chat, "hello", max_new_tokens=4)
+    assert next(turn).kind == "asking" and next(turn).kind == "replace"
+    turn.close()  # the user pressed Stop before the answer was shown
+    assert chat.messages == [{"role": "user", "content": "hello"}, {"role": "assistant", "content": ""}]
+
+
 @pytest.mark.parametrize("text, kinds", [
     ("mail jane.doe@example.com now", ["email"]),
     ("call +44 20 7946 0958 or (555) 123-4567", ["phone", "phone"]),
