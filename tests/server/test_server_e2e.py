@@ -70,7 +70,7 @@ def test_a_full_queue_answers_503_at_once(serve, smollm2_bundle):
 
 def test_sigterm_during_a_reply_stops_cleanly(serve, smollm2_bundle):
     server = serve(smollm2_bundle)
-    conn, resp = _open_stream(server, max_tokens=2000)
+    conn, resp = _open_stream(server, max_tokens=900)  # the test bundles hold 1024 tokens
     resp.readline()
     threading.Thread(target=lambda: resp.read(), daemon=True).start()  # a client still reading
     t0 = time.time()
