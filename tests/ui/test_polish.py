@@ -22,7 +22,9 @@ def test_any_script_long_reply_focus_settings_and_a_bad_bundle(tiny_bundle, run_
     assert res["focus_after_send"], "Send took the focus away from the input"
     long = res["long_reply"]
     assert long["content_h"] > long["view_h"], long  # the reply is longer than the screen...
-    assert long["scroll_y"] == 0, long  # ...and the view followed it to the end
+    # ...and the view followed it to the end (0; under load Kivy's damped scroll effect can still be settling, a
+    # fraction of a pixel past it: -0.002 was seen in CI. A view left at the top would read 1.)
+    assert abs(long["scroll_y"]) < 0.01, long
 
     fonts = find_fonts()
     s = res["scripts"]
