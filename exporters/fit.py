@@ -17,12 +17,16 @@ def working_bytes(vocab_size: int) -> int:
 
 
 def estimate(args: DecoderArgs, recipe: Recipe, max_context: int) -> dict[str, float]:
-    """Memory in MB. The embedding table is a Gather table: fp32 in the fp32 recipe, fp16 otherwise."""
+    """Memory in MB. The embedding table is a Gather table: fp32 in the fp32 recipe, fp16 otherwise,
+    and none in the emitted quantized recipes when the head is tied (rows are read from the head's table)."""
     embed = args.vocab_size * args.hidden_size
     matmul_params = args.parameter_count() - embed
+    table_bytes = 4 if recipe.name == "fp32" else 2
     if args.tie_word_embeddings:
-        matmul_params += embed  # the tied lm_head is stored again as a MatMul weight in the recipe's format
-    weights = embed * (4 if recipe.name == "fp32" else 2) + matmul_params * recipe.bytes_per_weight
+        matmul_params += embed  # the tied lm_head is stored as a MatMul weight in the recipe's format
+        if recipe.method == "emit" and recipe.name != "fp32":
+            table_bytes = 0  # exporters/graph/linear.py make_int8_gather
+    weights = embed * table_bytes + matmul_params * recipe.bytes_per_weight
     kv = 2 * args.num_hidden_layers * args.num_key_value_heads * args.head_dim * max_context * 4
     working = working_bytes(args.vocab_size)
     return {"weights_mb": round(weights / MB, 1), "kv_cache_mb": round(kv / MB, 1),

@@ -39,7 +39,7 @@ RECIPES: dict[str, Recipe] = {
         # Q4_1 GGUF is reproduced exactly instead of being re-quantized onto a second 4-bit grid
         # (which cost SmolLM2-135M +33 % perplexity); measured in docs/benchmarks.md.
         Recipe("int4-b32", "int4 blocks of 32 with a float offset per block (Q4_1 layout), lm_head int8 (Q8_0 layout), "
-               "fp16 embedding table, int8 activations (accuracy level 4)", ("fused",),
+               "embedding read from the int8 head when tied (else fp16), int8 activations (accuracy level 4)", ("fused",),
                bits=4, block_size=32, symmetric=False, accuracy_level=4, bytes_per_weight=0.625),
         Recipe("int4-b32-sym", "onnxruntime's MatMulNBits quantizer: int4 block 32 symmetric, lm_head int4, accuracy level 4",
                ("fused",), method="ort-nbits", bits=4, block_size=32, accuracy_level=4, bytes_per_weight=0.5625),
@@ -49,7 +49,8 @@ RECIPES: dict[str, Recipe] = {
                method="ort-nbits", bits=4, block_size=64, accuracy_level=4, bytes_per_weight=0.53),
         Recipe("int4-b128", "onnxruntime's MatMulNBits quantizer: int4 block 128 symmetric, accuracy level 4", ("fused",),
                method="ort-nbits", bits=4, block_size=128, accuracy_level=4, bytes_per_weight=0.516),
-        Recipe("int8", "int8 blocks of 32, symmetric (Q8_0 layout), fp16 embedding table, accuracy level 4", ("fused",),
+        Recipe("int8", "int8 blocks of 32, symmetric (Q8_0 layout), embedding read from the head when tied (else fp16), "
+               "accuracy level 4", ("fused",),
                bits=8, block_size=32, accuracy_level=4, bytes_per_weight=1.125),
         Recipe("w8a16-qdq", "QDQ: uint8 weights per output channel, uint16 activations, residual stream float - "
                "for the QNN HTP NPU", ("static",), method="qdq", bytes_per_weight=1.0, max_ppl_increase=0.10),
@@ -80,7 +81,9 @@ def emitter_options(recipe: Recipe) -> dict:
     if recipe.bits == 4:
         body = L.make_int4_offset(recipe.block_size, recipe.accuracy_level)
         head = L.make_int8_sym(recipe.block_size, recipe.accuracy_level)
-        return {"linear": L.by_name(body, lm_head=head), "embed_dtype": np.float16}
+        return {"linear": L.by_name(body, lm_head=head), "embed_dtype": np.float16,
+                "tied_embed": L.make_int8_gather(recipe.block_size)}
     if recipe.bits == 8:
-        return {"linear": L.make_int8_sym(recipe.block_size, recipe.accuracy_level), "embed_dtype": np.float16}
+        return {"linear": L.make_int8_sym(recipe.block_size, recipe.accuracy_level), "embed_dtype": np.float16,
+                "tied_embed": L.make_int8_gather(recipe.block_size)}
     raise ValueError(f"recipe {recipe.name!r} has no emitter format")

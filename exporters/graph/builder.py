@@ -32,6 +32,7 @@ class GraphBuilder:
         self._counter = 0
         self.prefix = ""
         self._consts: dict[tuple, str] = {}
+        self._weights: dict[str, onnx.TensorProto] = {}
 
     def _name(self, base: str) -> str:
         self._counter += 1
@@ -45,8 +46,17 @@ class GraphBuilder:
         self.outputs.append(helper.make_tensor_value_info(name, DTYPES[np.dtype(dtype)], list(shape)))
 
     def weight(self, name: str, array: np.ndarray) -> str:
-        """Add an initializer under a stable, readable name (weights keep their HF-derived names)."""
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        """Add an initializer under a stable, readable name (weights keep their HF-derived names).
+
+        Two ops may read one weight (a tied embedding gathers from the head's table): adding the same
+        name again with the same contents returns the name; different contents are a bug."""
+        tensor = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        if name in self._weights:
+            if self._weights[name].SerializeToString() != tensor.SerializeToString():
+                raise ValueError(f"initializer {name!r} added twice with different contents")
+            return name
+        self._weights[name] = tensor
+        self.initializers.append(tensor)
         return name
 
     def const(self, value, dtype=np.int64) -> str:

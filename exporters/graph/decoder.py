@@ -23,7 +23,7 @@ from onnx import TensorProto
 
 from .builder import MS_DOMAIN, GraphBuilder
 from .io import kv_names
-from .linear import Linear
+from .linear import Gather, Linear
 from .linear import fp32 as linear_fp32
 
 
@@ -41,13 +41,14 @@ class DecoderOps:
     flavour = ""
 
     def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int,
-                 linear: Linear = linear_fp32, embed_dtype=np.float32):
+                 linear: Linear = linear_fp32, embed_dtype=np.float32, tied_embed: Gather | None = None):
         self.args = args
         self.w = weights
         self.max_context = max_context
         self.b = GraphBuilder()
         self._linear = linear  # how weights are stored: chosen by the recipe
         self.embed_dtype = np.dtype(embed_dtype)
+        self._tied_embed = tied_embed  # tied weights: read the rows from the head's quantized table
 
     # -- weights ----------------------------------------------------------------------------------
     def tensor(self, logical: str, layer: int | None = None) -> np.ndarray:
@@ -68,6 +69,8 @@ class DecoderOps:
 
     # -- blocks -----------------------------------------------------------------------------------
     def embed(self, input_ids: str) -> str:
+        if self._tied_embed is not None and self.args.tie_word_embeddings:
+            return self._tied_embed(self.b, input_ids, self.tensor("embed"), "lm_head")
         table = self.b.weight("model.embed_tokens.weight", self.tensor("embed").astype(self.embed_dtype))
         rows = self.b.op("Gather", [table, input_ids])  # [B, S, H]
         # fp16 table (quantized recipes): half the memory; only the looked-up rows are widened.

@@ -12,6 +12,8 @@ import numpy as np
 from .builder import MS_DOMAIN, GraphBuilder
 
 Linear = Callable[[GraphBuilder, str, np.ndarray, str], str]
+# An embedding lookup in a head's format: (builder, ids, table [vocab, hidden], head name) -> rows.
+Gather = Callable[[GraphBuilder, str, np.ndarray, str], str]
 
 
 def fp32(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
@@ -38,9 +40,12 @@ def quantize_offset_int4(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndar
 def make_int4_offset(block: int = 32, accuracy_level: int = 4) -> Linear:
     """int4 weights with a float per-block offset, using only onnxruntime's fast kernels.
 
-    MatMulNBits computes x @ (d*q)^T with zero point 0 (its int8 fast path; a float zero point would
-    fall back to a ~25x slower kernel); the offset adds sum_b m_b * (sum of x over block b), i.e. the
-    block sums of x [.., in/block] times m^T [in/block, out] - a matmul 1/block the size.
+    w = d * q + m is written as d * (q - 8) + m' with m' = m + 8d: MatMulNBits with no zero-point
+    input takes 8 as every block's zero point, its symmetric path (the int8 kernels on x86, KleidiAI
+    on arm64 - which takes symmetric weights only; a float zero point would fall back to a ~25x
+    slower kernel). For a GGUF Q4_1 source, d and m are fp16, so m + 8d is exact in fp32. The offset
+    adds sum_b m'_b * (sum of x over block b), i.e. the block sums of x [.., in/block] times m'^T
+    [in/block, out] - a matmul 1/block the size.
     """
 
     def linear(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
@@ -49,36 +54,58 @@ def make_int4_offset(block: int = 32, accuracy_level: int = 4) -> Linear:
             return fp32(b, x, w, name)
         packed, d, m = quantize_offset_int4(w, block)
         n_blocks = in_f // block
-        zero_points = np.zeros(out_f * ((n_blocks + 1) // 2), np.uint8)  # two 4-bit zero points per byte
-        main = b.op("MatMulNBits", [x, b.weight(f"{name}.qweight", packed), b.weight(f"{name}.scales", d.reshape(-1)),
-                                    b.weight(f"{name}.zero_points", zero_points)],
+        main = b.op("MatMulNBits", [x, b.weight(f"{name}.qweight", packed), b.weight(f"{name}.scales", d.reshape(-1))],
                     domain=MS_DOMAIN, K=in_f, N=out_f, bits=4, block_size=block, accuracy_level=accuracy_level)
         sums = b.op("ReduceSum", [b.op("Reshape", [x, b.const([0, 0, n_blocks, block])]), b.const([-1])], keepdims=0)
-        offset = b.op("MatMul", [sums, b.weight(f"{name}.offsets", np.ascontiguousarray(m.T))])
+        offset = b.op("MatMul", [sums, b.weight(f"{name}.offsets", np.ascontiguousarray((m + 8 * d).T))])
         return b.op("Add", [main, offset])
 
     return linear
 
 
-def make_int8_sym(block: int = 32, accuracy_level: int = 4) -> Linear:
-    """int8 symmetric blocks (the GGUF Q8_0 layout): w = d * q, d = absmax / 127 per block.
+def quantize_int8_sym(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blockwise w = d * (q - 128), d = absmax / 127 (the GGUF Q8_0 layout, q stored + 128 as
+    MatMulNBits and GatherBlockQuantized expect with no zero-point input). Returns q [out, in/block,
+    block] uint8 and d [out, in/block]. A Q8_0 weight comes back exactly."""
+    out_f, in_f = w.shape
+    wb = w.reshape(out_f, in_f // block, block)
+    d = np.abs(wb).max(-1) / 127.0
+    d = np.where(d > 0, d, 1.0).astype(np.float32)
+    q = (np.clip(np.rint(wb / d[..., None]), -127, 127) + 128).astype(np.uint8)
+    return q, d
 
-    MatMulNBits with 8 bits and no zero-point input uses 128 as the zero point, so q is stored + 128.
-    A Q8_0 weight (SmolLM2's tied embedding/lm_head) comes back exactly.
-    """
+
+def make_int8_sym(block: int = 32, accuracy_level: int = 4) -> Linear:
+    """int8 symmetric blocks (the GGUF Q8_0 layout), see `quantize_int8_sym`."""
 
     def linear(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
         out_f, in_f = w.shape
         if in_f % block:
             return fp32(b, x, w, name)
-        wb = w.reshape(out_f, in_f // block, block)
-        d = np.abs(wb).max(-1) / 127.0
-        d = np.where(d > 0, d, 1.0).astype(np.float32)
-        q = (np.clip(np.rint(wb / d[..., None]), -127, 127) + 128).astype(np.uint8)
+        q, d = quantize_int8_sym(w, block)
         return b.op("MatMulNBits", [x, b.weight(f"{name}.qweight", q), b.weight(f"{name}.scales", d.reshape(-1))],
                     domain=MS_DOMAIN, K=in_f, N=out_f, bits=8, block_size=block, accuracy_level=accuracy_level)
 
     return linear
+
+
+def make_int8_gather(block: int = 32) -> Gather:
+    """Embedding rows read from the int8 head's own table (tied embeddings): GatherBlockQuantized over
+    the same `{name}.qweight` initializer `make_int8_sym` writes, so the table is stored once (an fp16
+    copy cost SmolLM2-135M 56 MB of its 173 MB) and its rows are exactly the head's Q8_0 values."""
+
+    def gather(b: GraphBuilder, ids: str, w: np.ndarray, name: str) -> str:
+        out_f, in_f = w.shape
+        q, d = quantize_int8_sym(w, block)
+        table = b.weight(f"{name}.qweight", q)
+        # GatherBlockQuantized wants scales of the data's rank; MatMulNBits wants them flat. The Reshape
+        # is folded by onnxruntime when the session loads (3.5 MB for SmolLM2), the file keeps one copy.
+        scales = b.op("Reshape", [b.weight(f"{name}.scales", d.reshape(-1)), b.const([out_f, in_f // block, 1])])
+        rows = b.op("GatherBlockQuantized", [table, ids, scales], domain=MS_DOMAIN, gather_axis=0, quantize_axis=2,
+                    block_size=block, bits=8)  # [B, S, in/block, block]
+        return b.op("Reshape", [rows, b.const([0, 0, in_f])])
+
+    return gather
 
 
 def by_name(default: Linear, **overrides: Linear) -> Linear:

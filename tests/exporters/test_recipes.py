@@ -73,3 +73,64 @@ def test_offset_int4_reproduces_q4_1_blocks_exactly():
 def test_every_recipe_is_described_and_sized():
     for r in RECIPES.values():
         assert r.description and r.flavours and r.bytes_per_weight > 0 and 0 < r.max_ppl_increase <= 0.1
+
+
+def _run_graph(b, feeds):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(b.model().SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)[0]
+
+
+def test_offset_int4_linear_computes_the_q4_1_product():
+    """The emitted int4 linear (nibbles with implicit zero point 8, offsets m + 8d) computes x @ W^T
+    for a Q4_1 weight; accuracy level 0 keeps the activations float, so only rounding remains."""
+    from edge_sdk.exporters.graph.builder import GraphBuilder
+    from edge_sdk.exporters.graph.linear import make_int4_offset
+
+    rng = np.random.default_rng(1)
+    q = rng.integers(0, 16, (48, 4, 32))
+    q[..., 0], q[..., 1] = 0, 15
+    d = rng.uniform(0.001, 0.02, (48, 4, 1)).astype(np.float16).astype(np.float32)  # GGUF: fp16 d and m
+    m = rng.uniform(-0.2, 0.05, (48, 4, 1)).astype(np.float16).astype(np.float32)
+    w = (q * d + m).reshape(48, 128).astype(np.float32)
+    b = GraphBuilder()
+    x = b.input("x", np.float32, [1, "S", 128])
+    b.op("Identity", [make_int4_offset(32, accuracy_level=0)(b, x, w, "p")], outputs=["y"])
+    b.output("y", np.float32, [1, "S", 48])
+    assert not any(len(n.input) > 3 for n in b.nodes if n.op_type == "MatMulNBits")  # no zero-point input
+    xs = rng.standard_normal((1, 5, 128)).astype(np.float32)
+    np.testing.assert_allclose(_run_graph(b, {"x": xs}), xs @ w.T, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2"])  # the fake llama ties its head, qwen2 does not
+def test_a_tied_embedding_is_read_from_the_int8_head(model_type, tmp_path):
+    args, hf = random_hf_model(model_type)
+    weights = {k: v.numpy() for k, v in hf.state_dict().items()}
+    rec = get_recipe("int4-b32")
+    model = apply_recipe(emit_decoder(args, weights, "fused", max_context=64, **emitter_options(rec)), rec)
+    names = [t.name for t in model.graph.initializer]
+    assert len(names) == len(set(names))
+    ops = {n.op_type for n in model.graph.node}
+    if args.tie_word_embeddings:
+        assert "model.embed_tokens.weight" not in names and "GatherBlockQuantized" in ops
+        gbq = next(n for n in model.graph.node if n.op_type == "GatherBlockQuantized")
+        head = next(n for n in model.graph.node if n.op_type == "MatMulNBits" and n.input[1].startswith("lm_head"))
+        assert gbq.input[0] == head.input[1]  # one table, two readers
+    else:
+        assert "model.embed_tokens.weight" in names and "GatherBlockQuantized" not in ops
+    # The embedding of a token is the head's row: feeding ids through the embedding alone (a cut graph)
+    # gives the Q8_0 dequantization of the table, within int8 rounding of the float table.
+    from edge_sdk.exporters.graph.builder import GraphBuilder
+    from edge_sdk.exporters.graph.linear import make_int8_gather, quantize_int8_sym
+
+    table = weights["model.embed_tokens.weight"]
+    b = GraphBuilder()
+    ids = b.input("ids", np.int64, [1, "S"])
+    b.op("Identity", [make_int8_gather(32)(b, ids, table, "lm_head")], outputs=["rows"])
+    b.output("rows", np.float32, [1, "S", table.shape[1]])
+    pick = np.array([[0, 5, table.shape[0] - 1]])
+    q, dq = quantize_int8_sym(table, 32)
+    expect = ((q.astype(np.float32) - 128) * dq[..., None]).reshape(table.shape)[pick[0]]
+    np.testing.assert_array_equal(_run_graph(b, {"ids": pick})[0], expect)
+    np.testing.assert_allclose(expect, table[pick[0]], atol=np.abs(table).max() / 127)
