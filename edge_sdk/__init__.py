@@ -4,7 +4,7 @@ Device side (numpy + onnxruntime only)::
 
     import edge_sdk
     model = edge_sdk.load("bundles/smollm2-135m-instruct")
-    print(model.generate("What is the capital of France?", max_new_tokens=32))
+    print(model.generate("Name the capital of France.", max_new_tokens=32))
 
 Host side (needs the ``[export]`` extra)::
 

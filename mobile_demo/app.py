@@ -56,7 +56,8 @@ class ChatApp(App):
 
     # Settings. Greedy decoding with a repetition penalty of 1.1: on SmolLM2-135M int4, six open
     # prompts x 256 tokens repeated 43 % of their 4-grams greedy (one reply 88 %), 0.3 % with the
-    # penalty, and "The capital of France is Paris." stays the answer (measured 2026-12-01).
+    # penalty, and "Name the capital of France." is still answered "The capital of France is Paris."
+    # (measured 2026-12-01).
     bundle_path = StringProperty("")
     temperature = NumericProperty(0.0)
     top_p = NumericProperty(1.0)

@@ -8,4 +8,4 @@ bundle="${EDGE_SDK_BUNDLE:-bundles/smollm2-135m-instruct}"
 if [ ! -f "$bundle/edge_manifest.json" ]; then
     .venv/bin/edge-sdk export smollm2-135m-instruct --output "$bundle"
 fi
-.venv/bin/edge-sdk run "$bundle" --prompt "${1:-What is the capital of France?}"
+.venv/bin/edge-sdk run "$bundle" --prompt "${1:-Name the capital of France.}"

@@ -11,7 +11,7 @@ targets:
 
 A Linux build is DIR plus DIR.tar.gz: edge-sdk and its dependencies as wheels for the target,
 the bundle, install.sh (offline, into a venv) and run.sh. Copy it to the device and run:
-  ./install.sh && ./run.sh "What is the capital of France?"
+  ./install.sh && ./run.sh "Name the capital of France."
 
 Wheels are downloaded with pip for the target's platform and Python (pip's own configuration,
 e.g. PIP_INDEX_URL or PIP_FIND_LINKS, applies); nothing is compiled. Device dependencies

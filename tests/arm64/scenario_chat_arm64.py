@@ -24,7 +24,7 @@ def main():
         emit({"error": f"model not ready: screen {app.root.current!r}, {getattr(app, 'setup_text', '')[:300]}"})
         return
     t1 = time.perf_counter()
-    ui.type_and_send("What is the capital of France?")
+    ui.type_and_send("Name the capital of France.")
     ui.pump(lambda: app.generating, timeout=30)
     done = ui.wait_idle(timeout=900)
     reply_s = time.perf_counter() - t1

@@ -53,19 +53,19 @@ def test_fp32_greedy_is_token_identical_to_transformers(smollm2_fp32_bundle, smo
 
 def test_capital_of_france(smollm2_fp32_bundle):
     model = edge_sdk.load(smollm2_fp32_bundle)
-    assert model.generate("What is the capital of France?", max_new_tokens=32) == "The capital of France is Paris."
+    assert model.generate("Name the capital of France.", max_new_tokens=32) == "The capital of France is Paris."
 
 
 def test_chat_turn_two_equals_the_conversation_from_scratch(smollm2_fp32_bundle):
     model = edge_sdk.load(smollm2_fp32_bundle)
     chat = model.chat()
-    first = chat.send("What is the capital of France?", max_new_tokens=24)
+    first = chat.send("Name the capital of France.", max_new_tokens=24)
     prompt_1 = chat.last_stats.prompt_tokens
     second = chat.send("And of Italy?", max_new_tokens=24)
     # turn 1's prompt came from the cache; its reply and the new message were run as a prompt
     assert chat.last_stats.prefilled_tokens == chat.last_stats.prompt_tokens - prompt_1 < 30
     fresh = edge_sdk.load(smollm2_fp32_bundle)
-    history = [{"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": first},
+    history = [{"role": "user", "content": "Name the capital of France."}, {"role": "assistant", "content": first},
                {"role": "user", "content": "And of Italy?"}]
     assert fresh.generate(history, max_new_tokens=24) == second
     assert "Rome" in second
@@ -75,14 +75,14 @@ def test_the_same_request_gives_the_same_answer_in_int4(smollm2_bundle):
     """int4 computes a one-token pass differently from a many-token one: a second identical request that
     reused its cached prompt ran its last token alone and answered "Paris." after "Paris, France."."""
     model = edge_sdk.load(smollm2_bundle)
-    first = model.generate("What is the capital of France?", max_new_tokens=32)
-    assert model.generate("What is the capital of France?", max_new_tokens=32) == first
+    first = model.generate("Name the capital of France.", max_new_tokens=32)
+    assert model.generate("Name the capital of France.", max_new_tokens=32) == first
     model.generate("Write a haiku about the sea.", max_new_tokens=16)
-    assert model.generate("What is the capital of France?", max_new_tokens=32) == first
+    assert model.generate("Name the capital of France.", max_new_tokens=32) == first
     chat = model.chat()
-    a = chat.send("What is the capital of France?", max_new_tokens=24)
+    a = chat.send("Name the capital of France.", max_new_tokens=24)
     b = chat.send("And of Italy?", max_new_tokens=24)
-    history = [{"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": a},
+    history = [{"role": "user", "content": "Name the capital of France."}, {"role": "assistant", "content": a},
                {"role": "user", "content": "And of Italy?"}]
     assert edge_sdk.load(smollm2_bundle).generate(history, max_new_tokens=24) == b
 
@@ -93,16 +93,16 @@ def test_default_recipe_bundle_exports_validated_and_answers(smollm2_bundle):
     quality = {c["name"]: c["figures"] for c in m["validation"]["checks"]}["perplexity"]
     assert quality["ppl_increase"] <= 0.05  # the issue's bound: default CPU recipe within 5 % of fp32
     model = edge_sdk.load(smollm2_bundle)
-    assert "Paris" in model.generate("What is the capital of France?", max_new_tokens=32)
+    assert "Paris" in model.generate("Name the capital of France.", max_new_tokens=32)
 
 
 def test_cli_run_streams_and_summarises(smollm2_fp32_bundle):
     proc = subprocess.run([sys.executable, "-m", "edge_sdk", "run", str(smollm2_fp32_bundle), "--prompt",
-                           "What is the capital of France?"], capture_output=True, text=True, timeout=300)
+                           "Name the capital of France."], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "The capital of France is Paris."
     assert "tok/s" in proc.stderr and "TTFT" in proc.stderr
     js = subprocess.run([sys.executable, "-m", "edge_sdk", "run", str(smollm2_fp32_bundle), "--prompt",
-                         "What is the capital of France?", "--json"], capture_output=True, text=True, timeout=300)
+                         "Name the capital of France.", "--json"], capture_output=True, text=True, timeout=300)
     out = json.loads(js.stdout)
     assert out["text"] == "The capital of France is Paris." and out["stop_reason"] == "eos" and out["new_tokens"] == 7
