@@ -19,7 +19,8 @@ What it does, in one run:
    generation (prefill of the prompt ids, then new_tokens - 1 single-token greedy steps, EOS ignored),
    peak RSS (VmHWM) at the end.
 3. Reports medians over the rounds (load, TTFT, prefill tok/s = prompt tokens / TTFT, decode tok/s =
-   (new_tokens - 1) / decode time, peak RSS, size on disk), ratios against edge-sdk (or against the
+   (new_tokens - 1) / decode time, peak RSS, size on disk), each runtime's perplexity on the same text
+   through its own model next to transformers' fp32 (quality), ratios against edge-sdk (or against the
    first runtime measured if edge-sdk is not), and how many leading generated tokens agree; writes the
    table to docs/benchmarks.md between markers (--out, --no-write).
 
@@ -110,6 +111,47 @@ def make_prompt_ids(src, out: Path, new_tokens: int, system: str, user: str) -> 
     spec = {"key": key, "prompt_text": text, "ids": [int(i) for i in ids], "new_tokens": new_tokens}
     out.write_text(json.dumps(spec))
     return spec
+
+
+def add_eval_ids(src, spec: dict, out: Path, n_tokens: int) -> None:
+    """The first n_tokens of edge-sdk's built-in eval text through the GGUF's tokenizer (transformers),
+    stored in the ids file as `eval_ids`: every runner's perplexity is taken on these ids."""
+    if n_tokens <= 0 or len(spec.get("eval_ids", [])) == n_tokens:
+        return
+    from transformers import AutoTokenizer
+
+    from edge_sdk.runtime.eval_text import EVAL_TEXT
+
+    tok = AutoTokenizer.from_pretrained(str(src.path.parent), gguf_file=src.path.name)
+    ids = tok(EVAL_TEXT, add_special_tokens=False)["input_ids"]
+    if len(ids) < n_tokens:
+        raise SystemExit(f"error: --ppl-tokens {n_tokens}: the eval text has {len(ids)} tokens")
+    spec["eval_ids"] = [int(i) for i in ids[:n_tokens]]
+    out.write_text(json.dumps(spec))
+
+
+def reference_ppl(src, eval_ids: list[int], work: Path) -> float:
+    """transformers' fp32 perplexity of eval_ids on the GGUF dequantized (the quality every runtime is
+    measured against), one forward pass; cached by GGUF hash and ids."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([src.provenance.get("gguf_sha256"), eval_ids]).encode()).hexdigest()
+    cache = work / "reference_ppl.json"
+    if cache.is_file():
+        got = json.loads(cache.read_text())
+        if got.get("key") == key:
+            return got["ppl"]
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    log("reference perplexity: transformers fp32 on the dequantized GGUF")
+    model = AutoModelForCausalLM.from_pretrained(str(src.path.parent), gguf_file=src.path.name, dtype=torch.float32)
+    with torch.no_grad():
+        logits = model(torch.tensor([eval_ids])).logits[0, :-1].double()
+    nll = torch.nn.functional.cross_entropy(logits, torch.tensor(eval_ids[1:]))
+    ppl = float(torch.exp(nll))
+    cache.write_text(json.dumps({"key": key, "ppl": ppl}))
+    return ppl
 
 
 def make_hf_folder(src, hf_dir: Path) -> None:
@@ -231,6 +273,17 @@ def run_runner(py: Path, name: str, model: Path, ids_file: Path, args) -> dict:
     return res
 
 
+def run_ppl(py: Path, name: str, model: Path, ids_file: Path, args) -> float:
+    cmd = [str(py), str(ANCHORS / RUNTIMES[name][1]), "--ids", str(ids_file), "--model", str(model),
+           "--threads", str(args.threads), "--ppl"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{RUNTIMES[name][2]} perplexity failed (exit {proc.returncode}):\n"
+                           f"  {shlex.join(cmd)}\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])["ppl"]
+
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -332,12 +385,19 @@ def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build:
              f"1-minute load average {args.loadavg_before:.1f} before, {args.loadavg_after:.1f} after "
              "(the runners themselves add about the thread count).")
     L.append("")
-    L.append(f"| runtime | model | decode tok/s | prefill tok/s | TTFT ms | load s | peak RSS MB | size MB | decode vs {label[ref]} | prefill vs {label[ref]} |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    ppl, ref_ppl = getattr(args, "ppl", {}), getattr(args, "ref_ppl", None)
+
+    def quality(k: str) -> str:
+        if k not in ppl:
+            return "–"
+        return f"{ppl[k]:.3f}" + (f" ({100 * (ppl[k] / ref_ppl - 1):+.1f} %)" if ref_ppl else "")
+
+    L.append(f"| runtime | model | perplexity (vs fp32) | decode tok/s | prefill tok/s | TTFT ms | load s | peak RSS MB | size MB | decode vs {label[ref]} | prefill vs {label[ref]} |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for k in order:
         s = summary[k]
         L.append(
-            f"| {label[k]} | {model_desc[k]} | {s['decode_tps']:.1f} ({s['decode_tps_min']:.0f}–{s['decode_tps_max']:.0f}) "
+            f"| {label[k]} | {model_desc[k]} | {quality(k)} | {s['decode_tps']:.1f} ({s['decode_tps_min']:.0f}–{s['decode_tps_max']:.0f}) "
             f"| {s['prefill_tps']:.0f} ({s['prefill_tps_min']:.0f}–{s['prefill_tps_max']:.0f}) | {s['ttft_ms']:.0f} "
             f"| {s['load_s']:.2f} | {s['peak_rss_mb']:.0f} | {sizes[k] / 1e6:.1f} "
             f"| {fmt_ratio(s['decode_tps'], R['decode_tps'])} | {fmt_ratio(s['prefill_tps'], R['prefill_tps'])} |"
@@ -345,6 +405,11 @@ def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build:
     L.append("")
     L.append("- decode tok/s = (new tokens − 1) / time of the single-token steps after the first token; prefill tok/s = "
              "prompt tokens / TTFT; TTFT = prompt submitted → first generated id (includes the argmax).")
+    if ppl:
+        L.append(f"- perplexity: each runtime's own model on the first {len(spec.get('eval_ids', []))} tokens of edge-sdk's "
+                 "built-in eval text (GGUF tokenizer), fed one token at a time (the decode path, the one generation "
+                 "uses); vs fp32 = against transformers' fp32 forward pass on the dequantized GGUF"
+                 + (f" ({ref_ppl:.3f})" if ref_ppl else "") + ".")
     L.append("- peak RSS = VmHWM of the runner process (includes its Python interpreter); size = all files of "
              "the model as the runtime loads it (graph + weights + config/tokenizer files; the GGUF alone for llama.cpp).")
     if man:
@@ -425,6 +490,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="untimed generations per process before the timed one (default 1)")
     p.add_argument("--new-tokens", type=int, default=128, help="tokens generated per run, EOS ignored (default 128)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for every runtime (default 2)")
+    p.add_argument("--ppl-tokens", type=int, default=256,
+                   help="tokens of the built-in eval text for each runtime's perplexity (the quality column; "
+                        "0 skips it; default %(default)s)")
     p.add_argument("--venvs", type=Path, default=DEFAULT_VENVS,
                    help="folder with the runner venvs made by setup_anchors.sh (default: $BENCH_VENVS or %(default)s)")
     p.add_argument("--work-dir", type=Path, default=None,
@@ -469,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     ids_file = work / "prompt_ids.json"
     spec = make_prompt_ids(src, ids_file, args.new_tokens, DEFAULT_SYSTEM, DEFAULT_USER)
     log(f"prompt: {len(spec['ids'])} tokens -> {ids_file}")
+    add_eval_ids(src, spec, ids_file, args.ppl_tokens)
 
     models: dict[str, Path] = {}
     build = None
@@ -500,6 +569,17 @@ def main(argv: list[str] | None = None) -> int:
             sizes[k] = sum(dir_size(p) for p in path.iterdir() if p.name != "build_info.json")
         else:
             sizes[k] = dir_size(path)
+
+    args.ppl = {}
+    if args.ppl_tokens > 0:
+        args.ref_ppl = reference_ppl(src, spec["eval_ids"], work)
+        for k in runtimes:
+            try:
+                args.ppl[k] = run_ppl(pys[k], k, models[k], ids_file, args)
+                log(f"{RUNTIMES[k][2]}: perplexity {args.ppl[k]:.3f} (fp32 reference {args.ref_ppl:.3f})")
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                log(f"{RUNTIMES[k][2]}: perplexity FAILED:\n{e}")
+                skipped.append(f"{RUNTIMES[k][2]} perplexity: " + str(e).strip().splitlines()[-1][:300])
 
     results: dict[str, list[dict]] = {k: [] for k in runtimes}
     args.loadavg_before = os.getloadavg()[0]
@@ -550,8 +630,9 @@ def main(argv: list[str] | None = None) -> int:
     section = render(summary, sizes, spec, args, argv, build, agree, texts, skipped)
     print(section)
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "summary": summary, "sizes": sizes,
-                                         "build": build, "texts": texts}, indent=1, default=str))
+        args.json.write_text(json.dumps({"results": results, "summary": summary, "sizes": sizes, "build": build,
+                                         "texts": texts, "ppl": args.ppl, "reference_ppl": getattr(args, "ref_ppl", None)},
+                                        indent=1, default=str))
     if not args.no_write:
         write_doc(args.out, section)
         log(f"wrote {args.out}")

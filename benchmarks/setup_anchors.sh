@@ -24,7 +24,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Pins. torch must stay pinned: an unpinned torch pulls a multi-GB CUDA build.
 ORTGENAI_PINS="onnxruntime-genai==0.18.0 onnx-ir==1.1.0 onnxruntime==1.32.0 transformers==5.23.0 torch==2.13.0 onnx==1.23.2 numpy==2.4.6 gguf==0.19.0 accelerate==1.15.0 sentencepiece protobuf"
-LLAMACPP_PINS="llama-cpp-python==0.3.36 numpy==2.4.6"
+LLAMACPP_PINS="llama-cpp-python[server]==0.3.36 numpy==2.4.6"   # [server]: benchmarks/llama_server_fallback.py
 LLAMACPP_CMAKE_ARGS="${LLAMACPP_CMAKE_ARGS:--DGGML_NATIVE=ON}"
 EDGESDK_PINS="numpy==2.4.6 onnxruntime==1.32.0"   # + edge-sdk itself, editable, device install (no extras)
 

@@ -8,6 +8,10 @@ and prints exactly one JSON line on stdout (everything else goes to stderr). Pro
     prefill = run the prompt ids, take argmax of the last position -> first token (``ttft_s``);
     decode  = ``new_tokens - 1`` single-token steps, greedy, EOS ignored (``decode_s``);
 - ``peak_rss_mb`` = VmHWM of this process at the end (so it includes the Python interpreter).
+
+With ``--ppl`` a runner measures quality instead of speed: it feeds the ids file's ``eval_ids`` one token
+at a time (the decode path, the one generation uses), takes its own next-token logits after each, and
+prints {"runtime", "ppl", "tokens"}: exp of the mean negative log-likelihood of ids[1:].
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 now = time.perf_counter
 
@@ -29,6 +33,7 @@ def parse_args(description: str) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="untimed generations after loading (default 1)")
     p.add_argument("--reps", type=int, default=1, help="timed generations in this process (default 1)")
     p.add_argument("--new-tokens", type=int, default=None, help="override new_tokens from the ids file")
+    p.add_argument("--ppl", action="store_true", help="print the perplexity of the ids file's eval_ids instead")
     return p.parse_args()
 
 
@@ -40,6 +45,11 @@ def read_ids(args: argparse.Namespace) -> tuple[list[int], int]:
     if not ids or n_new < 2:
         raise SystemExit("need a non-empty prompt and at least 2 new tokens")
     return ids, n_new
+
+
+def read_eval_ids(args: argparse.Namespace) -> list[int]:
+    with open(args.ids) as f:
+        return [int(i) for i in json.load(f)["eval_ids"]]
 
 
 def peak_rss_mb() -> float:
@@ -56,18 +66,44 @@ def argmax(values) -> int:
     return int(values.argmax())
 
 
+def perplexity(runtime: str, args: argparse.Namespace, load: Callable[[], object],
+               step_logits: Callable[[object, list[int]], Iterator]) -> None:
+    """`step_logits(model, ids)` yields the logits [vocab] after each of ids[:-1], fed one by one."""
+    import numpy as np
+
+    ids = read_eval_ids(args)
+    model = load()
+    nll = []
+    for target, logits in zip(ids[1:], step_logits(model, ids[:-1])):
+        z = np.asarray(logits, dtype=np.float64).reshape(-1)
+        top = z.max()
+        nll.append(top + np.log(np.exp(z - top).sum()) - z[target])
+    if len(nll) != len(ids) - 1:
+        raise SystemExit(f"{runtime}: {len(nll)} logits for {len(ids) - 1} targets")
+    out = {"runtime": runtime, "ppl": float(np.exp(np.mean(nll))), "tokens": len(ids)}
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+
+
 def run(
     runtime: str,
     args: argparse.Namespace,
     load: Callable[[], object],
     generate: Callable[[object, list[int], int], tuple[list[int], float, float]],
     versions: dict[str, str],
+    step_logits: Callable[[object, list[int]], Iterator] | None = None,
 ) -> None:
     """Time `load`, then warm-up + timed calls of `generate(model, ids, n_new)`.
 
     `generate` returns (tokens, ttft_s, decode_s): the n_new generated ids, the time from starting the
     prompt to having the first generated id, and the time of the n_new - 1 following single-token steps.
+    With --ppl, measure `step_logits` instead (see `perplexity`).
     """
+    if args.ppl:
+        if step_logits is None:
+            raise SystemExit(f"{runtime}: this runner cannot measure perplexity")
+        perplexity(runtime, args, load, step_logits)
+        return
     ids, n_new = read_ids(args)
     t0 = now()
     model = load()

@@ -37,12 +37,17 @@ def main() -> None:
         t2 = _common.now()
         return out, t1 - t0, t2 - t1
 
+    def step_logits(m, ids):
+        m.engine.reset()
+        for t in ids:
+            yield m.engine.forward([t])
+
     versions = {
         "edge-sdk": getattr(edge_sdk, "__version__", "?"),
         "onnxruntime": ort.__version__,
         "numpy": np.__version__,
     }
-    _common.run("edge-sdk", args, load, generate, versions)
+    _common.run("edge-sdk", args, load, generate, versions, step_logits)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 def main() -> None:
     args = _common.parse_args(__doc__.splitlines()[0])
     ids, n_new = _common.read_ids(args)
-    n_ctx = ((len(ids) + n_new + 255) // 256) * 256
+    need = max(len(ids) + n_new, len(_common.read_eval_ids(args)) if args.ppl else 0)  # the eval text is longer
+    n_ctx = ((need + 255) // 256) * 256
     state: dict = {}  # reported settings
     handles: dict = {}
 
@@ -56,14 +57,21 @@ def main() -> None:
         )
         return ctx
 
-    def step(ctx, toks: list[int]) -> int:
+    def last_logits(ctx, toks: list[int]) -> np.ndarray:  # a view into llama.cpp's buffer
         arr = (L.llama_token * len(toks))(*toks)
         rc = L.llama_decode(ctx, L.llama_batch_get_one(arr, len(toks)))
         if rc != 0:
             raise SystemExit(f"llama_decode returned {rc}")
         ptr = L.llama_get_logits_ith(ctx, -1)
-        logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(handles["n_vocab"],))
-        return int(logits.argmax())
+        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(handles["n_vocab"],))
+
+    def step(ctx, toks: list[int]) -> int:
+        return int(last_logits(ctx, toks).argmax())
+
+    def step_logits(ctx, toks):
+        L.llama_memory_clear(L.llama_get_memory(ctx), True)
+        for t in toks:
+            yield last_logits(ctx, [t]).copy()
 
     def generate(ctx, prompt, n):
         L.llama_memory_clear(L.llama_get_memory(ctx), True)
@@ -78,7 +86,7 @@ def main() -> None:
         return out, t1 - t0, t2 - t1
 
     info = {"llama-cpp-python": _pkg_version(), "settings": state}  # filled by load(); dumped at the end
-    _common.run("llama.cpp", args, load, generate, info)
+    _common.run("llama.cpp", args, load, generate, info, step_logits)
 
 
 def _pkg_version() -> str:

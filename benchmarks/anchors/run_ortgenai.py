@@ -53,6 +53,14 @@ def main() -> None:
         del gen
         return out, t1 - t0, t2 - t1
 
+    def step_logits(model, ids):
+        params = og.GeneratorParams(model)
+        params.set_search_options(do_sample=False, max_length=len(ids) + 1, batch_size=1)
+        gen = og.Generator(model, params)
+        for t in ids:
+            gen.append_tokens([t])
+            yield gen.get_logits().reshape(-1)  # the last position's logits, [1, 1, vocab]
+
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"onnxruntime-genai": og.__version__}
@@ -60,7 +68,7 @@ def main() -> None:
         versions["onnxruntime"] = version("onnxruntime")  # the library ort-genai loads
     except PackageNotFoundError:
         pass
-    _common.run("onnxruntime-genai", args, load, generate, versions)
+    _common.run("onnxruntime-genai", args, load, generate, versions, step_logits)
 
 
 if __name__ == "__main__":
