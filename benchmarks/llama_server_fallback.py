@@ -5,8 +5,8 @@
 
 Starts `python -m llama_cpp.server` on GGUF (the "cloud") and `edge-sdk serve BUNDLE --fallback` in front of
 it (the device), both on loopback, then asks through the official `openai` client:
-  1. a question the device is sure of (stays on the device),
-  2. a question the device is unsure of (escalated: llama-server answers),
+  1. a question the small model knows, 2. one it does not (each stays on the device when its confidence
+     reaches the threshold, else llama-server answers),
   3. the same with an e-mail address in it (the privacy gate keeps it on the device),
   4. the caller asking for the cloud with "route": "cloud",
   5. a prompt longer than the device's context (llama-server's context is larger),
@@ -97,8 +97,8 @@ def main(argv=None) -> int:
         long_text = "Summarise this log in one line. " + " ".join(f"event {i}: the sensor read {i % 7} volts."
                                                                   for i in range(150))  # ~1,800 tokens: over a 1024-token bundle, within llama-server's 8192
         cases = [
-            ("sure", "What is the capital of France?", {}),
-            ("unsure", "What is the capital of Burkina Faso? Answer with the name of the city only.", {}),
+            ("known fact", "Name the capital of France.", {}),
+            ("obscure fact", "What is the capital of Burkina Faso? Answer with the name of the city only.", {}),
             ("personal data", "What is the capital of Burkina Faso? Mail it to jane.doe@example.com.", {}),
             ("caller asks", "Name one river in Africa.", {"route": "cloud"}),
             ("too long for the device", long_text, {}),
@@ -132,7 +132,16 @@ def main(argv=None) -> int:
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
             f.write(table + "\n")
-    wrong = [n for n, route, *_ in rows if route["target"] != {"sure": "device", "personal data": "device"}.get(n, "cloud")]
+    from edge_sdk.runtime.hybrid.router import DEFAULT_THRESHOLD
+
+    threshold = args.threshold if args.threshold is not None else DEFAULT_THRESHOLD
+
+    def expected(name: str, route: dict) -> str:
+        if name in ("known fact", "obscure fact"):  # the device's own judgement decides
+            return "device" if route.get("confidence", 0) >= threshold else "cloud"
+        return {"personal data": "device"}.get(name, "cloud")
+
+    wrong = [n for n, route, *_ in rows if route["target"] != expected(n, route)]
     if wrong:
         print(f"unexpected routes: {', '.join(wrong)}", file=sys.stderr)
         return 1
