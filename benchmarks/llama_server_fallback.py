@@ -98,8 +98,9 @@ def main(argv=None) -> int:
                                                                   for i in range(150))  # ~1,800 tokens: over a 1024-token bundle, within llama-server's 8192
         cases = [
             ("known fact", "Name the capital of France.", {}),
-            ("obscure fact", "What is the capital of Burkina Faso? Answer with the name of the city only.", {}),
-            ("personal data", "What is the capital of Burkina Faso? Mail it to jane.doe@example.com.", {}),
+            ("obscure fact", "What is the capital of Bhutan? Answer with the name of the city only.", {}),
+            ("personal data", "What is the capital of Bhutan? Answer with the name of the city only. Mail it to "
+                                  "jane.doe@example.com.", {}),
             ("caller asks", "Name one river in Africa.", {"route": "cloud"}),
             ("too long for the device", long_text, {}),
         ]
