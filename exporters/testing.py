@@ -94,3 +94,26 @@ def hf_greedy(hf_model, ids, max_new_tokens: int, eos_ids=(2,)) -> list[int]:
                                 max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=int(eos[0]))
     tokens = out[0, len(ids):].tolist()
     return tokens[:-1] if tokens and tokens[-1] in eos else tokens
+
+
+def write_gguf(path: str | Path, arch: str | None = "llama", *, block_count: int | None = None,
+               tokens: list[str] | None = None, tensors: dict | None = None, arch_after_vocab: bool = False) -> Path:
+    """A small GGUF file for tests of the header reader (gguf-py's writer; no real weights).
+
+    `arch_after_vocab` writes general.architecture after the token list, as a hostile file may."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), None if arch_after_vocab else arch)
+    if block_count is not None:
+        w.add_block_count(block_count)
+    if tokens is not None:
+        w.add_token_list(tokens)
+    if arch_after_vocab:
+        w.add_string("general.architecture", arch)
+    for name, array in (tensors or {}).items():
+        w.add_tensor(name, array)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return Path(path)

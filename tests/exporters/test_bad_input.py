@@ -39,14 +39,9 @@ def test_truncated_gguf(capsys, tmp_path):
     gguf = pytest.importorskip("gguf")
     import numpy as np
 
-    f = tmp_path / "tiny.gguf"
-    w = gguf.GGUFWriter(str(f), "llama")
-    w.add_block_count(1)
-    w.add_tensor("token_embd.weight", np.zeros((64, 256), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    from edge_sdk.exporters.testing import write_gguf
+
+    f = write_gguf(tmp_path / "tiny.gguf", block_count=1, tensors={"token_embd.weight": np.zeros((64, 256), np.float32)})
     data = f.read_bytes()
     f.write_bytes(data[: len(data) // 2])
     code, err = _export(capsys, str(f), "--output", str(tmp_path / "out"))

@@ -42,18 +42,10 @@ def test_a_tiny_file_declaring_a_2_to_the_40_array(capsys, tmp_path):
 
 
 def _vocab_gguf(path, arch: str, n_tokens: int, arch_first: bool, tensors: bool = False):
-    w = gguf.GGUFWriter(str(path), arch) if arch_first else gguf.GGUFWriter(str(path), arch=None)
-    tokens = [f"t{i}" for i in range(n_tokens)]
-    w.add_token_list(tokens)
-    if not arch_first:
-        w.add_string("general.architecture", arch)
-    if tensors:
-        w.add_tensor("token_embd.weight", np.zeros((4, 8), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    from edge_sdk.exporters.testing import write_gguf
+
+    return write_gguf(path, arch, tokens=[f"t{i}" for i in range(n_tokens)], arch_after_vocab=not arch_first,
+                      tensors={"token_embd.weight": np.zeros((4, 8), np.float32)} if tensors else None)
 
 
 @pytest.mark.parametrize("arch_first", [True, False], ids=["architecture first", "architecture after the vocab"])

@@ -145,16 +145,10 @@ def test_corrupt_gguf_headers_are_source_errors(tmp_path):
 
     from edge_sdk.errors import SourceError, UnsupportedModelError
     from edge_sdk.exporters.gguf_header import read_header
+    from edge_sdk.exporters.testing import write_gguf
 
-    good = tmp_path / "good.gguf"
-    w = gguf.GGUFWriter(str(good), "llama")
-    w.add_block_count(2)
-    w.add_token_list(["a", "b", "c"])
-    w.add_tensor("token_embd.weight", np.zeros((4, 8), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    good = write_gguf(tmp_path / "good.gguf", block_count=2, tokens=["a", "b", "c"],
+                      tensors={"token_embd.weight": np.zeros((4, 8), np.float32)})
     data = good.read_bytes()
     header_len = 200  # the header and metadata sit at the front; the tensor data after them
 
