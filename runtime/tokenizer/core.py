@@ -21,6 +21,7 @@ from edge_sdk import install_hint
 from edge_sdk.errors import BundleError
 
 from .bpe import BPEModel
+from .wordpiece import WordPieceModel
 from .decoders import DecoderChain
 from .safety import MAX_TOKENIZER_BYTES, check_spec
 from .text import WHITESPACE_RE, build_normalizer, build_pre_tokenizer, translate_regex
@@ -99,7 +100,7 @@ class Tokenizer:
         self._fast = fast
         self.backend = "fast" if fast is not None else "pure"
         try:
-            self._model = BPEModel(spec["model"])
+            self._model = _model(spec["model"])
             self._normalize = build_normalizer(spec.get("normalizer"))
             self._pre_tokenize = build_pre_tokenizer(spec.get("pre_tokenizer"))
             self._decoder = DecoderChain(spec.get("decoder"))
@@ -288,6 +289,11 @@ class _FastBackend:
 
     def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
         return self._call(self.parsing.decode, ids, skip_special_tokens=skip_special_tokens)
+
+
+def _model(spec: dict):
+    """The tokenizer.json `model`: BPE (decoders) or WordPiece (BERT-family encoders)."""
+    return WordPieceModel(spec) if spec.get("type") == "WordPiece" else BPEModel(spec)
 
 
 def _template_ids(spec: dict | None) -> tuple[list[int], list[int]] | None:

@@ -64,7 +64,7 @@ class DecoderChain:
                     self._replace_re[i] = (None, translate_regex(pattern["Regex"]))
                 else:
                     raise BundleError(f"tokenizer.json: Replace decoder without a pattern: {step!r}")
-            elif kind not in ("ByteLevel", "ByteFallback", "Fuse", "Strip", "Metaspace"):
+            elif kind not in ("ByteLevel", "ByteFallback", "Fuse", "Strip", "Metaspace", "WordPiece"):
                 raise BundleError(f"tokenizer.json uses the decoder {kind!r}, which the pure-Python tokenizer "
                                   "does not support; install `tokenizers` or re-export the bundle.")
 
@@ -108,6 +108,8 @@ class DecoderChain:
             return [_strip(t, step["content"], step.get("start", 0), step.get("stop", 0)) for t in tokens]
         if kind == "Metaspace":
             return [_metaspace(t, step, first=(k == 0)) for k, t in enumerate(tokens)]
+        if kind == "WordPiece":
+            return [_wordpiece(t, step, first=(k == 0)) for k, t in enumerate(tokens)]
         raise AssertionError(kind)
 
     # ------------------------------------------------------------------ per token
@@ -126,6 +128,8 @@ class DecoderChain:
                 return _level_bytes(token)
             elif kind == "Metaspace":
                 token = token.replace(step.get("replacement", "▁"), " ")
+            elif kind == "WordPiece":
+                token = _wordpiece(token, step, first=False)
         return token.encode("utf-8")
 
     # ------------------------------------------------------------------ streaming
@@ -167,6 +171,8 @@ class DecoderChain:
             return _FusedStripStage(content, start, stop), True
         if kind == "Metaspace":
             return _MetaspaceStage(step, fused), fused
+        if kind == "WordPiece":
+            raise NotStreamable  # its cleanup rewrites across token boundaries (" n't", " do not")
         raise AssertionError(kind)
 
 
@@ -188,6 +194,22 @@ def _strip(token: str, content: str, start: int, stop: int) -> str:
         else:
             break
     return token[a:b]
+
+
+# HF's WordPiece decoder cleanup: detokenization fixes applied to each token after its space is added.
+_WORDPIECE_CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                      (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def _wordpiece(token: str, step: dict, first: bool) -> str:
+    """A continuation (`##ing`) joins the previous token; any other token but the first gets a space."""
+    prefix = step.get("prefix", "##")
+    if not first:
+        token = token.replace(prefix, "", 1) if token.startswith(prefix) else " " + token
+    if step.get("cleanup", True):
+        for dirty, clean in _WORDPIECE_CLEANUP:
+            token = token.replace(dirty, clean)
+    return token
 
 
 def _metaspace(token: str, step: dict, first: bool) -> str:

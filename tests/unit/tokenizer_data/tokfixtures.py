@@ -254,11 +254,32 @@ def qwen2_paths() -> tuple[str, str]:
     return qwen, _save(llama3, "llama3.json")
 
 
+@functools.lru_cache(maxsize=None)
+def bert_wordpiece_path() -> str:
+    """A BERT-layout WordPiece tokenizer (all-MiniLM-L6-v2's pipeline: BertNormalizer with lowercase and
+    accent stripping, BertPreTokenizer, WordPiece with ##, [CLS] A [SEP], WordPiece decoder), trained here."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                                lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    trainer = trainers.WordPieceTrainer(vocab_size=4000, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                       special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return _save(json.loads(tok.to_str()), "bert_wordpiece.json")
+
+
 def all_paths() -> dict[str, str]:
     """name -> tokenizer.json path for every test tokenizer that can be built here."""
     out = {}
     out["sp_tinyllama"], out["sp_metaspace"] = sentencepiece_paths()
     out["qwen2"], out["llama3"] = qwen2_paths()
+    out["bert_wordpiece"] = bert_wordpiece_path()
     try:
         out["smollm2"], out["smollm2_legacy"] = smollm2_paths()
     except (ImportError, FileNotFoundError):
