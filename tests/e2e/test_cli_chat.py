@@ -20,6 +20,9 @@ class Terminal:
     def __init__(self, argv):
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the CLI, on the terminal
+            # As a shell starts a program in a terminal: Ctrl-C interrupts it. A test run started in the
+            # background (`cmd &` in a script) ignores SIGINT, and exec would pass that on to the CLI.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execv(sys.executable, [sys.executable, *argv])
         self.seen = ""
 
