@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/bundle_matrix.py BUNDLE [BUNDLE ...] [--rounds 5] [--threads 2] [--new-tokens 128]
 
 For comparing two exports of one model (a recipe change, a graph rewrite): round r runs every bundle once, the
-order rotating, so machine noise hits all alike. Each run loads the bundle with `edge_sdk.load`, does one
-untimed generation, then one timed: a prefill of the prompt ids, then new_tokens - 1 greedy single-token steps
-(EOS ignored), as benchmarks/compare.py does. The prompt ids are compare.py's (--ids, written by a compare.py
-run) or, without them, the bundle's own chat template applied to compare.py's prompt. Prints medians (min-max),
-peak RSS, and how many leading tokens each bundle shares with the first one.
+order rotating, so machine noise hits all alike. Each run is compare.py's edge-sdk runner
+(benchmarks/anchors/run_edgesdk.py) in a fresh process: load, one untimed generation, one timed (a prefill of
+the prompt ids, then new_tokens - 1 greedy single-token steps, EOS ignored). The prompt ids are compare.py's
+(--ids, written by a compare.py run) or, without them, the first bundle's chat template applied to
+compare.py's prompt. Prints medians (min-max), peak RSS, and how many leading tokens each bundle shares with
+the first one.
 """
 from __future__ import annotations
 
@@ -17,35 +18,10 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-RUNNER = r"""
-import json, sys, time
-import numpy as np
-import edge_sdk
-bundle, ids_file, threads, n_new, system, user = sys.argv[1:7]
-m = edge_sdk.load(bundle, threads=int(threads))
-if ids_file:
-    ids = json.load(open(ids_file))["ids"]
-else:
-    ids = m.encode_prompt([{"role": "system", "content": system}, {"role": "user", "content": user}])
-e, n_new = m.engine, int(n_new)
-for _ in range(2):  # the first is the warm-up
-    e.reset()
-    t0 = time.perf_counter()
-    tok = int(np.argmax(e.forward(ids)))
-    t1 = time.perf_counter()
-    out = [tok]
-    for _ in range(n_new - 1):
-        tok = int(np.argmax(e.forward([tok])))
-        out.append(tok)
-    t2 = time.perf_counter()
-hwm = next(int(l.split()[1]) * 1024 / 1e6 for l in open("/proc/self/status") if l.startswith("VmHWM"))
-print(json.dumps({"prefill": len(ids) / (t1 - t0), "decode": (n_new - 1) / (t2 - t1), "rss": hwm, "tokens": out}))
-"""
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
@@ -65,21 +41,34 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(HERE))
     from compare import DEFAULT_SYSTEM, DEFAULT_USER
 
-    ids_file = str(args.ids) if args.ids.is_file() else ""
-    names = [str(b) for b in args.bundles]
-    results: dict[str, list[dict]] = {n: [] for n in names}
-    print(f"load average before: {os.getloadavg()[0]:.1f}", file=sys.stderr)
-    for r in range(args.rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for n in order:
-            proc = subprocess.run([sys.executable, "-c", RUNNER, n, ids_file, str(args.threads), str(args.new_tokens),
-                                   DEFAULT_SYSTEM, DEFAULT_USER], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(f"{n} failed:\n{proc.stderr[-2000:]}")
-            res = json.loads(proc.stdout.strip().splitlines()[-1])
-            results[n].append(res)
-            print(f"round {r + 1}/{args.rounds} {n}: decode {res['decode']:.1f} tok/s, prefill {res['prefill']:.0f} tok/s",
-                  file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        ids_file = args.ids
+        if not ids_file.is_file():
+            import edge_sdk
+
+            ids = edge_sdk.load(args.bundles[0]).encode_prompt(
+                [{"role": "system", "content": DEFAULT_SYSTEM}, {"role": "user", "content": DEFAULT_USER}])
+            ids_file = Path(tmp) / "prompt_ids.json"
+            ids_file.write_text(json.dumps({"ids": ids, "new_tokens": args.new_tokens}))
+        names = [str(b) for b in args.bundles]
+        results: dict[str, list[dict]] = {n: [] for n in names}
+        print(f"load average before: {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        for r in range(args.rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for n in order:
+                proc = subprocess.run([sys.executable, str(HERE / "anchors" / "run_edgesdk.py"), "--ids", str(ids_file),
+                                       "--model", n, "--threads", str(args.threads), "--warmup", "1", "--reps", "1",
+                                       "--new-tokens", str(args.new_tokens)], capture_output=True, text=True)
+                lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+                if proc.returncode != 0 or not lines:
+                    raise SystemExit(f"{n} failed:\n{proc.stderr[-2000:]}")
+                run = json.loads(lines[-1])
+                rep = run["reps"][0]
+                res = {"prefill": run["prompt_tokens"] / rep["ttft_s"], "decode": (run["new_tokens"] - 1) / rep["decode_s"],
+                       "rss": run["peak_rss_mb"], "tokens": run["tokens"]}
+                results[n].append(res)
+                print(f"round {r + 1}/{args.rounds} {n}: decode {res['decode']:.1f} tok/s, prefill {res['prefill']:.0f} tok/s",
+                      file=sys.stderr)
     print(f"load average after: {os.getloadavg()[0]:.1f}", file=sys.stderr)
     ref = results[names[0]][0]["tokens"]
     print(f"| bundle | decode tok/s | prefill tok/s | peak RSS MB | tokens equal to {Path(names[0]).name}'s |")
