@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     rows = []
     t0 = time.time()
     for country, capital in questions():
-        confidence = Confidence()
+        confidence = Confidence(detail=True)
         ids = model.encode_prompt(QUESTION.format(country=country))
         answer = "".join(model.stream_ids(ids, confidence=confidence, max_new_tokens=16))
         rows.append({"country": country, "capital": capital, "answer": answer,

@@ -53,7 +53,7 @@ def test_the_score_is_the_models_own_probability_of_each_chosen_token(model, set
 
 
 def test_signals_on_known_distributions():
-    c = Confidence()
+    c = Confidence(detail=True)
     c.observe(np.log(np.array([0.5, 0.25, 0.25])), 0)
     c.observe(np.log(np.array([0.1, 0.6, 0.3])), 2)
     assert c.score == pytest.approx(math.sqrt(0.5 * 0.3))
