@@ -273,11 +273,14 @@ class ChatSession:
 
     def fits(self, user_text: str) -> bool:
         """Whether the device model has room for `user_text` after this conversation (and for a reply)."""
-        ids = self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
-        return len(ids) < self.model.max_context
+        return len(self._next_ids(user_text)) < self.model.max_context
+
+    def _next_ids(self, user_text: str) -> list[int]:
+        """The prompt of the next turn: this conversation, `user_text`, and the assistant's header."""
+        return self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
 
     def _turn(self, user_text: str, confidence, kw: dict) -> Iterator[str]:
-        ids = self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
+        ids = self._next_ids(user_text)
         if len(ids) >= self.model.max_context:  # fail before the history changes; leave room for a reply
             from edge_sdk.errors import ContextLengthError
 

@@ -164,9 +164,11 @@ class Router:
     def generate(self, model, messages: list[dict[str, str]], *, allow_cloud_pii: bool = False, **settings) -> Answer:
         """Answer `messages` with `model` or the fallback, by the policy. Blocking; never raises for a fallback
         failure (the device answers, marked degraded)."""
+        ids = model.encode_prompt(messages)
+
         def device(reason, **info):
             confidence = Confidence()
-            text = "".join(model.stream_ids(model.encode_prompt(messages), confidence=confidence, **settings))
+            text = "".join(model.stream_ids(ids, confidence=confidence, **settings))
             return Answer(text, {"target": "device", "reason": reason, "confidence": round(confidence.score, 4),
                                  **info})
 
@@ -174,9 +176,7 @@ class Router:
             return device("local-only")
         may_send, redactor, pii = self.privacy([m["content"] for m in messages], allow_cloud_pii)
         extra = {"redacted": pii} if redactor else {}
-        ids = model.encode_prompt(messages)
-        cloud_settings = {"max_tokens": settings.get("max_new_tokens"), "temperature": settings.get("temperature"),
-                          "top_p": settings.get("top_p"), "seed": settings.get("seed"), "stop": settings.get("stop")}
+        cloud_settings = _cloud_settings(settings)
 
         def cloud(why, **info):
             got = self.ask("chat", messages, None, cloud_settings, model.manifest.get("name", "model"), redactor)
@@ -222,8 +222,7 @@ class Router:
         messages = [*chat.messages, {"role": "user", "content": user_text}]
         may_send, redactor, pii = self.privacy([m["content"] for m in messages], allow_cloud_pii)
         extra = {"redacted": pii} if redactor else {}
-        cloud_settings = {"max_tokens": settings.get("max_new_tokens"), "temperature": settings.get("temperature"),
-                          "top_p": settings.get("top_p"), "seed": settings.get("seed"), "stop": settings.get("stop")}
+        cloud_settings = _cloud_settings(settings)
         name = chat.model.manifest.get("name", "model")
 
         if not chat.fits(user_text):
@@ -300,3 +299,9 @@ class Router:
         finally:  # the question joins the history either way, with the answer the user saw
             chat.add_exchange(user_text, text if shown else "")
         yield Event("route", route=route)
+
+
+def _cloud_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The fallback request's sampling fields from a device call's keyword arguments."""
+    return {"max_tokens": settings.get("max_new_tokens"), "temperature": settings.get("temperature"),
+            "top_p": settings.get("top_p"), "seed": settings.get("seed"), "stop": settings.get("stop")}
