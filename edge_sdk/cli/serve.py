@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import MAX_THREADS, positive, threads
+from ._common import add_load_args, count, positive
 
 EPILOG = """\
 endpoints (OpenAI API):
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Serve a bundle over the OpenAI HTTP API, on this machine (loopback) unless "
                                    "--host says otherwise. Needs the serve extra: pip install 'edge-sdk-llm[serve]'.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bundle", metavar="BUNDLE", help="edge bundle folder")
+    add_load_args(p)  # BUNDLE, --device, --threads (per model), --trusted-key
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
     key = p.add_mutually_exclusive_group()
@@ -53,11 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-name", metavar="NAME", help="model id clients send (default: the bundle's name)")
     p.add_argument("--instances", type=positive, default=1, metavar="N",
                    help="models loaded side by side: N generations at once (default 1; each costs the bundle's memory)")
-    p.add_argument("--max-queue", type=int, default=8, metavar="N",
+    p.add_argument("--max-queue", type=count, default=8, metavar="N",
                    help="requests that may wait for a model; more get 503 + Retry-After (default 8)")
-    p.add_argument("--device", metavar="NAME", help="device profile overriding the bundle's")
-    p.add_argument("--threads", type=threads, metavar="N", help=f"intra-op threads per model (1-{MAX_THREADS})")
-    p.add_argument("--trusted-key", action="append", metavar="KEY.pub", help="require a bundle signed by this key")
     p.add_argument("--log-requests", metavar="FILE", help="append every request body to FILE (JSON lines)")
     h = p.add_argument_group("hybrid routing")
     h.add_argument("--fallback", metavar="URL", help="OpenAI-compatible endpoint to escalate to (e.g. https://host/v1)")
@@ -92,9 +89,6 @@ def run(args: argparse.Namespace) -> int:
         if not api_key:
             print(f"error: --api-key-env {args.api_key_env}: that environment variable is empty or not set", file=sys.stderr)
             return 2
-    if args.max_queue < 0:
-        print("error: --max-queue must be >= 0", file=sys.stderr)
-        return 2
     policy = args.policy or ("auto" if args.fallback else "local-only")
     if policy != "local-only" and not args.fallback:
         print(f"error: --policy {policy} needs --fallback URL", file=sys.stderr)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
@@ -80,15 +79,16 @@ class Server:
                            type="authentication_error", code="invalid_api_key")
 
     async def _body(self, request: HttpRequest) -> Any:
+        too_large = ApiError(413, f"the request body is larger than {protocol.MAX_BODY >> 20} MB",
+                             code="request_too_large")
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > protocol.MAX_BODY:
-            raise ApiError(413, f"the request body is larger than {protocol.MAX_BODY >> 20} MB", code="request_too_large")
+            raise too_large
         data = b""
         async for chunk in request.stream():
             data += chunk
             if len(data) > protocol.MAX_BODY:
-                raise ApiError(413, f"the request body is larger than {protocol.MAX_BODY >> 20} MB",
-                               code="request_too_large")
+                raise too_large
         try:
             return json.loads(data)
         except (ValueError, UnicodeDecodeError):
@@ -157,8 +157,7 @@ class Server:
         settings = self.settings(req, ids)
 
         def start():
-            return model.stream_ids(ids, confidence=observer, **settings) if observer is not None \
-                else model.stream_ids(ids, **settings)
+            return model.stream_ids(ids, confidence=observer, **settings)
 
         async for piece in self.pool.stream(model, start, job):
             yield piece
@@ -248,7 +247,3 @@ async def _prepend(first, rest: AsyncIterator[str]) -> AsyncIterator[str]:
 
 def create_app(pool: ModelPool, model_id: str, **kwargs) -> Starlette:
     return Server(pool, model_id, **kwargs).app
-
-
-def timestamp() -> int:
-    return int(time.time())
