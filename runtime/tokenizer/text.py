@@ -345,17 +345,17 @@ def build_pre_tokenizer(spec: dict | None):
     if kind == "Whitespace":
         regex = translate_regex(r"\w+|[^\w\s]+")
         return lambda pieces: _split_pieces(pieces, regex, "removed", invert=True)
-    if kind == "BertPreTokenizer":
-        return lambda pieces: [(w, at_start and i == 0) for text, at_start in pieces
-                               for i, w in enumerate(bert_words(text))]
+    if kind == "BertPreTokenizer":  # as HF composes it: whitespace removed, then each punctuation isolated
+        spaces, punct = translate_regex(r"\s+"), translate_regex(BERT_PUNCTUATION)
+        return lambda pieces: _split_pieces(_split_pieces(pieces, spaces, "removed"), punct, "isolated")
     raise BundleError(f"tokenizer.json uses the pre-tokenizer {kind!r}, which the pure-Python tokenizer does "
                       "not support; re-export the bundle with a supported tokenizer or install `tokenizers`.")
 
 
 # ---------------------------------------------------------------- BERT (WordPiece encoders)
-# As HF `tokenizers`: whitespace is the Unicode White_Space property, "other" characters are the
-# categories Cc Cf Co Cs (its tables have no Cn: an unassigned code point is kept, not cleaned away),
-# punctuation is ASCII punctuation or any P* category. HF's tables are older than this Python's: a
+# As HF `tokenizers`: whitespace is the Unicode White_Space property (the same set as WHITESPACE_RE),
+# "other" characters are the categories Cc Cf Co Cs (its tables have no Cn: an unassigned code point
+# is kept, not cleaned away), punctuation is ASCII punctuation or any P* category. HF's tables are older than this Python's: a
 # character whose category changed since (U+166D was punctuation until Unicode 12; U+061D is new in
 # 14) can be split differently. The parity tests hold every character both versions class alike.
 
@@ -363,18 +363,12 @@ _CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73
         (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 
 
-def _is_bert_whitespace(c: str) -> bool:
-    return c in "\t\n\r " or (unicodedata.category(c) in ("Zs", "Zl", "Zp")) or c in "\x0b\x0c\x85"
-
-
 def _is_other(c: str) -> bool:
     return unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs")
 
 
-def _is_bert_punctuation(c: str) -> bool:
-    o = ord(c)
-    return (33 <= o <= 47 or 58 <= o <= 64 or 91 <= o <= 96 or 123 <= o <= 126
-            or unicodedata.category(c).startswith("P"))
+# HF's is_bert_punc: ASCII punctuation (which holds symbols such as $ + < = > ^ ` | ~) or any P* category.
+BERT_PUNCTUATION = r"[\p{P}!-/:-@\[-`{-~]"
 
 
 def _bert_normalizer(spec: dict):
@@ -385,7 +379,7 @@ def _bert_normalizer(spec: dict):
 
     def normalize(text: str) -> str:
         if clean:
-            text = "".join(" " if _is_bert_whitespace(c) else c for c in text
+            text = "".join(" " if WHITESPACE_RE.match(c) else c for c in text
                            if c not in "\x00\ufffd" and (c in "\t\n\r" or not _is_other(c)))
         if cjk:
             text = "".join(f" {c} " if any(lo <= ord(c) <= hi for lo, hi in _CJK) else c for c in text)
@@ -395,23 +389,3 @@ def _bert_normalizer(spec: dict):
             text = "".join(c.lower() for c in text)
         return text
     return normalize
-
-
-def bert_words(text: str) -> list[str]:
-    """BertPreTokenizer: split on whitespace (dropped), then every punctuation character is a word."""
-    words, current = [], []
-    for c in text:
-        if _is_bert_whitespace(c):
-            if current:
-                words.append("".join(current))
-                current = []
-        elif _is_bert_punctuation(c):
-            if current:
-                words.append("".join(current))
-                current = []
-            words.append(c)
-        else:
-            current.append(c)
-    if current:
-        words.append("".join(current))
-    return words
