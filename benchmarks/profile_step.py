@@ -14,6 +14,7 @@ allocation, thread hand-offs) plus the Python call.
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import json
 import os
@@ -75,8 +76,6 @@ def main() -> int:
     per_op: dict[str, float] = collections.defaultdict(float)
     nodes: dict[str, set] = collections.defaultdict(set)
     starts = [w[0] for w in windows]
-    import bisect
-
     for e in events:
         if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
             continue
