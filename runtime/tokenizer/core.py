@@ -273,6 +273,12 @@ class _FastBackend:
         # encoded as text. Two instances, because flipping one flag per call is not thread-safe.
         self.literal = self._call(tokenizers.Tokenizer.from_str, text)
         self.literal.encode_special_tokens = True
+        # A tokenizer.json may carry truncation and padding (all-MiniLM-L6-v2's: cut at 128, pad to 128);
+        # `tokenizers` would apply them to every encode. Like the pure backend, give the text's ids:
+        # an Embedder truncates to its manifest's length itself.
+        for tok in (self.parsing, self.literal):
+            tok.no_truncation()
+            tok.no_padding()
 
     def _call(self, f, *args, **kwargs):
         try:

@@ -274,6 +274,16 @@ def bert_wordpiece_path() -> str:
     return _save(json.loads(tok.to_str()), "bert_wordpiece.json")
 
 
+def minilm_path() -> str:
+    """all-MiniLM-L6-v2's own tokenizer.json (the real WordPiece vocabulary an embedder bundle ships), from
+    the alias's offline source; raises ImportError without the export extra, to skip."""
+    import transformers  # noqa: F401
+
+    from edge_sdk.exporters.sources import resolve
+
+    return str(resolve("all-minilm-l6-v2").model_dir / "tokenizer.json")
+
+
 def all_paths() -> dict[str, str]:
     """name -> tokenizer.json path for every test tokenizer that can be built here."""
     out = {}
@@ -282,6 +292,10 @@ def all_paths() -> dict[str, str]:
     out["bert_wordpiece"] = bert_wordpiece_path()
     try:
         out["smollm2"], out["smollm2_legacy"] = smollm2_paths()
+    except (ImportError, FileNotFoundError):
+        pass
+    try:
+        out["minilm"] = minilm_path()
     except (ImportError, FileNotFoundError):
         pass
     return out
