@@ -5,6 +5,7 @@ Device side (numpy + onnxruntime only)::
     import edge_sdk
     model = edge_sdk.load("bundles/smollm2-135m-instruct")
     print(model.generate("Name the capital of France.", max_new_tokens=32))
+    vectors = edge_sdk.load("bundles/minilm").embed(["a text", "another"])   # an embedder bundle
 
 Host side (needs the ``[export]`` extra)::
 
@@ -28,14 +29,16 @@ from edge_sdk.errors import (  # noqa: E402  (cheap, stdlib only)
 )
 
 
-def load(bundle_dir, device=None, threads=None, trusted_keys=None):
-    """Load an edge bundle for generation. See :func:`edge_sdk.runtime.model.load`.
+def load(bundle_dir, device=None, threads=None, trusted_keys=None, kind=None):
+    """Load an edge bundle: a Model (generates text), or an Embedder for an embedder bundle
+    (``.embed(texts)`` -> vectors). See :func:`edge_sdk.runtime.model.load`.
 
     trusted_keys: publishers' Ed25519 public keys; when given, an unsigned or foreign bundle is refused.
+    kind: "decoder" or "embedder" to refuse the other kind with a clear BundleError.
     """
     from edge_sdk.runtime.model import load as _load
 
-    return _load(bundle_dir, device=device, threads=threads, trusted_keys=trusted_keys)
+    return _load(bundle_dir, device=device, threads=threads, trusted_keys=trusted_keys, kind=kind)
 
 
 def export(source, output, **kwargs):

@@ -105,6 +105,14 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
 
     progress.stage(f"resolving {source}")
     src = sources.resolve(source, progress)
+    if src.role == "embedder":
+        from .embedder.export import export_embedder
+
+        if max_context is not None:
+            raise UnsupportedModelError("--max-context applies to decoders; an embedder's input length comes from "
+                                        "its sentence-transformers config")
+        return export_embedder(src, output, profile=profile, recipe=recipe, force=force, validate=validate,
+                               progress=progress, versions=_versions())
     args = src.args
     ctx = int(max_context or min(profile.max_context, args.max_position_embeddings))
     progress.note(f"{args.model_type}: {args.num_hidden_layers} layers, hidden {args.hidden_size}, "

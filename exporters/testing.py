@@ -117,3 +117,62 @@ def write_gguf(path: str | Path, arch: str | None = "llama", *, block_count: int
     w.write_tensors_to_file()
     w.close()
     return Path(path)
+
+
+def make_wordpiece_tokenizer(vocab_size: int = 600):
+    """A BERT-layout WordPiece tokenizer (lowercasing BertNormalizer, [CLS] A [SEP]) trained on the corpus."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.train_from_iterator(_corpus(), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                                 show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+    return tok
+
+
+def make_tiny_embedder_dir(folder: Path, pooling: str = "mean", normalize: bool = True, seed: int = 0,
+                           max_seq_length: int = 48) -> Path:
+    """A sentence-transformers folder around a 2-layer random BERT (the fake() encoder config): the source
+    of embedder-export tests, saved by sentence-transformers itself so its files are the real layout."""
+    import dataclasses
+    import warnings
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    from .embedder.architecture import fake
+
+    folder = Path(folder)
+    hf_dir = folder.parent / f".{folder.name}-hf"
+    tok = make_wordpiece_tokenizer()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                                   pad_token="[PAD]", mask_token="[MASK]")
+    cfg = {k: v for k, v in dataclasses.asdict(fake()).items() if k != "model_type"}
+    cfg["vocab_size"] = tok.get_vocab_size()
+    torch.manual_seed(seed)
+    BertModel(BertConfig(**cfg)).eval().save_pretrained(hf_dir)
+    fast.save_pretrained(hf_dir)
+    with warnings.catch_warnings():  # 6.x moved the module classes; this import works in 2.x to 6.x
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from sentence_transformers import models
+    modules = [models.Transformer(str(hf_dir), max_seq_length=max_seq_length), models.Pooling(cfg["hidden_size"], pooling)]
+    if normalize:
+        modules.append(models.Normalize())
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    return folder
+
+
+def make_tiny_embedder_bundle(out: Path, recipe: str = "fp32", **kwargs) -> Path:
+    """Export a tiny random sentence-transformers model (make_tiny_embedder_dir) and validate it."""
+    from .export import export
+
+    src = make_tiny_embedder_dir(Path(out).parent / "tiny-embedder-src", **kwargs)
+    export(str(src), out, recipe=recipe, progress=False)
+    return Path(out)

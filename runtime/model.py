@@ -19,6 +19,7 @@ from .tokenizer import StreamingDetokenizer
 from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
 from .bundle import read_manifest, resolve
+from .bundle.manifest import manifest_kind
 from .providers import SessionConfig
 from .stopping import StopStrings
 from .tokenizer import Tokenizer
@@ -313,9 +314,20 @@ def _check_user_text(user_text) -> None:
         raise ValueError("user_text is empty")
 
 
+_WRONG_KIND = {
+    "decoder": "{path} is an embedder bundle (it turns text into vectors for document search), not a language model; "
+               "this needs a bundle exported from a chat model, e.g. `edge-sdk export smollm2-135m-instruct --output DIR`",
+    "embedder": "{path} is a language-model bundle, not an embedder; document search needs an embedder bundle, e.g. "
+                "`edge-sdk export all-minilm-l6-v2 --output DIR`",
+}
+
+
 def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int | None = None,
-         tokenizer_backend: str = "auto", trusted_keys=None) -> Model:
+         tokenizer_backend: str = "auto", trusted_keys=None, kind: str | None = None) -> "Model | Embedder":
     """Load an edge bundle: check its manifest, confine and hash its files, open its graph(s).
+
+    Returns a Model (generates text) or, for a bundle of kind "embedder", an Embedder (sentence vectors).
+    kind: "decoder" or "embedder" to insist on one (a clear BundleError for the other, before any graph opens).
 
     device: a device profile name overriding the bundle's own (e.g. "x86-64-laptop").
     threads: intra-op threads (default: the profile's; env EDGE_SDK_THREADS overrides).
@@ -324,4 +336,10 @@ def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int 
     """
     bundle_dir = Path(os.path.realpath(bundle_dir))
     manifest = read_manifest(bundle_dir, trusted_keys=trusted_keys)
+    if kind is not None and manifest_kind(manifest) != kind:
+        raise BundleError(_WRONG_KIND[kind].format(path=bundle_dir))
+    if manifest_kind(manifest) == "embedder":
+        from .embed import Embedder
+
+        return Embedder(bundle_dir, manifest, _session_config(manifest, device, threads), tokenizer_backend)
     return Model(bundle_dir, manifest, _session_config(manifest, device, threads), tokenizer_backend)

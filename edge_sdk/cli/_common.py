@@ -89,7 +89,8 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
 def load_model(args: argparse.Namespace):
     import edge_sdk
 
-    return edge_sdk.load(args.bundle, device=args.device, threads=args.threads, trusted_keys=args.trusted_key)
+    return edge_sdk.load(args.bundle, device=args.device, threads=args.threads, trusted_keys=args.trusted_key,
+                         kind="decoder")
 
 
 def read_text_arg(value: str, what: str) -> str:

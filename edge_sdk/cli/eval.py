@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if show:
         show(f"loading {args.bundle}" + (f" and the reference {args.reference}" if args.reference else ""))
     model = load_model(args)
-    ref = edge_sdk.load(args.reference, device=args.device, threads=args.threads) if args.reference else None
+    ref = edge_sdk.load(args.reference, device=args.device, threads=args.threads, kind="decoder") if args.reference else None
     # One window for both bundles, so the two perplexities score the same tokens with the same context.
     window = args.window or min(512, model.max_context, ref.max_context if ref else model.max_context)
     try:

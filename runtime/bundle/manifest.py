@@ -27,9 +27,20 @@ SCHEMA_VERSION = 1
 BUNDLE_FORMAT = "edge-bundle"
 MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists files and figures: megabytes at most
 
-# Top-level sections every manifest of this schema has.
+# Top-level sections every manifest of this schema has, by its "kind" (absent = "decoder": bundles
+# written before embedders existed stay readable).
 REQUIRED_SECTIONS = ("architecture", "graph", "kv_cache", "tokenizer", "chat_template", "generation",
                      "quantization", "device", "files", "provenance", "validation")
+SECTIONS_BY_KIND = {
+    "decoder": REQUIRED_SECTIONS,
+    "embedder": ("architecture", "graph", "tokenizer", "embedding", "quantization", "device", "files", "provenance",
+                 "validation"),
+}
+
+
+def manifest_kind(manifest: dict[str, Any]) -> str:
+    """"decoder" (generates text) or "embedder" (sentence vectors); checked by parse_manifest."""
+    return manifest.get("kind", "decoder")
 
 
 def _reject_constant(name: str):
@@ -68,7 +79,11 @@ def parse_manifest(data: bytes, path: Path) -> dict[str, Any]:
             f"{path}: schema_version {repr(version)[:20]} is not supported by this edge-sdk (it reads {SCHEMA_VERSION}); "
             "re-export the bundle with this version, or upgrade edge-sdk"
         )
-    missing = [s for s in REQUIRED_SECTIONS if s not in manifest]
+    kind = manifest.get("kind", "decoder")
+    if not isinstance(kind, str) or kind not in SECTIONS_BY_KIND:
+        raise BundleError(f"{path}: 'kind' is {str(kind)[:40]!r}; this edge-sdk reads {', '.join(SECTIONS_BY_KIND)} "
+                          "bundles - upgrade edge-sdk or re-export the bundle")
+    missing = [s for s in SECTIONS_BY_KIND[kind] if s not in manifest]
     if missing:
         raise BundleError(f"{path}: missing sections {missing}; the bundle is incomplete - re-export it")
     return manifest

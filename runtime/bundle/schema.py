@@ -128,6 +128,8 @@ def _provider_options(options: Any, where: str) -> None:
 
 def validate(m: dict[str, Any]) -> None:
     """Raise BundleError naming the first field of manifest `m` that the runtime cannot safely use."""
+    if m.get("kind", "decoder") == "embedder":
+        return _validate_embedder(m)
     for key in ("architecture", "graph", "kv_cache", "tokenizer", "chat_template", "generation", "quantization",
                 "device", "provenance", "validation"):
         _section(m, key)
@@ -205,8 +207,10 @@ def validate(m: dict[str, Any]) -> None:
         raise _fail("generation.stop", "must be a non-empty string or a list of up to 64 of them", stop)
 
     _str(m["quantization"], "format", "quantization", required=False, limit=64)
+    _device(m["device"])
 
-    dev = m["device"]
+
+def _device(dev: dict) -> None:
     eps = dev.get("execution_providers")
     if eps is not None and (not isinstance(eps, list) or not eps or len(set(map(str, eps))) != len(eps)
                             or any(ep not in KNOWN_PROVIDERS for ep in eps)):
@@ -217,6 +221,44 @@ def validate(m: dict[str, Any]) -> None:
     _provider_options(dev.get("provider_options"), "device.provider_options")
 
 
+POOLINGS = ("mean", "cls", "max")  # runtime/embed/pooling.py
+MAX_BATCH_TOKENS = 1 << 16
+
+
+def _ids(d: dict, key: str, where: str, vocab: int) -> None:
+    v = d.get(key, [])
+    if not isinstance(v, list) or len(v) > 8 or any(not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab
+                                                     for t in v):
+        raise _fail(f"{where}.{key}", f"must be a list of at most 8 token ids (0 to {vocab - 1})", v)
+
+
+def _validate_embedder(m: dict[str, Any]) -> None:
+    """The fields an Embedder reads (runtime/embed/embedder.py)."""
+    for key in ("architecture", "graph", "tokenizer", "embedding", "quantization", "device", "provenance", "validation"):
+        _section(m, key)
+    _str(m, "name", "manifest", required=False, limit=200)
+    vocab = _int(m["architecture"], "vocab_size", "architecture", 1, MAX_VOCAB)
+    positions = _int(m["architecture"], "max_position_embeddings", "architecture", 2, MAX_CONTEXT)
+    graph = m["graph"]
+    _str(graph, "flavour", "graph", choices=("encoder",))
+    files = _names(graph, "files", "graph")
+    if "encoder" not in files:
+        raise _fail("graph.files.encoder", "is missing (an embedder runs it)")
+    tok = m["tokenizer"]
+    check_name(_str(tok, "file", "tokenizer"), "'tokenizer.file'")
+    _int(tok, "pad_token_id", "tokenizer", 0, vocab - 1)
+    _ids(tok, "prefix_ids", "tokenizer", vocab)
+    _ids(tok, "suffix_ids", "tokenizer", vocab)
+    emb = m["embedding"]
+    _int(emb, "dim", "embedding", 1, 1 << 16)
+    _str(emb, "pooling", "embedding", choices=POOLINGS)
+    _bool(emb, "normalize", "embedding")
+    max_tokens = _int(emb, "max_tokens", "embedding", len(tok.get("prefix_ids", [])) + len(tok.get("suffix_ids", [])) + 1,
+                      positions)
+    _int(emb, "batch_size", "embedding", 1, max(1, MAX_BATCH_TOKENS // max_tokens), required=False)
+    _device(m["device"])
+
+
 def opened_files(m: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, name) of every file the runtime opens directly (graphs reference more; see onnx_refs)."""
     graph = m["graph"]
@@ -224,6 +266,6 @@ def opened_files(m: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(graph.get("context_binaries"), dict):
         out += [(f"graph.context_binaries.files.{role}", name) for role, name in graph["context_binaries"]["files"].items()]
     out.append(("tokenizer.file", m["tokenizer"]["file"]))
-    if m["chat_template"].get("file"):
+    if m.get("chat_template", {}).get("file"):
         out.append(("chat_template.file", m["chat_template"]["file"]))
     return out

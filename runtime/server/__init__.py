@@ -26,7 +26,7 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
     from .app import Server
     from .pool import ModelPool
 
-    models = [edge_sdk.load(bundle, device=device, threads=threads, trusted_keys=trusted_keys)
+    models = [edge_sdk.load(bundle, device=device, threads=threads, trusted_keys=trusted_keys, kind="decoder")
               for _ in range(instances)]
     model_id = model_name or models[0].manifest.get("name") or os.path.basename(os.fspath(bundle))
     router = None

@@ -1,0 +1,51 @@
+"""A small retrieval test set for export validation: passages on distinct topics, and queries that
+each have one clearly right passage (and near misses). The check is that our bundle ranks the
+passages as sentence-transformers does, not that the model is right."""
+from __future__ import annotations
+
+PASSAGES = [
+    "To reset the router, hold the recessed button on the back for ten seconds until the light blinks amber.",
+    "The router's light turns solid green once it has connected to the internet provider.",
+    "Our office is open from 8:30 to 17:00 on weekdays and closed on public holidays.",
+    "Employees get 25 days of paid leave per year, plus one extra day for every five years of service.",
+    "Sick leave of more than three days needs a note from a doctor.",
+    "The Eiffel Tower was completed in 1889 for the World's Fair in Paris.",
+    "Mount Everest, at 8,849 metres, is the highest mountain above sea level.",
+    "The Amazon is the largest rainforest on Earth and spans nine countries.",
+    "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen.",
+    "Mitochondria produce most of the chemical energy a cell uses, as ATP.",
+    "To bake sourdough, mix flour, water, salt and starter, let it rise overnight, then bake at 240 degrees.",
+    "A vinaigrette is three parts oil to one part vinegar, with salt, pepper and a little mustard.",
+    "Python lists are mutable; tuples cannot be changed after they are created.",
+    "A SQL JOIN combines rows from two tables based on a related column.",
+    "Git rebase moves a branch onto a new base commit, rewriting its history.",
+    "The train to the airport leaves every fifteen minutes from platform 4.",
+    "Passports must be valid for at least six months after the date of entry.",
+    "Checked luggage may weigh up to 23 kilograms in economy class.",
+    "Regular exercise lowers blood pressure and improves sleep.",
+    "Adults should drink about two litres of water a day, more in hot weather.",
+    "The battery lasts about twelve hours of video playback on a full charge.",
+    "Charging from empty to 80 percent takes around 45 minutes with the supplied adapter.",
+    "The warranty covers manufacturing defects for two years from the date of purchase.",
+    "Jupiter is the largest planet in the solar system and has at least 95 moons.",
+    "A light-year is the distance light travels in one year, about 9.46 trillion kilometres.",
+    "Le musée du Louvre est le musée d'art le plus visité au monde.",
+    "Der Rhein fließt durch die Schweiz, Deutschland und die Niederlande.",
+    "東京は日本の首都で、世界最大の都市圏の一つです。",
+    "Tomatoes grow best in full sun with regular, deep watering.",
+    "Prune roses in late winter, just before new growth begins.",
+]
+QUERIES = [
+    "how do I restart my wifi router",
+    "what does a green light on the router mean",
+    "how many vacation days do staff get",
+    "when was the eiffel tower built",
+    "tallest mountain in the world",
+    "how do plants make food from sunlight",
+    "recipe for bread with a starter",
+    "difference between a list and a tuple in python",
+    "how heavy can my suitcase be",
+    "how long does the battery last",
+    "is my broken phone covered by warranty",
+    "when should I prune roses",
+]
