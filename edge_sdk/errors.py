@@ -48,3 +48,15 @@ class DeviceError(EdgeError):
 
 class DeviceBuildError(EdgeError):
     """A device build cannot be made: an unknown target, no wheels for a dependency, a bundle the target cannot run."""
+
+
+class DocumentIndexError(EdgeError):
+    """A document index (edge_sdk.rag.Index) is missing, not an index, corrupt, from a newer edge-sdk, or was
+    made by a different embedder than the one given."""
+
+
+class DocumentReadError(EdgeError):
+    """A document cannot be indexed: an unsupported format, binary or non-UTF-8 content, too large, unreadable.
+    Index.add records it as a failed file and indexes the rest."""
+
+    exit_code = 1
