@@ -1,0 +1,65 @@
+"""edge-sdk ask BUNDLE --index INDEX QUESTION: an answer from your documents, with its sources."""
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_load_args, add_sampling_args, positive, sampling_kwargs
+
+EPILOG = """\
+The question is embedded with the index's own embedder (recorded when the index was created), the k
+closest chunks are put into the prompt, numbered, best first (the lowest-ranked are dropped if they do
+not fit the model's context), and the model is asked to answer only from them. The sources the answer
+draws on are printed under it: the ones it cites as [n], or else the ones sharing most words with it.
+
+examples:
+  edge-sdk index add docs.index ~/notes --embedder bundles/minilm
+  edge-sdk ask bundles/smollm2 --index docs.index "How many leave days do I get?"
+  edge-sdk ask bundles/smollm2 --index docs.index "..." --json -k 2
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="answer a question from your indexed documents, with sources",
+                       description="Answer QUESTION with the decoder BUNDLE from the documents in INDEX "
+                                   "(built with `edge-sdk index add`), and show which files and chunks it used.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_load_args(p)
+    p.add_argument("question", metavar="QUESTION", help="the question (use - to read it from stdin)")
+    p.add_argument("--index", required=True, metavar="INDEX", help="the document index (edge-sdk index add)")
+    p.add_argument("-k", type=positive, default=4, metavar="K", help="chunks to retrieve (default 4)")
+    p.add_argument("--embedder", metavar="DIR", help="the index's embedder bundle, if it has moved since indexing")
+    p.add_argument("--json", action="store_true", help="print one JSON object: answer, cited and given sources")
+    add_sampling_args(p)
+    p.set_defaults(func=run, max_new_tokens=128)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from edge_sdk.runtime.rag import Index, ask
+
+    from ._common import load_model, read_text_arg
+    from .index import _load_embedder, _recorded_embedder
+
+    question = read_text_arg(args.question, "QUESTION")
+    if not question.strip():
+        print("error: the question is empty", file=sys.stderr)
+        return 2
+    embedder = _load_embedder(args.embedder) if args.embedder else _recorded_embedder(args.index)
+    model = load_model(args)
+    with Index.open(args.index, embedder) as index:
+        if not len(index):
+            print(f"error: {args.index} holds no documents; add some with `edge-sdk index add {args.index} FILES`",
+                  file=sys.stderr)
+            return 2
+        answer = ask(model, index, question, k=args.k, **sampling_kwargs(args))
+    if args.json:
+        print(json.dumps(answer.as_dict(), ensure_ascii=False))
+        return 0
+    print(answer.text)
+    shown = answer.cited or answer.sources
+    print("\nSources" + ("" if answer.cited else " given to the model (the answer cites none)") + ":")
+    for s in shown:
+        print(f"  [{s.n}] {s.path} (chunk {s.chunk_no}, similarity {s.score:.2f})")
+    return 0

@@ -1,0 +1,144 @@
+"""Answers grounded in the user's documents: retrieve, fit the sources into the context, generate, cite.
+
+    answer = ask(model, index, "How many leave days do I get?")
+    print(answer.text)                                   # "You get 27 days of paid leave [1]."
+    for s in answer.cited:
+        print(f"[{s.n}] {s.path} (chunk {s.chunk_no})")
+
+The sources go into one user turn, numbered, best first, with the instruction to answer only from
+them. What does not fit the decoder's context (with room for the reply) is dropped lowest-ranked
+first. With a hybrid Router the grounded turn goes through its policy, so the privacy gate sees the
+retrieved text too: a source holding personal data keeps the question on the device.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_sdk.errors import ContextLengthError
+
+INSTRUCTION = ("Answer the question using only the sources below. Keep the answer short. If the sources do not "
+               "contain the answer, say that you do not know.")
+DEFAULT_K = 4
+DEFAULT_REPLY_TOKENS = 128
+
+
+@dataclass(frozen=True)
+class Source:
+    """A retrieved chunk as given to the model: the answer cites it as [n]."""
+
+    n: int
+    path: str
+    chunk_no: int
+    score: float  # cosine similarity to the question
+    text: str
+    start: int  # text == document[start:end]
+    end: int
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+@dataclass
+class GroundedPrompt:
+    question: str
+    user_message: str  # the numbered sources, the instruction and the question: one user turn
+    sources: list[Source]
+    dropped: int  # retrieved chunks left out so that the prompt and the reply fit the context
+    prompt_tokens: int
+
+
+@dataclass
+class Answer:
+    text: str
+    sources: list[Source]  # what the model was given
+    cited: list[Source]  # what the answer draws on (see cited_sources)
+    route: dict[str, Any] = field(default_factory=lambda: {"target": "device"})
+    stats: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        src = lambda s: {"n": s.n, "path": s.path, "chunk": s.chunk_no, "score": round(s.score, 4),  # noqa: E731
+                         "start": s.start, "end": s.end}
+        return {"answer": self.text, "cited": [src(s) for s in self.cited], "sources": [src(s) for s in self.sources],
+                "route": self.route}
+
+
+def format_message(question: str, sources: list[Source]) -> str:
+    blocks = [f"[{s.n}] (from {s.name})\n{s.text.strip()}" for s in sources]
+    return f"{INSTRUCTION}\n\nSources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question.strip()}"
+
+
+def prepare(model, index, question: str, *, k: int = DEFAULT_K, reply_tokens: int = DEFAULT_REPLY_TOKENS,
+            history: list[dict[str, str]] | None = None) -> GroundedPrompt:
+    """Retrieve `k` chunks for `question` and build the grounded user turn for `model`.
+
+    reply_tokens: room kept for the answer. history: earlier messages of a conversation (they count
+    against the context too). Raises ContextLengthError if even the question alone does not fit.
+    """
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("the question is empty: ask something")
+    hits = index.search(question, k=k)
+    sources = [Source(i + 1, h.path, h.chunk_no, h.score, h.text, h.start, h.end) for i, h in enumerate(hits)]
+    history = list(history or [])
+    budget = model.max_context - reply_tokens
+    while True:
+        message = format_message(question, sources) if sources else question.strip()
+        tokens = len(model.encode_prompt(history + [{"role": "user", "content": message}]))
+        if tokens <= budget or not sources:
+            break
+        sources = sources[:-1]  # the lowest-ranked source goes first
+    if tokens > budget:
+        raise ContextLengthError(f"the question ({tokens} tokens with the conversation) leaves no room for sources and "
+                                 f"a {reply_tokens}-token answer in the model's {model.max_context}-token context; "
+                                 "start a new conversation or ask a shorter question")
+    return GroundedPrompt(question, message, sources, len(hits) - len(sources), tokens)
+
+
+_MARK = re.compile(r"\[(\d{1,3})\]")
+_WORD = re.compile(r"\w+")
+_STOP = frozenset("""a an and are as at be by can do does for from has have how i if in is it its of on or that the their
+there this to was were what when where which who why will with you your not no yes source sources answer question
+know""".split())
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and (len(w) > 2 or w.isdigit())}
+
+
+def cited_sources(answer_text: str, sources: list[Source]) -> list[Source]:
+    """The sources an answer draws on: those it cites as [n]; if it cites none (small models often
+    don't), those sharing the most content words with it - numbers and names weigh as much as any
+    word, function words not at all. Empty when the answer shares nothing with any source."""
+    by_n = {s.n: s for s in sources}
+    marked = [by_n[n] for n in dict.fromkeys(int(m) for m in _MARK.findall(answer_text)) if n in by_n]
+    if marked:
+        return marked
+    words = _content_words(answer_text)
+    overlap = [len(words & _content_words(s.text)) for s in sources]
+    best = max(overlap, default=0)
+    return [s for s, o in zip(sources, overlap) if best and o == best]
+
+
+def ask(model, index, question: str, *, k: int = DEFAULT_K, router=None, allow_cloud_pii: bool = False,
+        **generation) -> Answer:
+    """Answer `question` from the documents in `index` with `model` (a decoder), citing the sources.
+
+    router: a hybrid Router (edge_sdk.hybrid) to route the grounded turn by its policy; its privacy
+    gate then applies to the retrieved text as well as to the question.
+    generation: max_new_tokens, temperature, ... as for Model.generate.
+    """
+    reply = int(generation.get("max_new_tokens") or DEFAULT_REPLY_TOKENS)
+    grounded = prepare(model, index, question, k=k, reply_tokens=reply)
+    generation.setdefault("max_new_tokens", reply)
+    messages = [{"role": "user", "content": grounded.user_message}]
+    if router is not None:
+        routed = router.generate(model, messages, allow_cloud_pii=allow_cloud_pii, **generation)
+        text, route, stats = routed.text, routed.route, None
+    else:
+        text, route = model.generate(messages, **generation), {"target": "device"}
+        stats = model.last_stats
+    text = text.strip()
+    return Answer(text, grounded.sources, cited_sources(text, grounded.sources), route, stats)
