@@ -8,8 +8,8 @@ from ._common import add_load_args, add_sampling_args, positive, sampling_kwargs
 EPILOG = """\
 The question is embedded with the index's own embedder (recorded when the index was created), the k
 closest chunks are put into the prompt, numbered, best first (the lowest-ranked are dropped if they do
-not fit the model's context), and the model is asked to answer only from them. The sources the answer
-draws on are printed under it: the ones it cites as [n], or else the ones sharing most words with it.
+not fit the model's context), followed by the question. The sources the answer draws on are printed
+under it: the ones it cites as [n], or else the ones sharing most words with it.
 
 examples:
   edge-sdk index add docs.index ~/notes --embedder bundles/minilm

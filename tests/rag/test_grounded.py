@@ -42,8 +42,8 @@ def test_prepare_numbers_sources_best_first_and_fits_the_context(model, index):
     assert g.prompt_tokens == len(model.encode_prompt([{"role": "user", "content": g.user_message}]))
     assert g.prompt_tokens + 16 <= model.max_context
     for s in g.sources:
-        assert f"[{s.n}] (from building.md)\n{s.text.strip()}" in g.user_message
-    assert g.user_message.rstrip().endswith("Question: What is the door code of the heron room?")
+        assert f"[{s.n}] {s.text.strip()}" in g.user_message
+    assert g.user_message.rstrip().endswith("answer briefly: What is the door code of the heron room?")
 
 
 def test_sources_that_do_not_fit_are_dropped_lowest_ranked_first(model, index):
