@@ -10,6 +10,7 @@ writer as decoder bundles, so a failed export leaves nothing behind.
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,12 @@ def export_embedder(src, output: Path, *, profile, recipe: str | None, force: bo
     missing = [n for n in args.expected_weights() if n not in weights]
     if missing:
         raise UnsupportedModelError(f"the checkpoint lacks weights the {args.model_type} encoder needs: {missing[:5]}")
-    tokenizer_json = reference.tokenizer.backend_tokenizer.to_str()
+    # The file ships without the training setup's truncation and padding (all-MiniLM-L6-v2's: cut at
+    # 128, pad to 128), which any `tokenizers` user would otherwise get on every encode; the manifest's
+    # max_tokens is the one truncation, applied by the Embedder.
+    spec = json.loads(reference.tokenizer.backend_tokenizer.to_str())
+    spec["truncation"], spec["padding"] = None, None
+    tokenizer_json = json.dumps(spec, ensure_ascii=False)
     prefix, suffix = _special_ids(tokenizer_json)
     pad = reference.tokenizer.pad_token_id
     if pad is None:

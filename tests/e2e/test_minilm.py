@@ -2,6 +2,8 @@
 against sentence-transformers on texts and a retrieval set that export's own validation does not use."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -61,6 +63,14 @@ def test_int8_default_export(minilm_bundle, reference):
     assert checks["embeddings"]["min_cosine"] >= 0.99 and checks["tokenizer_parity"]["mismatches"] == 0
     size = sum(f["bytes"] for f in emb.manifest["files"].values())
     assert size < 30e6  # the fp32 safetensors is 91 MB
+    # MiniLM's tokenizer.json pads and cuts every text to 128 tokens; the bundle's does neither (the
+    # Embedder truncates at max_tokens), whichever backend reads it.
+    from edge_sdk.runtime.tokenizer import Tokenizer
+
+    spec = json.loads((minilm_bundle / "tokenizer.json").read_text())
+    assert spec["truncation"] is None and spec["padding"] is None
+    for backend in ("pure", "fast"):
+        assert Tokenizer.from_file(minilm_bundle / "tokenizer.json", backend=backend).encode("hello world") == [7592, 2088]
 
 
 def test_fp32_export_matches_to_four_nines(tmp_path, reference, minilm_bundle):
