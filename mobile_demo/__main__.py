@@ -12,6 +12,9 @@ def parse_args(argv=None):
         description="A private chat with a small language model, running on this device.")
     parser.add_argument("--bundle", help="edge bundle folder (default: bundles/smollm2-135m-instruct "
                                          "here, then ~/.cache/edge-sdk/bundles/smollm2-135m-instruct)")
+    parser.add_argument("--embedder", help="embedder bundle folder for answering from your documents (default: "
+                                           "bundles/all-minilm-l6-v2 here, then ~/.cache/edge-sdk/bundles/all-minilm-l6-v2)")
+    parser.add_argument("--index", help="document index file (default: documents.index in the app's data folder)")
     parser.add_argument("--device", metavar="NAME",
                         help="device profile (name or .json file) overriding the bundle's: threads, providers")
     parser.add_argument("--size", default="420x820",
@@ -31,7 +34,7 @@ def main(argv=None):
         Config.set("graphics", "height", height)
 
     from .app import ChatApp
-    from .bundle_paths import find_default_bundle
+    from .bundle_paths import find_default_bundle, find_default_embedder
 
     bundle = args.bundle or find_default_bundle()
     loader = None
@@ -41,7 +44,9 @@ def main(argv=None):
         import edge_sdk
 
         loader = functools.partial(edge_sdk.load, device=args.device)
-    ChatApp(bundle_path=str(bundle) if bundle else None, loader=loader).run()
+    embedder = args.embedder or find_default_embedder()
+    ChatApp(bundle_path=str(bundle) if bundle else None, loader=loader,
+            embedder_path=str(embedder) if embedder else None, index_path=args.index).run()
     return 0
 
 

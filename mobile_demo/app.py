@@ -4,6 +4,11 @@ There is no model logic here. The app loads a bundle with ``edge_sdk.load``, kee
 ``model.chat()`` session (which keeps its KV cache between turns, so a follow-up question
 only prefills the new tokens), and shows what ``chat.stream`` yields. Everything slow runs in
 ``worker.py`` threads; every widget update happens on the main thread via ``Clock``.
+
+With "answer from my documents" on, a message first goes through ``edge_sdk.rag.prepare`` (on the
+documents thread, see ``documents.py``): the session is sent the grounded user message (numbered
+excerpts, the instruction, the question) while the bubble shows what the user typed, and the reply's
+caption names the excerpts it drew on.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from edge_sdk.errors import BundleError, ContextLengthError
 
 from . import widgets  # noqa: F401  (registers the widget classes used by the .kv file)
 from .bundle_paths import EXPORT_COMMAND, candidate_dirs
+from .documents import Library, sources_caption
+from .documents_ui import DocumentsMixin, error_text
 from .worker import TurnWorker, load_in_background
 
 KV_FILE = Path(__file__).with_name("chat_ui.kv")
@@ -41,7 +48,7 @@ def _fmt_status(*, ttft_s=None, tok_s=None, used=None, max_context=None, note=""
     return "  ·  ".join(parts)
 
 
-class ChatApp(App):
+class ChatApp(DocumentsMixin, App):
     title = "edge-sdk chat"
 
     # UI state the .kv file binds to.
@@ -74,11 +81,21 @@ class ChatApp(App):
     redact = BooleanProperty(False)
     route_note = StringProperty("on-device · private")  # under the model's name in the header
     header_markup = StringProperty("")  # both, escaped: a bundle's name is not Kivy markup
+    # The documents' properties (embedder_path, index_path, use_documents, ...) are in DocumentsMixin.
 
-    def __init__(self, bundle_path: str | None = None, loader=None, **kwargs):
+    def __init__(self, bundle_path: str | None = None, loader=None, embedder_path: str | None = None,
+                 index_path: str | None = None, rag=None, **kwargs):
+        """rag: the module providing Index, prepare and cited_sources (default: edge_sdk.rag, imported on first use)."""
         super().__init__(**kwargs)
         self.bundle_path = str(bundle_path or "")
+        self.embedder_path = str(embedder_path or "")
+        self.index_path = str(index_path or "")
         self._loader = loader or edge_sdk.load
+        self._rag = rag
+        self._library: Library | None = None
+        self._turn_sources: list = []   # what the running turn's model was given (documents on)
+        self._retrieving = False        # the running turn is still searching the documents
+        self.last_sources: list = []    # the sources named under the last reply (for tests)
         self._header()
         self.model = None
         self.chat = None
@@ -95,6 +112,7 @@ class ChatApp(App):
         self._header()
 
     def _header(self):
+        # (Answering from documents shows as the Docs button turning blue: the header has no room left.)
         self.header_markup = (f"[b]{_escape(self.model_name)}[/b]\n"
                               f"[size=12sp][color=9ca3af]{_escape(self.route_note)}[/color][/size]")
 
@@ -284,10 +302,52 @@ class ChatApp(App):
         self.messages.append(_bubble("assistant", ""))
         self.banner_text, self.banner_action = "", ""
         self.generating = True
-        self.status_text = "Reading your message…"
         self._scroll_to_bottom(force=True)
         self._turn_id += 1
         tid = self._turn_id
+        self._turn_sources = []
+        if self.use_documents:
+            self._retrieving = True
+            self.status_text = "Searching your documents…"
+            # The conversation so far counts against the context: excerpts are dropped until it all fits.
+            self.library.prepare(self.model, text, k=int(self.retrieval_k), history=self.chat.messages,
+                                 reply_tokens=int(self.max_new_tokens),
+                                 on_done=partial(self._on_retrieved, tid), on_error=partial(self._on_retrieval_error, tid))
+            return
+        self.status_text = "Reading your message…"
+        self._start_turn(tid, text)
+
+    def _on_retrieved(self, tid, grounded, _dt):
+        if tid != self._turn_id:
+            return
+        self._retrieving = False
+        self._turn_sources = list(grounded.sources)
+        n = len(self._turn_sources)
+        left_out = f", {grounded.dropped} left out to fit" if getattr(grounded, "dropped", 0) else ""
+        if n:
+            self.status_text = f"Reading your message and {n} excerpt{'s' * (n != 1)}{left_out}…"
+        elif getattr(grounded, "dropped", 0):
+            self.status_text = "No room left in this chat for excerpts (start a new chat for them); answering without…"
+        else:
+            self.status_text = "Nothing in your documents matches; answering without them…"
+        self._start_turn(tid, grounded.user_message)
+
+    def _on_retrieval_error(self, tid, exc, _dt):
+        if tid != self._turn_id:
+            return
+        self._retrieving = False
+        self.generating = False
+        if self.messages and self.messages[-1]["role"] == "assistant" and not self.messages[-1]["text"]:
+            self.messages.pop()
+        self.status_text = "not sent"
+        if isinstance(exc, ContextLengthError):  # the conversation leaves no room for the question and a reply
+            self._offer_new_chat("This conversation has filled the model's memory")
+            return
+        self.banner_text = f"Could not search your documents: {error_text(exc)}"
+        self.banner_action = ""
+
+    def _start_turn(self, tid: int, text: str):
+        """Stream the reply to `text` (the user's words, or the grounded message holding them)."""
         self.worker = TurnWorker(
             self.chat, text, schedule=Clock.schedule_once,
             on_text=partial(self._on_stream_text, tid), on_done=partial(self._on_turn_done, tid),
@@ -296,6 +356,14 @@ class ChatApp(App):
             repetition_penalty=float(self.repetition_penalty), seed=self.seed, router=self.router).start()
 
     def stop(self):
+        if self._retrieving and self.generating:
+            # Still searching: nothing was sent to the session, so the turn simply ends here.
+            self._retrieving = False
+            self._turn_id += 1
+            self.generating = False
+            self.messages[-1] = _bubble("assistant", "(stopped before the first word)")
+            self.status_text = "stopped"
+            return
         if self.worker is not None and self.generating:
             self.worker.stop()
             self.status_text = "Stopping…"
@@ -305,6 +373,7 @@ class ChatApp(App):
         if self.worker is not None:
             self.worker.stop()
         self._turn_id += 1
+        self._retrieving = False
         self.generating = False
 
     def _on_stream_text(self, tid, progress, _dt):
@@ -335,7 +404,10 @@ class ChatApp(App):
         self.last_result = result
         stats = result.stats
         text = self.messages[-1]["text"] or ("(stopped before the first word)" if result.cancelled else "(no reply)")
-        self.messages[-1] = _bubble("assistant", text, route_caption(result.route, self.fallback_name))
+        self.last_sources = self.library.cited(text, self._turn_sources) if self._turn_sources else []
+        caption = "\n".join(c for c in (route_caption(result.route, self.fallback_name),
+                                         sources_caption(self.last_sources)) if c)
+        self.messages[-1] = _bubble("assistant", text, caption)
         if result.route and result.route.get("target") == "cloud":
             self.status_text = _fmt_status(used=result.tokens_used, max_context=self.model.max_context,
                                            note=f"answered by {self.fallback_name} in {result.elapsed_s:.1f} s")

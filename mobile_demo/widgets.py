@@ -150,3 +150,48 @@ class ChatSettings(ModalView):
             max_new_tokens=int(ids.max_tokens.value), system_prompt=ids.system.text.strip(),
             top_p=round(ids.top_p.value, 2), repetition_penalty=round(ids.repetition_penalty.value, 2),
             routing=routing)
+
+
+class DocumentsPanel(ModalView):
+    """The user's documents: which embedder and index file, the files indexed, and the switch that makes
+    answers come from them. Slow work (embedding) runs in the app's documents thread; this only asks."""
+
+    def on_pre_open(self):
+        app = App.get_running_app()
+        self.ids.embedder.text = app.embedder_path
+        self.ids.index.text = app.index_path
+
+    def open_index(self):
+        App.get_running_app().open_index(self.ids.embedder.text, self.ids.index.text)
+
+    def browse_for_embedder(self):
+        App.get_running_app().browse_for_bundle(self.ids.embedder)
+
+    def add_files(self):
+        app = App.get_running_app()
+        # What is typed in the fields is what the files go into.
+        app.embedder_path, app.index_path = self.ids.embedder.text.strip(), self.ids.index.text.strip()
+        app.browse_for_documents()
+
+    def toggle(self, active: bool):
+        app = App.get_running_app()
+        if active != app.use_documents:
+            app.embedder_path, app.index_path = self.ids.embedder.text.strip(), self.ids.index.text.strip()
+            app.set_use_documents(active)
+
+
+class DocumentChooser(ModalView):
+    """A file picker for documents (several at once); calls ``on_choose(paths)``. With nothing selected,
+    "Add" takes the folder shown (the index adds the documents in it)."""
+
+    start_path = StringProperty(os.getcwd())
+
+    def __init__(self, on_choose, start_path=None, **kwargs):
+        self._on_choose = on_choose
+        if start_path and os.path.isdir(start_path):
+            self.start_path = os.path.abspath(start_path)
+        super().__init__(**kwargs)
+
+    def choose(self, selection, folder):
+        self.dismiss()
+        self._on_choose(list(selection) or [folder])

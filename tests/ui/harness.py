@@ -38,19 +38,19 @@ from kivy.core.window import Window  # noqa: E402
 class UI:
     """A started app plus helpers to act on it and watch it."""
 
-    def __init__(self, bundle_path=None, device=None):
+    def __init__(self, bundle_path=None, device=None, loader=None, **app_kwargs):
+        """loader, app_kwargs: passed to ChatApp (a scenario injecting its own loader or RAG module)."""
         # The repository's app by default; an installed one (a device build) names its module.
         import importlib
 
         ChatApp = importlib.import_module(os.environ.get("UI_APP_MODULE", "mobile_demo.app")).ChatApp
-        loader = None
         if device:
             import functools
 
             import edge_sdk
 
             loader = functools.partial(edge_sdk.load, device=device)
-        self.app = ChatApp(bundle_path=bundle_path, loader=loader)
+        self.app = ChatApp(bundle_path=bundle_path, loader=loader, **app_kwargs)
         self.app._run_prepare()   # what App.run() does before entering the main loop
         self.frames = 0           # frames actually drawn (Window.on_flip)
         self.ticks = 0            # main-loop iterations that ran Clock callbacks
