@@ -61,3 +61,24 @@ def test_export_without_the_extra_says_how_to_install(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
     assert "pip install 'edge-sdk-llm[export]'" in proc.stderr
+
+
+def test_embed_index_and_ask_without_heavy_packages(tiny_bundle, tiny_embedder_bundle, tmp_path):
+    """The RAG path on the device: embedder bundle, SQLite index, grounded answer - pure tokenizer, no torch."""
+    doc = tmp_path / "notes.md"
+    doc.write_text("# Notes\n\nThe spare key is under the blue flowerpot.\n\nThe wifi password is on the fridge.\n")
+    out = _run(f"""
+        import edge_sdk
+        from edge_sdk.rag import Index, ask
+        emb = edge_sdk.load({str(tiny_embedder_bundle)!r}, threads=1)
+        vectors = emb.embed(["hello", "world"])
+        with Index.open({str(tmp_path / "x.index")!r}, emb, create=True) as index:
+            report = index.add([{str(doc)!r}])
+            model = edge_sdk.load({str(tiny_bundle)!r}, threads=1)
+            answer = ask(model, index, "where is the key?", k=1, max_new_tokens=4)
+        heavy = sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)
+        print(json.dumps({{"shape": list(vectors.shape), "backend": emb.tokenizer.backend, "added": len(report.added),
+                           "sources": len(answer.sources), "heavy": heavy}}))
+    """)
+    assert out["heavy"] == [] and out["backend"] == "pure"
+    assert out["shape"] == [2, 64] and out["added"] == 1 and out["sources"] == 1
