@@ -10,6 +10,7 @@ A Linux build (`linux-aarch64`, `linux-x86_64`) is a folder and a `.tar.gz` of i
     device_profile.json   the device profile the build runs with (threads, providers)
     wheels/               edge-sdk + its device dependencies, for the target's platform and Python
     bundle/               the edge bundle, its hashes re-verified while packaging
+    embedder/             with --embedder: an embedder bundle for document search (edge-sdk index / ask)
 
 An Android build (`android-arm64`) is a staged python-for-android project instead (see android.py).
 Every refusal happens before anything is written, and the output appears only when complete.
@@ -59,10 +60,11 @@ APPS = {
 
 def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *, app: str = "none",
             python: str | None = None, device: str | None = None, force: bool = False,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, embedder: str | os.PathLike | None = None) -> dict[str, Any]:
     """Make a device build of `bundle` for `target` at `output` (and `<output>.tar.gz` for Linux).
 
     device: a device profile name or .json path (default: the target's, e.g. raspberry-pi-5).
+    embedder: an embedder bundle to ship beside the model (in `embedder/`), for answers from documents.
     Returns the build's device_build.json content.
     """
     log = Progress(progress)
@@ -75,8 +77,22 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
     bundle = Path(bundle)
     log.stage(f"checking {bundle} (sha256 of every file)")
     manifest = read_manifest(bundle, verify=True)
+    if manifest.get("kind") == "embedder":
+        raise DeviceBuildError(f"{bundle} is an embedder bundle: package the language model as BUNDLE and add the "
+                               f"embedder with --embedder {bundle}")
+    embedder_manifest = None
+    if embedder is not None:
+        embedder = Path(embedder)
+        log.stage(f"checking the embedder {embedder} (sha256 of every file)")
+        embedder_manifest = read_manifest(embedder, verify=True)
+        if embedder_manifest.get("kind") != "embedder":
+            raise DeviceBuildError(f"--embedder {embedder} is not an embedder bundle; export one with "
+                                   "`edge-sdk export all-minilm-l6-v2 --output DIR`")
+        if tgt.os != "linux":
+            raise DeviceBuildError(f"--embedder is supported for Linux targets; the {tgt.name} project does not ship "
+                                   "one yet")
     profile = _target_profile(device, tgt)
-    memory = check_runs_on(manifest, bundle, profile, tgt)
+    memory = check_runs_on(manifest, bundle, profile, tgt, embedder_manifest)
     log.note(f"{manifest['name']} on {tgt.name} with profile {profile.name}: ~{memory['total_mb']:.0f} MB "
              f"of {profile.memory_budget_mb} MB")
 
@@ -86,6 +102,10 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
             build = _header(manifest, tgt, py, spec, profile, memory, root="" if tgt.os == "linux" else "app/")
             if tgt.os == "linux":
                 _copy_bundle(bundle, tmp / "bundle", log)
+                if embedder is not None:
+                    _copy_bundle(embedder, tmp / "embedder", log)
+                    build["embedder"] = {"path": "embedder", "name": embedder_manifest["name"],
+                                         "recipe": embedder_manifest["quantization"]["recipe"]}
                 _write_json(tmp / "device_profile.json", profile.to_dict())
                 build.update(_linux(tmp, tgt, py, spec, profile, manifest, log))
             else:
@@ -93,7 +113,9 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
 
                 build.update(stage_android(tmp, bundle, tgt, py, manifest, profile, log))
             build["files"] = _file_table(tmp)
-            build["bundle"]["manifest_sha256"] = build["files"][f"{build['bundle']['path']}/{MANIFEST_NAME}"]["sha256"]
+            for part in ("bundle", "embedder"):
+                if part in build:
+                    build[part]["manifest_sha256"] = build["files"][f"{build[part]['path']}/{MANIFEST_NAME}"]["sha256"]
             _write_json(tmp / BUILD_FILE, build)
             if archive is not None:
                 log.stage(f"writing {archive.name}")
@@ -171,8 +193,20 @@ def estimate_memory(manifest: dict[str, Any], bundle: Path) -> dict[str, float]:
             "max_context": context}
 
 
-def check_runs_on(manifest: dict[str, Any], bundle: Path, profile, target: Target) -> dict[str, float]:
-    """Refuse a bundle the target cannot run, or one over the profile's memory budget."""
+def embedder_memory(manifest: dict[str, Any]) -> float:
+    """MB an embedder takes loaded: its files (weights, tokenizer) plus one batch's activations
+    (batch x tokens x the MLP's width, float32, a few live at once)."""
+    files = sum(info["bytes"] for info in manifest["files"].values())
+    emb, arch = manifest["embedding"], manifest["architecture"]
+    batch = int(emb.get("batch_size") or 32) * int(emb["max_tokens"])
+    activations = 4 * batch * int(arch.get("intermediate_size") or 4 * emb["dim"]) * 3
+    return round((files + activations) / MB, 1)
+
+
+def check_runs_on(manifest: dict[str, Any], bundle: Path, profile, target: Target,
+                  embedder: dict[str, Any] | None = None) -> dict[str, float]:
+    """Refuse a bundle the target cannot run, or one over the profile's memory budget (with the
+    embedder's share when one ships beside it)."""
     dev = manifest["device"]
     needs = [ep for ep in dev.get("execution_providers", []) if ep not in target.providers]
     if dev.get("npu_only") or (needs and "CPUExecutionProvider" not in dev.get("execution_providers", [])):
@@ -185,11 +219,15 @@ def check_runs_on(manifest: dict[str, Any], bundle: Path, profile, target: Targe
             f"{bundle} has the {manifest['graph'].get('flavour')!r} graph flavour (for NPUs); on {target.name}'s CPU "
             f"export the 'fused' flavour: `edge-sdk export SOURCE --output DIR --device {target.default_profile}`")
     est = estimate_memory(manifest, bundle)
+    if embedder is not None:
+        est["embedder_mb"] = embedder_memory(embedder)
+        est["total_mb"] = round(est["total_mb"] + est["embedder_mb"], 1)
     if est["total_mb"] > profile.memory_budget_mb:
         raise DeviceFitError(
             f"{bundle} does not fit {profile.name}'s memory budget of {profile.memory_budget_mb} MB: weights "
             f"{est['weights_mb']:.0f} MB + KV cache at {est['max_context']} tokens {est['kv_cache_mb']:.0f} MB + working "
-            f"memory {est['working_mb']:.0f} MB = {est['total_mb']:.0f} MB. Export with a smaller --recipe or "
+            f"memory {est['working_mb']:.0f} MB" + (f" + embedder {est['embedder_mb']:.0f} MB" if embedder else "") +
+            f" = {est['total_mb']:.0f} MB. Export with a smaller --recipe or "
             f"--max-context, or pick a profile with more memory (--device)")
     return est
 
@@ -259,8 +297,9 @@ def _linux(tmp: Path, target: Target, python: str, app: App, profile, manifest, 
     dist_name = wheelhouse.own_distribution().metadata["Name"]
     requirement = dist_name + (f"[{','.join(app.extras)}]" if app.extras else "") + f"=={versions_key(versions, dist_name)}"
     _write_script(tmp / "install.sh", scripts.install_sh(target=target.name, python=python, requirement=requirement))
-    _write_script(tmp / "run.sh", scripts.run_sh(app.name, what=app.what, profile=profile.name))
-    (tmp / "README.txt").write_text(_readme(manifest, target, python, app, profile), encoding="utf-8")
+    has_embedder = (tmp / "embedder").is_dir()
+    _write_script(tmp / "run.sh", scripts.run_sh(app.name, what=app.what, profile=profile.name, embedder=has_embedder))
+    (tmp / "README.txt").write_text(_readme(manifest, target, python, app, profile, has_embedder), encoding="utf-8")
     return {"target": {"name": target.name, "os": target.os, "machine": target.machine,
                        "platform_tags": list(target.pip_platforms), "min_glibc": glibc},
             "install": {"requirement": requirement, "wheel": own.name, "command": "./install.sh"},
@@ -274,14 +313,20 @@ def versions_key(versions: dict[str, str], dist_name: str) -> str:
     return versions[key]
 
 
-def _readme(manifest, target: Target, python: str, app: App, profile) -> str:
+def _readme(manifest, target: Target, python: str, app: App, profile, embedder: bool = False) -> str:
+    docs = """
+Answers from your documents, with the embedder in ./embedder:
+
+    .venv/bin/edge-sdk index add docs.index ~/Documents --embedder embedder
+    .venv/bin/edge-sdk ask bundle --index docs.index "your question"
+""" if embedder else ""
     return f"""edge-sdk device build: {manifest['name']} for {target.name} (CPython {python})
 
 On the device (no network needed):
 
     ./install.sh        # verifies every file, then installs into ./.venv from ./wheels
     ./run.sh            # {app.what}
-
+{docs}
 Needs Python {python} on the device (Raspberry Pi OS / Debian 12 have it as python3) and a
 {target.machine} CPU. The device profile is {profile.name} ({profile.threads} threads); edit
 device_profile.json or pass --threads to change it. device_build.json lists every file with

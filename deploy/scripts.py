@@ -100,7 +100,7 @@ prompt=$1
 shift
 exec "$venv/bin/edge-sdk" run "$here/bundle" --device "$here/device_profile.json" --prompt "$prompt" "$@"
 ''',
-    "chat": _RUN_HEADER + r'''exec "$venv/bin/python" -P -m edge_sdk.mobile_demo --bundle "$here/bundle" --device "$here/device_profile.json" "$@"
+    "chat": _RUN_HEADER + r'''exec "$venv/bin/python" -P -m edge_sdk.mobile_demo --bundle "$here/bundle" --device "$here/device_profile.json" {embedder}"$@"
 ''',
     "server": _RUN_HEADER + r'''exec "$venv/bin/edge-sdk" serve "$here/bundle" --device "$here/device_profile.json" "$@"
 ''',
@@ -122,5 +122,7 @@ _USAGE = {
 }
 
 
-def run_sh(app: str, *, what: str, profile: str) -> str:
-    return RUN_SH[app].format(what=what, profile=profile, usage=_USAGE[app])
+def run_sh(app: str, *, what: str, profile: str, embedder: bool = False) -> str:
+    """run.sh for `app`; with `embedder`, the chat app is started with the build's embedder for its documents panel."""
+    return RUN_SH[app].format(what=what, profile=profile, usage=_USAGE[app],
+                              embedder='--embedder "$here/embedder" ' if embedder else "")

@@ -20,6 +20,7 @@ installed here are pinned to the versions installed here, which the bundle was v
 examples:
   edge-sdk package bundles/smollm2 --target linux-aarch64 --output dist/pi
   edge-sdk package bundles/smollm2 --target linux-aarch64 --output dist/pi-chat --app chat
+  edge-sdk package bundles/smollm2 --target linux-aarch64 --output dist/pi-rag --embedder bundles/minilm
   edge-sdk package bundles/smollm2 --target android-arm64 --output dist/android --app chat
 """
 
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what runs on the device: none (edge-sdk run/chat; default on Linux), chat (the Kivy app; "
                         "default and only choice on Android), server (the local OpenAI-compatible server)")
     p.add_argument("--python", metavar="X.Y", help="the device's Python version (default: the target's, 3.11 on Linux)")
+    p.add_argument("--embedder", metavar="DIR",
+                   help="an embedder bundle to ship too (in embedder/), for `edge-sdk index` / `ask` and the chat "
+                        "app's documents panel on the device")
     p.add_argument("--device", metavar="NAME",
                    help="device profile for threads, providers and memory budget (default: the target's)")
     p.add_argument("--force", action="store_true", help="replace --output if it is a previous device build")
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     app = args.app or ("chat" if get_target(args.target).os == "android" else "none")
     build = package(args.bundle, args.target, args.output, app=app, python=args.python, device=args.device,
-                    force=args.force, progress=not args.quiet)
+                    force=args.force, progress=not args.quiet, embedder=args.embedder)
     size = sum(f["bytes"] for f in build["files"].values()) / 1e6
     if args.json:
         summary = {k: v for k, v in build.items() if k != "files"}

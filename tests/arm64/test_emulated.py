@@ -30,10 +30,10 @@ PROMPT = "Name the capital of France."
 
 
 @pytest.fixture(scope="module")
-def pi(smollm2_bundle, arm64_device, tmp_path_factory):
+def pi(smollm2_bundle, minilm_bundle, arm64_device, tmp_path_factory):
+    """The default int4 bundle's linux-aarch64 build, with the MiniLM embedder, installed on the emulated device."""
     require_pypi("the linux-aarch64 build (it downloads aarch64 wheels)")
-    """The default int4 bundle's linux-aarch64 build, installed on the emulated device."""
-    return package_and_install(smollm2_bundle, arm64_device, tmp_path_factory.mktemp("pi"))
+    return package_and_install(smollm2_bundle, arm64_device, tmp_path_factory.mktemp("pi"), embedder=minilm_bundle)
 
 
 def _probe(device, build: Path, bundle: Path, out: Path, max_new_tokens: int) -> tuple[dict, np.ndarray]:
@@ -117,6 +117,42 @@ def test_int4_answers_and_agrees_with_x86(pi, arm64_device, smollm2_bundle, tmp_
     assert top1_arm >= min(0.8, top1_x86 - 0.1), (top1_arm, top1_x86)
     arm64_device.timings.update(int4_load_s=info["load_s"], int4_prefill_s=info["prefill_s"],
                                 int4_generate_s=info["generate_s"], int4_tokens=info["new_tokens"])
+
+
+def test_documents_are_indexed_and_answered_from_on_arm64(pi, arm64_device, minilm_bundle, tmp_path):
+    """The build's own edge-sdk on the emulated device: index a document with the shipped embedder, ask
+    the shipped model, get the fact and its citation; and the device's vectors agree with x86's."""
+    doc = HERE.parent / "rag" / "data" / "docs" / "brindlecove_handbook.md"
+    cli = str(pi / ".venv" / "bin" / "edge-sdk")
+    t0 = time.perf_counter()
+    proc = arm64_device.run([cli, "index", "add", "docs.index", str(doc), "--embedder", str(pi / "embedder"), "--json"],
+                            cwd=tmp_path, timeout=1800)
+    index_s = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(json.loads(proc.stdout)["added"]) == 1
+    question = "Who is the Chief People Officer at Brindlecove Analytics?"
+    t0 = time.perf_counter()
+    proc = arm64_device.run([cli, "ask", str(pi / "bundle"), "--index", "docs.index", question, "-k", "2", "--json",
+                             "--max-new-tokens", "24", "--device", str(pi / "device_profile.json")],
+                            cwd=tmp_path, timeout=1800)
+    ask_s = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout)
+    assert "Achterberg" in answer["answer"] and Path(answer["cited"][0]["path"]).name == doc.name, answer
+    texts = [question, "Die Katze schläft auf dem Sofa.", doc.read_text(encoding="utf-8")[:2000]]
+    code = ("import json, sys, platform, numpy as np, edge_sdk; e = edge_sdk.load(sys.argv[1]); "
+            "np.save(sys.argv[2], e.embed(json.loads(sys.argv[3]))); print(platform.machine())")
+    proc = arm64_device.run([str(pi / ".venv" / "bin" / "python"), "-c", code, str(pi / "embedder"),
+                             str(tmp_path / "vec.npy"), json.dumps(texts)], cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0 and proc.stdout.strip() == "aarch64", proc.stderr[-3000:]
+    import edge_sdk
+
+    cos = (np.load(tmp_path / "vec.npy") * edge_sdk.load(minilm_bundle).embed(texts)).sum(1)
+    print(f"arm64 RAG: index add {index_s:.1f} s, ask {ask_s:.1f} s; embedder arm64 vs x86 cosine min {cos.min():.5f}")
+    # int8 weights, int8 activations (accuracy level 4) in different kernels on each CPU: the bound of
+    # the export's own check against sentence-transformers.
+    assert cos.min() >= 0.99, cos
+    arm64_device.timings.update(rag_index_add_s=index_s, rag_ask_s=ask_s)
 
 
 def test_int4_at_accuracy_level_0_matches_x86(pi, arm64_device, smollm2_bundle, tmp_path):

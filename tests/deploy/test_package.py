@@ -321,3 +321,28 @@ def test_repacked_wheel_of_a_regular_install_matches_the_built_one(tmp_path):
     check = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", "--target",
                             str(tmp_path / "again"), str(repacked)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr  # pip accepts it (RECORD hashes included)
+
+
+def test_an_embedder_ships_beside_the_model(capsys, tiny_bundle, tiny_embedder_bundle, tmp_path, pypi):
+    from edge_sdk.runtime.bundle import read_manifest
+
+    out = tmp_path / "rag"
+    code, err, _ = _package(capsys, str(tiny_bundle), "--target", "linux-x86_64", "--output", str(out), "--app", "chat",
+                            "--embedder", str(tiny_embedder_bundle))
+    assert code == 0, err
+    build = json.loads((out / "device_build.json").read_text())
+    assert build["embedder"]["path"] == "embedder" and build["embedder"]["recipe"] == "fp32"
+    assert read_manifest(out / "embedder")["files"] == read_manifest(tiny_embedder_bundle)["files"]
+    assert build["embedder"]["manifest_sha256"] == build["files"]["embedder/edge_manifest.json"]["sha256"]
+    assert build["bundle"]["memory_estimate"]["embedder_mb"] > 0
+    assert '--embedder "$here/embedder"' in (out / "run.sh").read_text()
+    assert "edge-sdk ask bundle --index docs.index" in (out / "README.txt").read_text()
+
+
+def test_refuses_an_embedder_in_the_wrong_place(capsys, tiny_bundle, tiny_embedder_bundle, tmp_path):
+    code, err, _ = _package(capsys, str(tiny_embedder_bundle), "--target", "linux-x86_64", "--output", str(tmp_path / "a"))
+    assert code != 0 and "is an embedder bundle" in err and "--embedder" in err
+    code, err, _ = _package(capsys, str(tiny_bundle), "--target", "linux-x86_64", "--output", str(tmp_path / "b"),
+                            "--embedder", str(tiny_bundle))
+    assert code != 0 and "not an embedder bundle" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
