@@ -74,21 +74,37 @@ def _htp_offload(bundle: Path, fragment: dict[str, Any], profile, progress, prom
 
 def export(source: str, output: str | Path, *, device: str | None = None, recipe: str | None = None,
            max_context: int | None = None, force: bool = False, validate: bool = True,
-           progress: Progress | bool = True) -> dict[str, Any]:
+           progress: Progress | bool = True, adapter: str | Path | None = None) -> dict[str, Any]:
     """Export `source` (alias, HF folder, GGUF file or hub id) to an edge bundle at `output`.
 
     device: device profile name (default x86-64-laptop); it chooses flavour, recipe and context.
     recipe: override the profile's recipe (fp32, int8, int4-b32, ...).
+    adapter: a PEFT LoRA folder merged into the weights before the graph is emitted; validation then
+        compares against the PEFT model itself.
     progress: False silences this and the libraries' progress bars (transformers, tqdm).
     Returns the manifest.
     """
     progress = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     with quiet_libraries(not progress.enabled):
         return _export(source, output, device=device, recipe=recipe, max_context=max_context, force=force,
-                       validate=validate, progress=progress)
+                       validate=validate, progress=progress, adapter=adapter)
 
 
-def _export(source, output, *, device, recipe, max_context, force, validate, progress: Progress) -> dict[str, Any]:
+def _peft_reference(hf_model, adapter_dir: Path):
+    """The base model with the adapter applied by PEFT itself (not merged): the reference we validate against."""
+    try:
+        from peft import PeftModel
+    except ImportError as e:
+        from edge_sdk import install_hint
+        from edge_sdk.errors import SourceError
+
+        raise SourceError(f"exporting with an adapter needs peft (the reference it is checked against): "
+                          f"{install_hint('export')}") from e
+    return PeftModel.from_pretrained(hf_model, str(adapter_dir)).eval()
+
+
+def _export(source, output, *, device, recipe, max_context, force, validate, progress: Progress,
+            adapter=None) -> dict[str, Any]:
     from edge_sdk.devices import DEFAULT_PROFILE, load_profile
 
     output = Path(output)
@@ -103,9 +119,18 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
 
     from . import sources
 
+    lora = None
+    if adapter is not None:  # read and checked before minutes of loading
+        from .adapters import read_adapter
+
+        lora = read_adapter(adapter)
+        progress.note(f"adapter {lora.name}: LoRA rank {lora.describe()['rank']}, {len(lora.modules)} modules "
+                      f"({', '.join(lora.targets)})")
     progress.stage(f"resolving {source}")
     src = sources.resolve(source, progress)
     if src.role == "embedder":
+        if lora is not None:
+            raise UnsupportedModelError("--adapter applies to language models, not to embedders")
         from .embedder.export import export_embedder
 
         if max_context is not None:
@@ -133,6 +158,13 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
     missing = [n for n in args.expected_weights() if n not in weights]
     if missing:
         raise UnsupportedModelError(f"the checkpoint lacks weights the {args.model_type} architecture needs: {missing[:5]}")
+    if lora is not None:
+        from .adapters import merge_adapter
+
+        progress.stage(f"merging the adapter {lora.name} into the weights")
+        names = [src.provenance.get("hub_id"), src.spec, src.provenance.get("gguf_name"), src.config.get("_name_or_path")]
+        weights = merge_adapter(weights, lora, [str(n) for n in names if n])
+        hf_model = _peft_reference(hf_model, lora.path)
 
     with staging(output, force) as tmp:
         progress.stage(f"emitting the {profile.flavour} graph")
@@ -168,6 +200,8 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
             (tmp / "chat_template.jinja").write_text(hf_tok.chat_template, encoding="utf-8")
             chat = {"file": "chat_template.jinja"}
         name = f"{src.spec.rstrip('/').split('/')[-1].removesuffix('.gguf').lower()}-{rec.name}-{profile.flavour}"
+        if lora is not None:
+            name = f"{name}+{lora.name.lower()}"
         manifest = {
             "name": name,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -184,6 +218,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
             "device": {"profile": profile.name, "execution_providers": list(profile.execution_providers),
                        "threads": profile.threads, "npu_only": profile.npu_only, "memory_fit": fit},
             "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": tok_notes},
+            **({"adapter": {"merged": True, **lora.describe()}} if lora is not None else {}),
             "validation": {"passed": None, "skipped": True},
         }
         manifest = write_manifest(tmp, manifest)

@@ -17,6 +17,12 @@ to --output only when every validation check passed.
 examples:
   edge-sdk export smollm2-135m-instruct --output bundles/smollm2
   edge-sdk export ./model.gguf --output out --recipe fp32 --force
+  edge-sdk export smollm2-135m-instruct --adapter ./my-lora --output bundles/smollm2-mine
+  edge-sdk export all-minilm-l6-v2 --output bundles/minilm     # an embedder, for `edge-sdk index` / `ask`
+
+--adapter merges a PEFT LoRA (q/k/v/o and MLP projections, any rank and alpha, rsLoRA) into the weights
+before the graph is written, for every device and recipe; validation then compares the bundle with the
+PEFT model itself.
 """
 
 
@@ -51,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", metavar="NAME", help="device profile (default: x86-64-laptop; see `edge-sdk devices`)")
     p.add_argument("--recipe", metavar="NAME", help="quantization recipe overriding the profile's (listed below)")
     p.add_argument("--max-context", type=_context, metavar="TOKENS", help="maximum context (default: the profile's)")
+    p.add_argument("--adapter", metavar="PEFT_DIR", help="merge this PEFT LoRA adapter into the model (see below)")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--no-validate", action="store_true", help="skip the checks against transformers (not recommended)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
@@ -75,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: exporting needs the export extra ({e.name} is missing): {install_hint('export')}", file=sys.stderr)
         return 2
     manifest = export(args.source, args.output, device=args.device, recipe=args.recipe, max_context=args.max_context,
-                      force=args.force, validate=not args.no_validate, progress=not args.quiet)
+                      force=args.force, validate=not args.no_validate, progress=not args.quiet, adapter=args.adapter)
     v = manifest["validation"]
     if args.json:
         print(json.dumps(v, indent=2))
