@@ -74,20 +74,23 @@ def _htp_offload(bundle: Path, fragment: dict[str, Any], profile, progress, prom
 
 def export(source: str, output: str | Path, *, device: str | None = None, recipe: str | None = None,
            max_context: int | None = None, force: bool = False, validate: bool = True,
-           progress: Progress | bool = True, adapter: str | Path | None = None) -> dict[str, Any]:
+           progress: Progress | bool = True, adapter: str | Path | None = None,
+           adapters: dict[str, str | Path] | None = None) -> dict[str, Any]:
     """Export `source` (alias, HF folder, GGUF file or hub id) to an edge bundle at `output`.
 
     device: device profile name (default x86-64-laptop); it chooses flavour, recipe and context.
     recipe: override the profile's recipe (fp32, int8, int4-b32, ...).
     adapter: a PEFT LoRA folder merged into the weights before the graph is emitted; validation then
         compares against the PEFT model itself.
+    adapters: {name: PEFT LoRA folder} switchable at run time (CPU flavour): the graph takes each
+        layer's low-rank update as inputs, each adapter is its own file, each is validated against PEFT.
     progress: False silences this and the libraries' progress bars (transformers, tqdm).
     Returns the manifest.
     """
     progress = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     with quiet_libraries(not progress.enabled):
         return _export(source, output, device=device, recipe=recipe, max_context=max_context, force=force,
-                       validate=validate, progress=progress, adapter=adapter)
+                       validate=validate, progress=progress, adapter=adapter, adapters=adapters)
 
 
 def _peft_reference(hf_model, adapter_dir: Path):
@@ -103,8 +106,56 @@ def _peft_reference(hf_model, adapter_dir: Path):
     return PeftModel.from_pretrained(hf_model, str(adapter_dir)).eval()
 
 
+def _read_switchable(adapters: dict, profile, progress) -> dict:
+    """{name: LoraAdapter} for --adapters, checked before any slow work."""
+    if not adapters:
+        return {}
+    from edge_sdk.runtime.lora.slots import MAX_ADAPTERS
+
+    from .adapters import read_adapter
+
+    if profile.flavour != "fused":
+        raise UnsupportedModelError(
+            f"run-time adapters (--adapters) need the CPU graph; {profile.name} compiles a static graph whose weights "
+            "the NPU holds as constants (a QNN context binary bakes them in), so there an adapter is merged: "
+            "--adapter PEFT_DIR")
+    if len(adapters) > MAX_ADAPTERS:
+        raise UnsupportedModelError(f"at most {MAX_ADAPTERS} adapters per bundle, got {len(adapters)}")
+    out = {}
+    for name, path in adapters.items():
+        if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+            raise UnsupportedModelError(f"adapter name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
+        out[name] = read_adapter(path, name)
+        progress.note(f"adapter {name}: LoRA rank {out[name].describe()['rank']}, {len(out[name].modules)} modules, "
+                      "switchable at run time")
+    return out
+
+
+def _write_switchable(tmp: Path, switchable: dict, packed: dict, args, weights) -> dict[str, Any]:
+    """The adapter files and the manifest's `lora` section."""
+    from .adapters import slot_dims, write_adapter_file
+
+    section = {"layers": args.num_hidden_layers, "slots": slot_dims(args, weights), "adapters": {}}
+    for name, lora in switchable.items():
+        file = f"adapters/{name}.npz"
+        write_adapter_file(packed[name], tmp / file)
+        section["adapters"][name] = {"file": file, **lora.describe()}
+    return section
+
+
+def _with_peft_adapter(hf_model, name: str, path: Path):
+    """The PEFT reference with adapter `name` active (the first one wraps the base model)."""
+    from peft import PeftModel
+
+    if isinstance(hf_model, PeftModel):
+        hf_model.load_adapter(str(path), adapter_name=name)
+        hf_model.set_adapter(name)
+        return hf_model.eval()
+    return PeftModel.from_pretrained(hf_model, str(path), adapter_name=name).eval()
+
+
 def _export(source, output, *, device, recipe, max_context, force, validate, progress: Progress,
-            adapter=None) -> dict[str, Any]:
+            adapter=None, adapters=None) -> dict[str, Any]:
     from edge_sdk.devices import DEFAULT_PROFILE, load_profile
 
     output = Path(output)
@@ -126,11 +177,12 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
         lora = read_adapter(adapter)
         progress.note(f"adapter {lora.name}: LoRA rank {lora.describe()['rank']}, {len(lora.modules)} modules "
                       f"({', '.join(lora.targets)})")
+    switchable = _read_switchable(adapters or {}, profile, progress)
     progress.stage(f"resolving {source}")
     src = sources.resolve(source, progress)
     if src.role == "embedder":
-        if lora is not None:
-            raise UnsupportedModelError("--adapter applies to language models, not to embedders")
+        if lora is not None or switchable:
+            raise UnsupportedModelError("adapters apply to language models, not to embedders")
         from .embedder.export import export_embedder
 
         if max_context is not None:
@@ -165,6 +217,12 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
         names = [src.provenance.get("hub_id"), src.spec, src.provenance.get("gguf_name"), src.config.get("_name_or_path")]
         weights = merge_adapter(weights, lora, [str(n) for n in names if n])
         hf_model = _peft_reference(hf_model, lora.path)
+    packed = {}
+    if switchable:
+        from .adapters import pack_adapter
+
+        names = [src.provenance.get("hub_id"), src.spec, src.provenance.get("gguf_name"), src.config.get("_name_or_path")]
+        packed = {n: pack_adapter(a, args, weights, [str(x) for x in names if x]) for n, a in switchable.items()}
 
     with staging(output, force) as tmp:
         progress.stage(f"emitting the {profile.flavour} graph")
@@ -178,7 +236,8 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
             from .quantize import apply_recipe
             from .recipes import emitter_options
 
-            model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress, **emitter_options(rec))
+            model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress, lora_slots=bool(switchable),
+                                 **emitter_options(rec))
             if rec.method == "ort-nbits":
                 progress.stage(f"quantizing: {rec.description}")
                 model = apply_recipe(model, rec)
@@ -194,6 +253,8 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
                              "past": KV_TEMPLATES["past"], "present": KV_TEMPLATES["present"]},
             }
         quant_details = graph_section.pop("quantization_details", {})  # static flavour: calibration etc.
+        if switchable:
+            graph_section["lora"] = _write_switchable(tmp, switchable, packed, args, weights)
         (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
         chat = {}
         if hf_tok.chat_template:
@@ -230,6 +291,11 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
             on_host = DEFAULT_PROFILE if profile.flavour == "static" else None
             progress.stage("validating against transformers" + (" (QDQ graphs on the host CPU)" if on_host else ""))
             manifest["validation"] = validate_bundle(tmp, hf_model, hf_tok, rec, progress, device=on_host)
+            for name, spec in switchable.items():
+                progress.stage(f"validating the adapter {name} against PEFT")
+                hf_model = _with_peft_adapter(hf_model, name, spec.path)
+                result = validate_bundle(tmp, hf_model, hf_tok, rec, progress, device=on_host, adapter=name)
+                manifest["lora"]["adapters"][name]["validation"] = result
             if "QNNExecutionProvider" in profile.execution_providers:
                 from .npu_export import calibration_ids
 

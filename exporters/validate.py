@@ -175,7 +175,7 @@ def _quality(model, hf_model, recipe: Recipe, max_tokens: int = 512) -> Check:
 
 
 def validate_bundle(bundle_dir: Path, hf_model, hf_tok, recipe: Recipe, progress, n_tokens: int = 32,
-                    device: str | None = None) -> dict[str, Any]:
+                    device: str | None = None, adapter: str | None = None) -> dict[str, Any]:
     """Run every check; return the manifest's `validation` section or raise ValidationFailedError."""
     import torch
     import transformers
@@ -184,6 +184,7 @@ def validate_bundle(bundle_dir: Path, hf_model, hf_tok, recipe: Recipe, progress
 
     # The device path (pure tokenizer), on the bundle's providers unless `device` names another profile.
     model = load(bundle_dir, device=device, tokenizer_backend="pure")
+    model.adapter = adapter  # a run-time adapter, checked against the PEFT model `hf_model`
     checks = [_tokenizer_parity(model, bundle_dir, hf_tok)]
     progress.note(f"tokenizer parity: {checks[-1].figures['mismatches']} mismatches on {checks[-1].figures['chars']} chars")
     chat_check, chat_ids = _chat_ids(model, hf_tok)

@@ -51,6 +51,27 @@ class FusedEngine:
             self.io_decode.bind_ortvalue_input(name, value)
         self.io_decode.bind_ortvalue_output("logits", self._decode_values[-1])
         self.cache.bind(self.io_decode)
+        # Run-time adapters: their A/B inputs stay bound in both bindings; switching rebinds them.
+        self.adapters = None
+        self.adapter: str | None = None
+        if manifest.get("lora"):
+            from .lora import AdapterSet
+
+            self.adapters = AdapterSet(manifest, Path(bundle_dir))
+            self.use_adapter(None)
+
+    def use_adapter(self, name: str | None) -> None:
+        """Bind adapter `name`'s matrices (None: the base model). The cache is the caller's business: its
+        entries were computed with the previous adapter."""
+        if self.adapters is None:
+            if name is None:
+                return
+            raise ValueError(f"this bundle has no adapters (asked for {name!r}); export it with "
+                             "`edge-sdk export SOURCE --adapters NAME=PEFT_DIR`")
+        for key, value in self.adapters.values(name).items():
+            self.io.bind_ortvalue_input(key, value)
+            self.io_decode.bind_ortvalue_input(key, value)
+        self.adapter = name
 
     @property
     def capacity(self) -> int:

@@ -25,6 +25,7 @@ from .stopping import StopStrings
 from .tokenizer import Tokenizer
 
 Messages = Sequence[dict[str, str]]
+_DEFAULT = object()  # "the model's current adapter", where None means "no adapter"
 
 
 class _OneAtATime:
@@ -101,6 +102,36 @@ class Model:
         self.decoder = Decoder(self.engine)
         self.last_stats = GenerationStats()
         self._busy = _OneAtATime("Model")
+        self._adapter: str | None = None  # the adapter a generation uses when it names none
+
+    # -- adapters -----------------------------------------------------------------------------------
+    @property
+    def adapters(self) -> list[str]:
+        """Names of the LoRA adapters the bundle carries (switchable without reloading)."""
+        adapters = getattr(self.engine, "adapters", None)
+        return adapters.names if adapters is not None else []
+
+    @property
+    def adapter(self) -> str | None:
+        """The adapter generations use unless they name one (None: the base model). Setting it switches now."""
+        return self._adapter
+
+    @adapter.setter
+    def adapter(self, name: str | None) -> None:
+        self._check_adapter(name)
+        self._adapter = name
+        self._activate(name)
+
+    def _check_adapter(self, name) -> None:
+        if name is not None and name not in self.adapters:
+            known = ", ".join(self.adapters) or "none (export with --adapters NAME=PEFT_DIR)"
+            raise ValueError(f"unknown adapter {name!r}; this bundle's adapters: {known}")
+
+    def _activate(self, name: str | None) -> None:
+        """Bind `name` if another adapter is bound; the cache then holds the other adapter's keys and values."""
+        if getattr(self.engine, "adapter", None) != name:
+            self.engine.use_adapter(name)
+            self.decoder.truncate(0)
 
     @property
     def max_context(self) -> int:
@@ -155,13 +186,16 @@ class Model:
         return s
 
     def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, *,
-                   speculative: bool = False, confidence=None, **kw) -> Iterator[str]:
+                   speculative: bool = False, confidence=None, adapter=_DEFAULT, **kw) -> Iterator[str]:
         """Text pieces generated after `prompt_ids` (the layer chat sessions and the CLI share).
 
         speculative: prompt-lookup decoding (drafts copied from the context, verified in one pass);
         greedy only, and the output is token-identical to plain greedy decoding.
         confidence: an object whose `observe(logits, token)` sees every sampled token (hybrid.Confidence).
+        adapter: the LoRA adapter for this generation (None: the base model; default: `self.adapter`).
         """
+        adapter = self._adapter if adapter is _DEFAULT else adapter
+        self._check_adapter(adapter)
         s = self._settings(kw)
         stops = s["stop"]
         stop = StopStrings([stops] if isinstance(stops, str) else list(stops)) if stops else None
@@ -183,8 +217,14 @@ class Model:
                 sampler, processor = _observed(sampler, processor, confidence)
             tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
                                      processor=processor, eos_ids=self.eos_token_ids, stats=stats)
+        tokens = self._with_adapter(adapter, tokens)
         return self._busy.hold(stream_text(tokens, StreamingDetokenizer(self.tokenizer, skip_special_tokens=True),
                                            stop, stats))
+
+    def _with_adapter(self, adapter: str | None, tokens: Iterator[int]) -> Iterator[int]:
+        # Bound when the generation starts (inside the one-at-a-time lock), not when it is requested.
+        self._activate(adapter)
+        yield from tokens
 
     def stream(self, prompt: str | Messages, *, raw: bool = False, speculative: bool = False, **kw) -> Iterator[str]:
         """Yield the reply as text pieces as they are decoded.
@@ -198,9 +238,11 @@ class Model:
         """The whole reply as one string (see `stream` for the arguments)."""
         return "".join(self.stream(prompt, raw=raw, **kw))
 
-    def chat(self, system: str | None = None) -> "ChatSession":
-        """A multi-turn conversation that keeps its KV cache between turns."""
-        return ChatSession(self, system)
+    def chat(self, system: str | None = None, *, adapter=_DEFAULT) -> "ChatSession":
+        """A multi-turn conversation that keeps its KV cache between turns (with `adapter`, default self.adapter)."""
+        adapter = self._adapter if adapter is _DEFAULT else adapter
+        self._check_adapter(adapter)
+        return ChatSession(self, system, adapter=adapter)
 
 
 def _observed(sampler, processor, observer):
@@ -224,11 +266,12 @@ def _observed(sampler, processor, observer):
 class ChatSession:
     """Turn N runs only the tokens the cache does not hold yet (the new user message and template)."""
 
-    def __init__(self, model: Model, system: str | None = None):
+    def __init__(self, model: Model, system: str | None = None, adapter: str | None = None):
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a str, got {type(system).__name__}")
         self.model = model
         self.system = system
+        self.adapter = adapter  # every turn runs with it (another adapter in between costs a recompute)
         self.messages: list[dict[str, str]] = []
         self.last_stats = GenerationStats()
         self._busy = _OneAtATime("ChatSession")
@@ -291,7 +334,7 @@ class ChatSession:
             )
         stats = GenerationStats()
         self.last_stats = stats
-        pieces = self.model.stream_ids(ids, stats=stats, confidence=confidence, **kw)
+        pieces = self.model.stream_ids(ids, stats=stats, confidence=confidence, adapter=self.adapter, **kw)
         self.messages.append({"role": "user", "content": user_text})
         reply: list[str] = []
         try:

@@ -65,6 +65,7 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=threads, metavar="N", help="intra-op threads (default: the profile's)")
     p.add_argument("--trusted-key", action="append", metavar="KEY.pub",
                    help="require the bundle to be signed by this public key (edge-sdk sign; repeatable)")
+    p.add_argument("--adapter", metavar="NAME", help="use the bundle's LoRA adapter NAME (exported with --adapters)")
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -89,8 +90,16 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
 def load_model(args: argparse.Namespace):
     import edge_sdk
 
-    return edge_sdk.load(args.bundle, device=args.device, threads=args.threads, trusted_keys=args.trusted_key,
-                         kind="decoder")
+    model = edge_sdk.load(args.bundle, device=args.device, threads=args.threads, trusted_keys=args.trusted_key,
+                          kind="decoder")
+    if getattr(args, "adapter", None):
+        from edge_sdk.errors import BundleError
+
+        try:
+            model.adapter = args.adapter
+        except ValueError as e:
+            raise BundleError(str(e)) from None
+    return model
 
 
 def read_text_arg(value: str, what: str) -> str:

@@ -22,8 +22,20 @@ examples:
 
 --adapter merges a PEFT LoRA (q/k/v/o and MLP projections, any rank and alpha, rsLoRA) into the weights
 before the graph is written, for every device and recipe; validation then compares the bundle with the
-PEFT model itself.
+PEFT model itself. --adapters NAME=PEFT_DIR ... keeps adapters switchable at run time instead (CPU
+devices): `edge-sdk run BUNDLE --adapter NAME`, `model.generate(..., adapter="NAME")`; each is validated
+against PEFT, and no adapter gives exactly the base model. More later: `edge-sdk adapter add`.
 """
+
+
+def adapter_spec(text: str) -> tuple[str, str]:
+    """NAME=PEFT_DIR (for --adapters and `edge-sdk adapter add`)."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PEFT_DIR, got {text!r}")
+    if len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+        raise argparse.ArgumentTypeError(f"adapter name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
+    return name, path
 
 
 def _context(text: str) -> int:
@@ -58,11 +70,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", metavar="NAME", help="quantization recipe overriding the profile's (listed below)")
     p.add_argument("--max-context", type=_context, metavar="TOKENS", help="maximum context (default: the profile's)")
     p.add_argument("--adapter", metavar="PEFT_DIR", help="merge this PEFT LoRA adapter into the model (see below)")
+    p.add_argument("--adapters", nargs="+", type=adapter_spec, metavar="NAME=PEFT_DIR",
+                   help="PEFT LoRA adapters to switch between at run time (see below)")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--no-validate", action="store_true", help="skip the checks against transformers (not recommended)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     p.add_argument("--json", action="store_true", help="print the manifest's validation section as JSON at the end")
     p.set_defaults(func=run)
+
+
+def _adapters(specs) -> dict[str, str] | None:
+    if not specs:
+        return None
+    names = [n for n, _ in specs]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        from edge_sdk.errors import EdgeError
+
+        raise EdgeError(f"adapter name {duplicate!r} is given twice")
+    return dict(specs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: exporting needs the export extra ({e.name} is missing): {install_hint('export')}", file=sys.stderr)
         return 2
     manifest = export(args.source, args.output, device=args.device, recipe=args.recipe, max_context=args.max_context,
-                      force=args.force, validate=not args.no_validate, progress=not args.quiet, adapter=args.adapter)
+                      force=args.force, validate=not args.no_validate, progress=not args.quiet, adapter=args.adapter,
+                      adapters=_adapters(args.adapters))
     v = manifest["validation"]
     if args.json:
         print(json.dumps(v, indent=2))

@@ -113,5 +113,6 @@ def run(args: argparse.Namespace) -> int:
 
     serve(args.bundle, host=args.host, port=args.port, instances=args.instances, max_queue=args.max_queue,
           api_key=api_key, model_name=args.model_name, device=args.device, threads=args.threads,
-          trusted_keys=args.trusted_key, router_options=router, request_log=args.log_requests, on_ready=ready)
+          trusted_keys=args.trusted_key, router_options=router, request_log=args.log_requests, on_ready=ready,
+          adapter=args.adapter)
     return 0

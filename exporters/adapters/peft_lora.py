@@ -95,8 +95,13 @@ def read_adapter(path: str | Path, name: str | None = None) -> LoraAdapter:
         raise SourceError(f"{cfg_file} must hold a JSON object")
     _check_config(config, cfg_file)
 
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    try:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+    except ImportError as e:
+        from edge_sdk import install_hint
+
+        raise SourceError(f"reading a PEFT adapter needs the safetensors package: {install_hint('export')}") from e
 
     try:
         tensors = load_file(str(weights_file))

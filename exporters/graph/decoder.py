@@ -41,7 +41,8 @@ class DecoderOps:
     flavour = ""
 
     def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int,
-                 linear: Linear = linear_fp32, embed_dtype=np.float32, tied_embed: Gather | None = None):
+                 linear: Linear = linear_fp32, embed_dtype=np.float32, tied_embed: Gather | None = None,
+                 lora_slots: bool = False):
         self.args = args
         self.w = weights
         self.max_context = max_context
@@ -49,6 +50,8 @@ class DecoderOps:
         self._linear = linear  # how weights are stored: chosen by the recipe
         self.embed_dtype = np.dtype(embed_dtype)
         self._tied_embed = tied_embed  # tied weights: read the rows from the head's quantized table
+        # Run-time adapters (runtime/lora): every packed layer linear adds x @ A @ B, A and B graph inputs.
+        self.lora_slots = lora_slots
 
     # -- weights ----------------------------------------------------------------------------------
     def tensor(self, logical: str, layer: int | None = None) -> np.ndarray:
@@ -57,7 +60,17 @@ class DecoderOps:
     def linear(self, x: str, name: str, *logicals: str, layer: int | None = None) -> str:
         """x @ W^T for HF Linear weights [out, in]; several weights are packed along `out` (one kernel)."""
         w = np.concatenate([self.tensor(lg, layer) for lg in logicals], axis=0)
-        return self._linear(self.b, x, w, name)
+        y = self._linear(self.b, x, w, name)
+        if not self.lora_slots or layer is None:
+            return y
+        from edge_sdk.runtime.lora import SLOTS, input_name
+
+        slot = next(s for s, packed in SLOTS.items() if packed == logicals)
+        rank = f"lora_rank_{layer}_{slot}"  # each input its own symbolic rank: adapters differ per slot
+        a = self.b.input(input_name(layer, slot, "a"), np.float32, [w.shape[1], rank])
+        b = self.b.input(input_name(layer, slot, "b"), np.float32, [rank, w.shape[0]])
+        # Rank 0 (no adapter) makes x @ A @ B an exact zero: the base model's output, unchanged.
+        return self.b.op("Add", [y, self.b.op("MatMul", [self.b.op("MatMul", [x, a]), b])])
 
     # Plain fp32 MatMul helpers (the static flavour quantizes to QDQ afterwards, so it writes fp32).
     def linear_weight(self, name: str, *logicals: str, layer: int | None = None) -> str:

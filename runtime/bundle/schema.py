@@ -208,6 +208,37 @@ def validate(m: dict[str, Any]) -> None:
 
     _str(m["quantization"], "format", "quantization", required=False, limit=64)
     _device(m["device"])
+    if m.get("lora") is not None:
+        _lora(m["lora"], layers, flavour)
+
+
+def _lora(lora: Any, layers: int, flavour: str) -> None:
+    """Run-time adapters (runtime/lora): slot dimensions and adapter files."""
+    from ..lora.slots import MAX_ADAPTERS, MAX_RANK, SLOTS
+
+    if not isinstance(lora, dict):
+        raise _fail("lora", "must be a JSON object", lora)
+    if flavour != "fused":
+        raise _fail("lora", "is only supported on the fused flavour", flavour)
+    if _int(lora, "layers", "lora", 1, MAX_LAYERS) != layers:
+        raise _fail("lora.layers", "must equal kv_cache.num_layers", lora.get("layers"))
+    slots = lora.get("slots")
+    if not isinstance(slots, dict) or not slots or any(s not in SLOTS for s in slots):
+        raise _fail("lora.slots", f"must map slots ({', '.join(SLOTS)}) to [in, out]", slots)
+    for slot, dims in slots.items():
+        if not (isinstance(dims, list) and len(dims) == 2 and all(isinstance(d, int) and not isinstance(d, bool)
+                                                                   and 1 <= d <= 1 << 20 for d in dims)):
+            raise _fail(f"lora.slots.{slot}", "must be [in, out], two positive integers", dims)
+    adapters = lora.get("adapters") or {}
+    if not isinstance(adapters, dict) or len(adapters) > MAX_ADAPTERS:
+        raise _fail("lora.adapters", f"must map at most {MAX_ADAPTERS} adapter names to their files", adapters)
+    for name, spec in adapters.items():
+        if not isinstance(name, str) or not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+            raise _fail("lora.adapters", "names must be 1-64 letters, digits, '-', '_' or '.'", name)
+        if not isinstance(spec, dict):
+            raise _fail(f"lora.adapters.{name}", "must be a JSON object", spec)
+        check_name(_str(spec, "file", f"lora.adapters.{name}"), f"'lora.adapters.{name}.file'")
+        _int(spec, "rank", f"lora.adapters.{name}", 1, MAX_RANK, required=False)
 
 
 def _device(dev: dict) -> None:
@@ -266,6 +297,8 @@ def opened_files(m: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(graph.get("context_binaries"), dict):
         out += [(f"graph.context_binaries.files.{role}", name) for role, name in graph["context_binaries"]["files"].items()]
     out.append(("tokenizer.file", m["tokenizer"]["file"]))
+    for name, spec in ((m.get("lora") or {}).get("adapters") or {}).items():
+        out.append((f"lora.adapters.{name}.file", spec["file"]))
     if m.get("chat_template", {}).get("file"):
         out.append(("chat_template.file", m["chat_template"]["file"]))
     return out

@@ -17,8 +17,11 @@ from typing import Any
 def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int = 1, max_queue: int = 8,
           api_key: str | None = None, model_name: str | None = None, device: str | None = None,
           threads: int | None = None, trusted_keys=None, router_options: dict[str, Any] | None = None,
-          request_log: str | None = None, on_ready=None) -> None:
-    """Load `instances` copies of `bundle` and serve them until SIGINT/SIGTERM (uvicorn handles both)."""
+          request_log: str | None = None, on_ready=None, adapter: str | None = None) -> None:
+    """Load `instances` copies of `bundle` and serve them until SIGINT/SIGTERM (uvicorn handles both).
+
+    The bundle's run-time adapters are served as models of their own, "MODEL:ADAPTER"; `adapter` is the
+    one requests for plain "MODEL" get (default: none, the base model)."""
     import uvicorn
 
     import edge_sdk
@@ -28,6 +31,14 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
 
     models = [edge_sdk.load(bundle, device=device, threads=threads, trusted_keys=trusted_keys, kind="decoder")
               for _ in range(instances)]
+    if adapter is not None:
+        from edge_sdk.errors import BundleError
+
+        try:
+            for m in models:
+                m.adapter = adapter
+        except ValueError as e:
+            raise BundleError(str(e)) from None
     model_id = model_name or models[0].manifest.get("name") or os.path.basename(os.fspath(bundle))
     router = None
     if router_options:

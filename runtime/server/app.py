@@ -100,10 +100,18 @@ class Server:
                              "running": self.pool.running, "waiting": self.pool.waiting,
                              "served": self.pool.served, "cancelled": self.pool.cancelled})
 
+    def model_ids(self) -> dict[str, Any]:
+        """Served model id -> the adapter it runs with: the bundle (with the serve default) and each of its
+        run-time adapters as "MODEL:ADAPTER"."""
+        model = self.pool.model
+        ids: dict[str, Any] = {self.model_id: model.adapter}
+        ids.update({f"{self.model_id}:{name}": name for name in model.adapters})
+        return ids
+
     async def models(self, request):
         self._authorize(request)
-        return JSONResponse({"object": "list", "data": [{"id": self.model_id, "object": "model", "created": 0,
-                                                         "owned_by": "edge-sdk"}]})
+        return JSONResponse({"object": "list", "data": [{"id": mid, "object": "model", "created": 0,
+                                                         "owned_by": "edge-sdk"} for mid in self.model_ids()]})
 
     async def chat(self, request):
         return await self._generate(request, "chat")
@@ -119,8 +127,9 @@ class Server:
             self.request_log.write(json.dumps({"path": request.url.path, "body": body}) + "\n")
             self.request_log.flush()
         req = protocol.parse(body, kind)
-        if req.model != self.model_id:
-            raise ApiError(404, f"the model {req.model!r} does not exist here; this server serves {self.model_id!r}",
+        if req.model not in self.model_ids():
+            served = ", ".join(repr(m) for m in self.model_ids())
+            raise ApiError(404, f"the model {req.model!r} does not exist here; this server serves {served}",
                            param="model", code="model_not_found")
         model = self.pool.model
         ids = self._prompt_ids(model, req)
@@ -149,6 +158,7 @@ class Server:
         default = int(model.defaults.get("max_new_tokens") or 256)
         s = {k: v for k, v in req.sampling.items() if v is not None}
         s["max_new_tokens"] = min(req.max_tokens or default, room)
+        s["adapter"] = self.model_ids().get(req.model, model.adapter)
         return s
 
     async def device_pieces(self, req, ids, job: Job, observer=None) -> AsyncIterator[str]:
