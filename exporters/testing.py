@@ -176,3 +176,17 @@ def make_tiny_embedder_bundle(out: Path, recipe: str = "fp32", **kwargs) -> Path
     src = make_tiny_embedder_dir(Path(out).parent / "tiny-embedder-src", **kwargs)
     export(str(src), out, recipe=recipe, progress=False)
     return Path(out)
+
+
+def make_tiny_lora(base_dir: Path, out: Path, seed: int = 1, **config) -> Path:
+    """A PEFT LoRA for the model in `base_dir` with random A *and* B (a fresh adapter's B is zero: a no-op)."""
+    import peft
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    torch.manual_seed(seed)
+    cfg = peft.LoraConfig(**{"r": 8, "lora_alpha": 16, "init_lora_weights": False, "target_modules": [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], **config})
+    peft.get_peft_model(base, cfg).save_pretrained(out)
+    return Path(out)

@@ -109,3 +109,17 @@ def minilm_bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("minilm") / "bundle"
     export("all-minilm-l6-v2", out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_bundle(tmp_path_factory) -> Path:
+    """The tiny llama exported with two run-time adapters, "one" and "two" (random PEFT LoRAs), validated."""
+    pytest.importorskip("peft")
+    from edge_sdk.exporters.export import export
+    from edge_sdk.exporters.testing import make_tiny_lora, make_tiny_model_dir
+
+    root = tmp_path_factory.mktemp("tiny-adapters")
+    base = make_tiny_model_dir(root / "tiny-llama")
+    adapters = {"one": make_tiny_lora(base, root / "one", seed=1), "two": make_tiny_lora(base, root / "two", seed=2, r=4)}
+    export(str(base), root / "bundle", recipe="fp32", adapters=adapters, progress=False)
+    return root / "bundle"

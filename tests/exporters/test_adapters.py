@@ -20,13 +20,9 @@ ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_pro
 
 def make_adapter(base_dir, out, seed=1, **config):
     """A PEFT LoRA with random A *and* B (init_lora_weights=False: a fresh adapter's B is zero, a no-op)."""
-    from transformers import AutoModelForCausalLM
+    from edge_sdk.exporters.testing import make_tiny_lora
 
-    base = AutoModelForCausalLM.from_pretrained(base_dir)
-    torch.manual_seed(seed)
-    cfg = peft.LoraConfig(**{"r": 8, "lora_alpha": 16, "target_modules": ALL, "init_lora_weights": False, **config})
-    peft.get_peft_model(base, cfg).save_pretrained(out)
-    return out
+    return make_tiny_lora(base_dir, out, seed=seed, **config)
 
 
 def peft_model(base_dir, adapter_dir):

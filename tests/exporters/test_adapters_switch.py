@@ -163,3 +163,15 @@ def test_the_npu_flavour_refuses_run_time_adapters(setup, tmp_path):
         export(str(setup["base"]), tmp_path / "npu", device="snapdragon-8-gen3", adapters={"one": setup["one"]},
                progress=False)
     assert not (tmp_path / "npu").exists()
+
+
+@pytest.mark.parametrize("recipe", ["int4-b32", "int8"])
+def test_no_adapter_is_bit_identical_for_quantized_recipes_too(setup, tmp_path, recipe):
+    """Prefill and one-token decode steps: the rank-0 slots add exact zeros after the quantized matmuls."""
+    export(str(setup["base"]), tmp_path / "slots", recipe=recipe, adapters={"one": setup["one"]}, progress=False,
+           validate=False)
+    export(str(setup["base"]), tmp_path / "plain", recipe=recipe, progress=False, validate=False)
+    slots, plain = edge_sdk.load(tmp_path / "slots"), edge_sdk.load(tmp_path / "plain")
+    assert np.array_equal(slots.engine.forward(IDS, all_logits=True), plain.engine.forward(IDS, all_logits=True))
+    for t in IDS[:8]:
+        assert np.array_equal(slots.engine.forward([t]), plain.engine.forward([t]))

@@ -193,3 +193,18 @@ def test_urllib_stream_is_server_sent_events(serve, tiny_bundle):
         events = [line for line in r.read().decode().split("\n\n") if line]
     assert events[-1] == "data: [DONE]" and all(e.startswith("data: ") for e in events)
     assert json.loads(events[0][6:])["object"] == "text_completion"
+
+
+def test_adapters_are_served_as_models(serve, tiny_adapter_bundle):
+    """Each run-time adapter is a model id MODEL:ADAPTER; one server, one loaded model, switched per request."""
+    server = serve(tiny_adapter_bundle)
+    client = _client(server)
+    ids = [m.id for m in client.models.list().data]
+    assert ids == [server.model_id, f"{server.model_id}:one", f"{server.model_id}:two"]
+    reference = edge_sdk.load(tiny_adapter_bundle, threads=1)
+    messages = [{"role": "user", "content": "paris france capital"}]
+    for model_id, adapter in ((ids[1], "one"), (ids[0], None), (ids[2], "two"), (ids[1], "one")):
+        resp = client.chat.completions.create(model=model_id, messages=messages, max_tokens=10)
+        assert resp.choices[0].message.content == reference.generate(messages, max_new_tokens=10, adapter=adapter)
+    with pytest.raises(openai.NotFoundError, match=":one"):
+        client.chat.completions.create(model=f"{server.model_id}:three", messages=messages, max_tokens=4)
