@@ -131,7 +131,7 @@ class Model:
         """Bind `name` if another adapter is bound; the cache then holds the other adapter's keys and values."""
         if getattr(self.engine, "adapter", None) != name:
             self.engine.use_adapter(name)
-            self.decoder.truncate(0)
+            self.decoder.reset()  # the whole cache, also what engine-level callers (evaluate, bench) put in it
 
     @property
     def max_context(self) -> int:

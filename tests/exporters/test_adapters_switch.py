@@ -34,8 +34,7 @@ def setup(tmp_path_factory):
 
 
 def _forward(model, ids=IDS):
-    model.decoder.truncate(0)
-    model.engine.reset()  # engine-level calls bypass the decoder's token list
+    model.decoder.reset()  # engine-level calls bypass the decoder's token list
     return model.engine.forward(ids, all_logits=True)
 
 
@@ -80,6 +79,7 @@ def test_generate_and_chat_take_an_adapter_per_call(setup):
     from edge_sdk.runtime.sampling import make_sampler
 
     model.adapter = "two"
+    model.decoder.reset()
     got = list(generate_tokens(model.decoder, IDS[:10], max_new_tokens=16, sampler=make_sampler(0.0), eos_ids=[2]))
     assert got == hf_greedy(peft_model(setup["base"], setup["two"]), IDS[:10], 16, [2])
     chat = model.chat(adapter="one")
