@@ -106,8 +106,8 @@ class SetupScreen(Screen):
     """Shown when there is no bundle yet, or the chosen one cannot be opened."""
 
 
-class BundleChooser(ModalView):
-    """A folder picker; calls ``on_choose(path)`` with the chosen folder."""
+class _Chooser(ModalView):
+    """A picker that opens at `start_path` (when it is a folder) and reports to ``on_choose``."""
 
     start_path = StringProperty(os.getcwd())
 
@@ -116,6 +116,10 @@ class BundleChooser(ModalView):
         if start_path and os.path.isdir(start_path):
             self.start_path = os.path.abspath(start_path)
         super().__init__(**kwargs)
+
+
+class BundleChooser(_Chooser):
+    """A folder picker; calls ``on_choose(path)`` with the chosen folder."""
 
     def choose(self, path):
         self.dismiss()
@@ -180,17 +184,9 @@ class DocumentsPanel(ModalView):
             app.set_use_documents(active)
 
 
-class DocumentChooser(ModalView):
+class DocumentChooser(_Chooser):
     """A file picker for documents (several at once); calls ``on_choose(paths)``. With nothing selected,
     "Add" takes the folder shown (the index adds the documents in it)."""
-
-    start_path = StringProperty(os.getcwd())
-
-    def __init__(self, on_choose, start_path=None, **kwargs):
-        self._on_choose = on_choose
-        if start_path and os.path.isdir(start_path):
-            self.start_path = os.path.abspath(start_path)
-        super().__init__(**kwargs)
 
     def choose(self, selection, folder):
         self.dismiss()
