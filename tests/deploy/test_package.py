@@ -346,3 +346,16 @@ def test_refuses_an_embedder_in_the_wrong_place(capsys, tiny_bundle, tiny_embedd
                             "--embedder", str(tiny_bundle))
     assert code != 0 and "not an embedder bundle" in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_run_time_adapters_travel_with_the_bundle(tiny_adapter_bundle, tmp_path):
+    """A device build copies what the manifest lists: the adapter files come along and still switch."""
+    import edge_sdk
+    from edge_sdk.deploy.build import _copy_bundle
+    from edge_sdk.exporters.progress import Progress
+
+    _copy_bundle(tiny_adapter_bundle, tmp_path / "bundle", Progress(False))
+    assert sorted(p.name for p in (tmp_path / "bundle" / "adapters").iterdir()) == ["one.npz", "two.npz"]
+    copy, original = edge_sdk.load(tmp_path / "bundle"), edge_sdk.load(tiny_adapter_bundle)
+    assert copy.generate("hello", max_new_tokens=8, adapter="two") == original.generate("hello", max_new_tokens=8,
+                                                                                        adapter="two")
