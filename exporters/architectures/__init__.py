@@ -14,14 +14,14 @@ from edge_sdk.errors import UnsupportedModelError
 
 from .base import DecoderArgs
 
-SUPPORTED: tuple[str, ...] = ("llama", "qwen2")
+SUPPORTED: tuple[str, ...] = ("llama", "qwen2", "qwen3")
 
 
 def get_module(model_type: str) -> ModuleType:
     if model_type not in SUPPORTED:
         raise UnsupportedModelError(
             f"model_type {model_type!r} is not supported; supported architectures: {', '.join(SUPPORTED)}. "
-            "Pick a model of one of these families (SmolLM2, TinyLlama, Qwen2.5)."
+            "Pick a model of one of these families (SmolLM2, TinyLlama, Qwen2.5, Qwen3)."
         )
     return importlib.import_module(f"{__name__}.{model_type}")
 

@@ -28,6 +28,9 @@ LLAMA_WEIGHTS: dict[str, str] = {
     "gate": "model.layers.{i}.mlp.gate_proj.weight",
     "up": "model.layers.{i}.mlp.up_proj.weight",
     "down": "model.layers.{i}.mlp.down_proj.weight",
+    # Present only when `qk_norm` is true (Qwen3): RMSNorm of each head's q and k before RoPE.
+    "q_norm": "model.layers.{i}.self_attn.q_norm.weight",
+    "k_norm": "model.layers.{i}.self_attn.k_norm.weight",
     # Present only when `attention_bias` is true (Qwen2).
     "q_bias": "model.layers.{i}.self_attn.q_proj.bias",
     "k_bias": "model.layers.{i}.self_attn.k_proj.bias",
@@ -55,6 +58,7 @@ class DecoderArgs:
     head_dim: int | None = None  # defaults to hidden_size // num_attention_heads
     tie_word_embeddings: bool = False  # lm_head shares the embedding matrix
     attention_bias: bool = False  # q/k/v projections carry a bias (Qwen2)
+    qk_norm: bool = False  # RMSNorm over head_dim of q and k, before RoPE (Qwen3); not a config.json key
     hidden_act: str = "silu"
     rope_scaling: dict | None = None
 
@@ -117,6 +121,8 @@ class DecoderArgs:
         per_layer = ["attn_norm", "mlp_norm", "q", "k", "v", "o", "gate", "up", "down"]
         if self.attention_bias:
             per_layer += ["q_bias", "k_bias", "v_bias"]
+        if self.qk_norm:
+            per_layer += ["q_norm", "k_norm"]
         for i in range(self.num_hidden_layers):
             out += [self.weight_name(n, i) for n in per_layer]
         return out
@@ -126,4 +132,6 @@ class DecoderArgs:
         per_layer = h * (self.q_dim + 2 * self.kv_dim) + self.q_dim * h + 3 * h * self.intermediate_size + 2 * h
         if self.attention_bias:
             per_layer += self.q_dim + 2 * self.kv_dim
+        if self.qk_norm:
+            per_layer += 2 * self.head_dim
         return v * h * (1 if self.tie_word_embeddings else 2) + L * per_layer + h

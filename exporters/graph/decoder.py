@@ -155,12 +155,28 @@ class FusedOps(DecoderOps):
                                       domain=MS_DOMAIN, epsilon=eps)
         return out, summed
 
+    def qk_norm(self, qkv: str, i: int) -> str:
+        """Qwen3's per-head RMSNorm of q and k, on the packed [1, S, q + 2 kv] before GroupQueryAttention
+        applies RoPE: split, norm over head_dim, pack again."""
+        a, b = self.args, self.b
+        eps = float(a.rms_norm_eps)
+        q, k, v = b.op("Split", [qkv, b.const([a.q_dim, a.kv_dim, a.kv_dim])], n_out=3, axis=-1)
+        out = []
+        for x, heads, logical in ((q, a.num_attention_heads, "q_norm"), (k, a.num_key_value_heads, "k_norm")):
+            x = b.op("Reshape", [x, b.const([0, 0, heads, a.head_dim])])
+            w = b.weight(f"model.layers.{i}.self_attn.{logical}.weight", self.tensor(logical, i))
+            x = b.op("SimplifiedLayerNormalization", [x, w], axis=-1, epsilon=eps, stash_type=1)
+            out.append(b.op("Reshape", [x, b.const([0, 0, heads * a.head_dim])]))
+        return b.op("Concat", [*out, v], axis=-1)
+
     def attention(self, x, i):
         a, b = self.args, self.b
         qkv = self.linear(x, f"model.layers.{i}.attn.qkv_proj", "q", "k", "v", layer=i)
         if a.attention_bias:
             bias = np.concatenate([self.tensor(n, i) for n in ("q_bias", "k_bias", "v_bias")])
             qkv = b.op("Add", [qkv, b.weight(f"model.layers.{i}.attn.qkv_proj.bias", bias)])
+        if a.qk_norm:
+            qkv = self.qk_norm(qkv, i)
         past, present = kv_names(i, "past"), kv_names(i, "present")
         attn, _, _ = b.op(
             "GroupQueryAttention",

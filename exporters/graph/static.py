@@ -108,6 +108,14 @@ class StaticOps(DecoderOps):
         x = b.op("Reshape", [x, b.const([1, self.seq_len, n_heads, a.head_dim])])
         return b.op("Transpose", [x], perm=[0, 2, 1, 3])
 
+    def _normed_heads(self, x: str, n_heads: int, logical: str, i: int, scale: float = 1.0) -> str:
+        """[1, S, n*D] -> RMSNorm over each head's D (weight * scale) -> [1, n, S, D]."""
+        b, a = self.b, self.args
+        x = b.op("Reshape", [x, b.const([1, self.seq_len, n_heads, a.head_dim])])
+        w = b.weight(f"model.layers.{i}.self_attn.{logical}.weight", self.tensor(logical, i) * scale)
+        x, _ = self.norm(x, None, w)  # the float-safe RMSNorm, over the last axis: one head's D
+        return b.op("Transpose", [x], perm=[0, 2, 1, 3])
+
     def _rope(self, x: str, out: str | None = None) -> str:
         """rotate_half RoPE on [1, n, S, D]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin)."""
         b, half = self.b, self.args.head_dim // 2
@@ -130,9 +138,13 @@ class StaticOps(DecoderOps):
         hq, kvh, d = a.num_attention_heads, a.num_key_value_heads, a.head_dim
         group = hq // kvh
         past, present = kv_names(i, "past"), kv_names(i, "present")
-        # 1/sqrt(D) folded into the q projection (RoPE is linear, so it commutes): one op fewer per layer.
-        q = self._rope(self._heads(self._proj(x, "q", i, scale=d ** -0.5), hq))  # [1, Hq, S, D]
-        k = self._rope(self._heads(self._proj(x, "k", i), kvh), out=present["key"])  # [1, kvH, S, D]
+        if a.qk_norm:  # Qwen3: RMSNorm of each head before RoPE; 1/sqrt(D) folded into q's norm weight
+            q = self._rope(self._normed_heads(self._proj(x, "q", i), hq, "q_norm", i, d ** -0.5))
+            k = self._rope(self._normed_heads(self._proj(x, "k", i), kvh, "k_norm", i), out=present["key"])
+        else:
+            # 1/sqrt(D) folded into the q projection (RoPE is linear, so it commutes): one op fewer per layer.
+            q = self._rope(self._heads(self._proj(x, "q", i, scale=d ** -0.5), hq))  # [1, Hq, S, D]
+            k = self._rope(self._heads(self._proj(x, "k", i), kvh), out=present["key"])  # [1, kvH, S, D]
         v = b.op("Transpose", [b.op("Reshape", [self._proj(x, "v", i), b.const([1, S, kvh, d])])],
                  perm=[0, 2, 1, 3], outputs=[present["value"]])
         keys = b.op("Concat", [past["key"], k], axis=2)  # [1, kvH, C+S, D]

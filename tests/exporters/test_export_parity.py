@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 from edge_sdk.exporters.testing import random_hf_model  # noqa: E402
 
 # The guard in test_architectures.py checks this covers every registered architecture.
-PARITY_ARCHITECTURES = ("llama", "qwen2")
+PARITY_ARCHITECTURES = ("llama", "qwen2", "qwen3")
 
 
 @pytest.mark.parametrize("model_type", PARITY_ARCHITECTURES)

@@ -10,6 +10,7 @@ transformers = pytest.importorskip("transformers")
 
 from edge_sdk.errors import ContextLengthError, DeviceFitError  # noqa: E402
 from edge_sdk.exporters import npu_check  # noqa: E402
+from edge_sdk.exporters.architectures import SUPPORTED  # noqa: E402
 from edge_sdk.exporters.graph.decoder import emit_decoder  # noqa: E402
 from edge_sdk.exporters.graph.static import emit_static, export_static  # noqa: E402
 from edge_sdk.runtime.static_engine import StaticEngine  # noqa: E402
@@ -38,7 +39,7 @@ def run(engine: StaticEngine, ids, split: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-@pytest.fixture(scope="module", params=["llama", "qwen2"])
+@pytest.fixture(scope="module", params=SUPPORTED)  # every registered architecture, in the NPU flavour too
 def fp32(request, tmp_path_factory):
     args, model, weights = tiny(request.param)
     d = tmp_path_factory.mktemp(f"static-{request.param}")
