@@ -38,6 +38,10 @@ LLAMA_WEIGHTS: dict[str, str] = {
 }
 
 
+# RoPE variants the graph emitters compute (exporters/graph/decoder.py: rope_cache).
+ROPE_TYPES = ("default", "llama3")
+
+
 @dataclass
 class DecoderArgs:
     """Dimensions of a Llama-family decoder. Field names follow HF ``config.json``."""
@@ -74,11 +78,23 @@ class DecoderArgs:
             raise UnsupportedModelError(
                 f"{self.model_type}: hidden_act={self.hidden_act!r} is not supported (only 'silu' SwiGLU MLPs)."
             )
-        if self.rope_scaling and self.rope_scaling.get("rope_type", self.rope_scaling.get("type")) not in (None, "default"):
+        kind = self.rope_type
+        if kind not in ROPE_TYPES:
             raise UnsupportedModelError(
-                f"{self.model_type}: rope_scaling={self.rope_scaling} is not supported yet; "
-                "only plain RoPE (no scaling) models can be exported."
+                f"{self.model_type}: rope_scaling={self.rope_scaling} is not supported yet (supported: "
+                f"{', '.join(ROPE_TYPES)}); exporting it with plain RoPE would give wrong positions, so it is refused."
             )
+        if kind == "llama3":
+            missing = [k for k in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+                       if not isinstance(self.rope_scaling.get(k), (int, float))]
+            if missing:
+                raise UnsupportedModelError(f"{self.model_type}: llama3 rope_scaling lacks {', '.join(missing)}")
+
+    @property
+    def rope_type(self) -> str:
+        if not self.rope_scaling:
+            return "default"
+        return self.rope_scaling.get("rope_type", self.rope_scaling.get("type")) or "default"
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "DecoderArgs":

@@ -27,10 +27,26 @@ from .linear import Gather, Linear
 from .linear import fp32 as linear_fp32
 
 
-def rope_cache(args: DecoderArgs, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin tables [max_len, head_dim/2] for non-interleaved (rotate_half) RoPE, as HF computes them."""
+def rope_inv_freq(args: DecoderArgs) -> np.ndarray:
+    """The rotary frequencies [head_dim/2], with the model's RoPE scaling, as transformers computes them."""
     d = args.head_dim
     inv_freq = 1.0 / (args.rope_theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))
+    if args.rope_type == "llama3":  # Llama 3.1/3.2: long wavelengths slowed by `factor`, a smooth band between
+        r = args.rope_scaling
+        factor, low, high = float(r["factor"]), float(r["low_freq_factor"]), float(r["high_freq_factor"])
+        old = float(r["original_max_position_embeddings"])
+        wavelen = 2 * np.pi / inv_freq
+        scaled = np.where(wavelen > old / low, inv_freq / factor, inv_freq)
+        smooth = (old / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < old / high) & ~(wavelen > old / low)
+        inv_freq = np.where(medium, smoothed, scaled).astype(np.float32)
+    return inv_freq
+
+
+def rope_cache(args: DecoderArgs, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin tables [max_len, head_dim/2] for non-interleaved (rotate_half) RoPE, as HF computes them."""
+    inv_freq = rope_inv_freq(args)
     freqs = np.outer(np.arange(max_len, dtype=np.float32), inv_freq)  # [max_len, d/2]
     return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
 

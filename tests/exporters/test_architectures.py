@@ -44,10 +44,16 @@ def test_from_config_drops_unknown_keys_and_reads_transformers5_rope_parameters(
     assert args.rope_theta == 123.0 and args.head_dim == 16
 
 
-def test_rope_scaling_is_refused_clearly():
+@pytest.mark.parametrize("scaling,words", [
+    ({"rope_type": "yarn", "factor": 4.0}, "not supported yet"),
+    ({"rope_type": "longrope", "factor": 4.0}, "not supported yet"),
+    ({"rope_type": "llama3", "factor": 8.0}, "lacks low_freq_factor"),
+])
+def test_unsupported_rope_scaling_is_refused_clearly(scaling, words):
+    """Never exported with plain RoPE instead: that would be a model with wrong positions."""
     cfg = {"model_type": "llama", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 128,
-           "num_hidden_layers": 2, "num_attention_heads": 4, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}
-    with pytest.raises(UnsupportedModelError, match="rope_scaling"):
+           "num_hidden_layers": 2, "num_attention_heads": 4, "rope_scaling": scaling}
+    with pytest.raises(UnsupportedModelError, match=words):
         args_from_config(cfg)
 
 

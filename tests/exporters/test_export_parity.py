@@ -12,7 +12,22 @@ from edge_sdk.exporters.testing import random_hf_model  # noqa: E402
 PARITY_ARCHITECTURES = ("llama", "qwen2", "qwen3")
 
 
-@pytest.mark.parametrize("model_type", PARITY_ARCHITECTURES)
+# Llama 3.1/3.2's RoPE scaling on the tiny model: an "original" context of 32 puts the smooth band and the
+# slowed frequencies inside the 24 positions tested.
+LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+
+
+def _scaled_llama():
+    from edge_sdk.exporters.architectures import args_from_config
+
+    _, hf = random_hf_model("llama", rope_parameters=LLAMA3_ROPE)
+    args = args_from_config({**hf.config.to_dict(), "model_type": "llama"})
+    assert args.rope_type == "llama3"
+    return args, hf
+
+
+@pytest.mark.parametrize("model_type", [*PARITY_ARCHITECTURES, "llama+llama3-rope"])
 def test_fused_graph_matches_transformers_in_both_kv_modes(model_type, tmp_path):
     """Prefill + decode through the shared-buffer cache, and chunked continuation prefill."""
     import onnx
@@ -21,7 +36,7 @@ def test_fused_graph_matches_transformers_in_both_kv_modes(model_type, tmp_path)
     from edge_sdk.runtime.engine import FusedEngine
     from edge_sdk.runtime.providers import SessionConfig
 
-    args, hf = random_hf_model(model_type)
+    args, hf = _scaled_llama() if model_type.endswith("llama3-rope") else random_hf_model(model_type)
     weights = {k: v.numpy() for k, v in hf.state_dict().items()}
     onnx.save(emit_decoder(args, weights, "fused", max_context=64), str(tmp_path / "model.onnx"))
     manifest = {"graph": {"files": {"decoder": "model.onnx"}, "max_context": 64,

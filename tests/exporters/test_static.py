@@ -39,9 +39,15 @@ def run(engine: StaticEngine, ids, split: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-@pytest.fixture(scope="module", params=SUPPORTED)  # every registered architecture, in the NPU flavour too
+@pytest.fixture(scope="module", params=[*SUPPORTED, "llama+llama3-rope"])  # every architecture, on the NPU too
 def fp32(request, tmp_path_factory):
-    args, model, weights = tiny(request.param)
+    if request.param.endswith("llama3-rope"):
+        from .test_export_parity import _scaled_llama
+
+        args, model = _scaled_llama()
+        weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    else:
+        args, model, weights = tiny(request.param)
     d = tmp_path_factory.mktemp(f"static-{request.param}")
     return model, export_static(args, weights, d, CHUNK, CONTEXT), d
 
