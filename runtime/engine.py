@@ -30,8 +30,9 @@ class FusedEngine:
         self.cache = KVCache.from_manifest(manifest)
         self.vocab_size = manifest["architecture"]["vocab_size"]
         # Graphs exported before this input existed return logits for every position; that is slower
-        # for prompts but correct, so such bundles keep working.
-        self.has_keep = "num_logits_to_keep" in graph.get("inputs", ["num_logits_to_keep"])
+        # for prompts but correct, so such bundles keep working. Asked of the graph itself, not of the
+        # manifest's list: a manifest that leaves the input out must not leave it unfed (a crash in run).
+        self.has_keep = "num_logits_to_keep" in {i.name for i in self.session.get_inputs()}
         # Two bindings over the same cache buffers. Decode (one token) binds preallocated numpy-backed
         # OrtValues once and updates them in place, so a step is a single run_with_iobinding call
         # with no allocation; prefill binds per call (its shapes vary).
@@ -59,6 +60,21 @@ class FusedEngine:
 
             self.adapters = AdapterSet(manifest, Path(bundle_dir))
             self.use_adapter(None)
+        self._check_inputs()
+
+    def _check_inputs(self) -> None:
+        """Every input of the graph is one this engine feeds: a manifest that does not describe its graph
+        (a KV pattern or an adapter section that does not match) is a BundleError here, not a crash in run."""
+        fed = {"input_ids", "seqlens_k", "total_sequence_length", "num_logits_to_keep"}
+        fed |= {past for past, _, _ in self.cache.slots}
+        if self.adapters is not None:
+            fed |= set(self.adapters.values(None))
+        unfed = sorted({i.name for i in self.session.get_inputs()} - fed)
+        if unfed:
+            from edge_sdk.errors import BundleError
+
+            raise BundleError(f"the graph has inputs the manifest does not describe ({', '.join(unfed[:3])}"
+                              f"{', ...' if len(unfed) > 3 else ''}); the bundle is malformed - re-export it")
 
     def use_adapter(self, name: str | None) -> None:
         """Bind adapter `name`'s matrices (None: the base model). The cache is the caller's business: its

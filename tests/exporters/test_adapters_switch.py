@@ -175,3 +175,16 @@ def test_no_adapter_is_bit_identical_for_quantized_recipes_too(setup, tmp_path, 
     assert np.array_equal(slots.engine.forward(IDS, all_logits=True), plain.engine.forward(IDS, all_logits=True))
     for t in IDS[:8]:
         assert np.array_equal(slots.engine.forward([t]), plain.engine.forward([t]))
+
+
+def test_a_manifest_that_hides_the_adapter_inputs_is_a_bundle_error(setup, tmp_path):
+    import shutil
+
+    from edge_sdk.exporters.bundle import write_manifest
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(setup["bundle"], bundle)
+    manifest = json.loads((bundle / "edge_manifest.json").read_text())
+    write_manifest(bundle, {k: v for k, v in manifest.items() if k not in ("format", "schema_version", "files", "lora")})
+    with pytest.raises(BundleError, match="inputs the manifest does not describe.*lora"):
+        edge_sdk.load(bundle)
