@@ -110,7 +110,7 @@ def _read_switchable(adapters: dict, profile, progress) -> dict:
     """{name: LoraAdapter} for --adapters, checked before any slow work."""
     if not adapters:
         return {}
-    from edge_sdk.runtime.lora.slots import MAX_ADAPTERS
+    from edge_sdk.runtime.lora.slots import MAX_ADAPTERS, valid_name
 
     from .adapters import read_adapter
 
@@ -123,12 +123,18 @@ def _read_switchable(adapters: dict, profile, progress) -> dict:
         raise UnsupportedModelError(f"at most {MAX_ADAPTERS} adapters per bundle, got {len(adapters)}")
     out = {}
     for name, path in adapters.items():
-        if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+        if not valid_name(name):
             raise UnsupportedModelError(f"adapter name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
         out[name] = read_adapter(path, name)
         progress.note(f"adapter {name}: LoRA rank {out[name].describe()['rank']}, {len(out[name].modules)} modules, "
                       "switchable at run time")
     return out
+
+
+def _base_names(src) -> list[str]:
+    """The names this source goes by, against which an adapter's base_model_name_or_path is checked."""
+    names = [src.provenance.get("hub_id"), src.spec, src.provenance.get("gguf_name"), src.config.get("_name_or_path")]
+    return [str(n) for n in names if n]
 
 
 def _write_switchable(tmp: Path, switchable: dict, packed: dict, args, weights) -> dict[str, Any]:
@@ -214,15 +220,13 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
         from .adapters import merge_adapter
 
         progress.stage(f"merging the adapter {lora.name} into the weights")
-        names = [src.provenance.get("hub_id"), src.spec, src.provenance.get("gguf_name"), src.config.get("_name_or_path")]
-        weights = merge_adapter(weights, lora, [str(n) for n in names if n])
+        weights = merge_adapter(weights, lora, _base_names(src))
         hf_model = _peft_reference(hf_model, lora.path)
     packed = {}
     if switchable:
         from .adapters import pack_adapter
 
-        names = [src.provenance.get("hub_id"), src.spec, src.provenance.get("gguf_name"), src.config.get("_name_or_path")]
-        packed = {n: pack_adapter(a, args, weights, [str(x) for x in names if x]) for n, a in switchable.items()}
+        packed = {n: pack_adapter(a, args, weights, _base_names(src)) for n, a in switchable.items()}
 
     with staging(output, force) as tmp:
         progress.stage(f"emitting the {profile.flavour} graph")

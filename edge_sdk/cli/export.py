@@ -33,7 +33,9 @@ def adapter_spec(text: str) -> tuple[str, str]:
     name, sep, path = text.partition("=")
     if not sep or not name or not path:
         raise argparse.ArgumentTypeError(f"expected NAME=PEFT_DIR, got {text!r}")
-    if len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+    from edge_sdk.runtime.lora.slots import valid_name
+
+    if not valid_name(name):
         raise argparse.ArgumentTypeError(f"adapter name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
     return name, path
 

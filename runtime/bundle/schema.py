@@ -214,7 +214,7 @@ def validate(m: dict[str, Any]) -> None:
 
 def _lora(lora: Any, layers: int, flavour: str) -> None:
     """Run-time adapters (runtime/lora): slot dimensions and adapter files."""
-    from ..lora.slots import MAX_ADAPTERS, MAX_RANK, SLOTS
+    from ..lora.slots import MAX_ADAPTERS, MAX_RANK, SLOTS, valid_name
 
     if not isinstance(lora, dict):
         raise _fail("lora", "must be a JSON object", lora)
@@ -233,7 +233,7 @@ def _lora(lora: Any, layers: int, flavour: str) -> None:
     if not isinstance(adapters, dict) or len(adapters) > MAX_ADAPTERS:
         raise _fail("lora.adapters", f"must map at most {MAX_ADAPTERS} adapter names to their files", adapters)
     for name, spec in adapters.items():
-        if not isinstance(name, str) or not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+        if not valid_name(name):
             raise _fail("lora.adapters", "names must be 1-64 letters, digits, '-', '_' or '.'", name)
         if not isinstance(spec, dict):
             raise _fail(f"lora.adapters.{name}", "must be a JSON object", spec)

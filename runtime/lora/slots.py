@@ -26,6 +26,11 @@ MAX_RANK = 1024
 MAX_ADAPTERS = 64
 
 
+def valid_name(name) -> bool:
+    """An adapter name: 1-64 letters, digits, '-', '_' or '.' (it becomes a file name and a model id suffix)."""
+    return isinstance(name, str) and 0 < len(name) <= 64 and all(c.isalnum() or c in "-_." for c in name)
+
+
 def input_name(layer: int, slot: str, matrix: str) -> str:
     """Graph input of one slot's matrix ("a" or "b")."""
     return f"lora.{layer}.{slot}.{matrix}"
