@@ -137,6 +137,32 @@ def _base_names(src) -> list[str]:
     return [str(n) for n in names if n]
 
 
+def _gguf_blocks(src, args, weights, rec, profile, *, merged: bool, progress) -> tuple[dict, dict]:
+    """A GGUF's own quantized blocks for the CPU default recipe (exporters/gguf/weights.py): each matrix the
+    file holds in a block format with an exact int4/int8 form is used as it is, not re-quantized.
+    Returns ({HF name: Blocks}, the manifest's `gguf_import` entry)."""
+    if src.kind != "gguf" or rec.name != "int4-b32" or profile.flavour != "fused" or merged:
+        return {}, {}
+    from edge_sdk.runtime.lora import SLOTS
+
+    from .gguf.weights import keep_whole_groups, read_source_blocks, summarize
+
+    progress.stage("reading the GGUF's quantized blocks (taken exactly, checked against transformers' weights)")
+    names = [n for n in args.expected_weights() if weights[n].ndim == 2]
+    blocks, report = read_source_blocks(src.path, src.provenance.get("gguf_arch") or args.model_type,
+                                        args.num_hidden_layers, weights, names)
+    keep_whole_groups(blocks, report, ([args.weight_name(lg, i) for lg in packed] for packed in SLOTS.values()
+                                       for i in range(args.num_hidden_layers)))
+    summary = summarize(report)
+    for qtype, row in summary.items():
+        progress.note(f"GGUF {qtype}: {row['exact']} tensors taken exactly (max |difference| {row['max_abs_diff']:.2g}), "
+                      f"{row['requantized']} re-quantized as {rec.name}")
+    for name, entry in report.items():
+        if not entry.get("exact") and entry.get("type") is not None:
+            progress.note(f"  {name} ({entry['type']}): {entry['why']}")
+    return blocks, {"gguf_import": {"summary": summary, "tensors": report}}
+
+
 def _write_switchable(tmp: Path, switchable: dict, packed: dict, args, weights) -> dict[str, Any]:
     """The adapter files and the manifest's `lora` section."""
     from .adapters import slot_dims, write_adapter_file
@@ -228,6 +254,9 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
 
         packed = {n: pack_adapter(a, args, weights, _base_names(src)) for n, a in switchable.items()}
 
+    source_blocks, gguf_import = _gguf_blocks(src, args, weights, rec, profile, merged=lora is not None,
+                                              progress=progress)
+
     with staging(output, force) as tmp:
         progress.stage(f"emitting the {profile.flavour} graph")
         if profile.flavour == "static":
@@ -241,7 +270,8 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
             from .recipes import emitter_options
 
             model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress, lora_slots=bool(switchable),
-                                 **emitter_options(rec))
+                                 source_blocks=source_blocks, **emitter_options(rec))
+            del source_blocks
             if rec.method == "ort-nbits":
                 progress.stage(f"quantizing: {rec.description}")
                 model = apply_recipe(model, rec)
@@ -279,7 +309,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
                              "block_size": rec.block_size, "symmetric": rec.symmetric,
                              "accuracy_level": rec.accuracy_level, "method": rec.method,
                              "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head,
-                             **quant_details},
+                             **quant_details, **gguf_import},
             "device": {"profile": profile.name, "execution_providers": list(profile.execution_providers),
                        "threads": profile.threads, "npu_only": profile.npu_only, "memory_fit": fit},
             "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": tok_notes},

@@ -38,8 +38,11 @@ RECIPES: dict[str, Recipe] = {
         # The CPU default. A block's weights as d * q + m (q in 0..15) is the GGUF Q4_1 layout, so a
         # Q4_1 GGUF is reproduced exactly instead of being re-quantized onto a second 4-bit grid
         # (which cost SmolLM2-135M +33 % perplexity); measured in docs/benchmarks.md.
+        # From a quantized GGUF, each matrix whose format has an exact block form keeps the file's own
+        # blocks instead (Q4_0/Q4_1/Q4_K as int4, Q5_x/Q6_K/Q8_0 as int8; exporters/gguf/blocks.py).
         Recipe("int4-b32", "int4 blocks of 32 with a float offset per block (Q4_1 layout), lm_head int8 (Q8_0 layout), "
-               "embedding read from the int8 head when tied (else fp16), int8 activations (accuracy level 4)", ("fused",),
+               "embedding read from the int8 head when tied (else fp16), int8 activations (accuracy level 4); from a "
+               "quantized GGUF, the file's own blocks wherever they have an exact int4/int8 form", ("fused",),
                bits=4, block_size=32, symmetric=False, accuracy_level=4, bytes_per_weight=0.625),
         Recipe("int4-b32-sym", "onnxruntime's MatMulNBits quantizer: int4 block 32 symmetric, lm_head int4, accuracy level 4",
                ("fused",), method="ort-nbits", bits=4, block_size=32, accuracy_level=4, bytes_per_weight=0.5625),

@@ -75,7 +75,7 @@ class ModelSource:
         """(transformers tokenizer, normalised tokenizer.json text, notes on what was normalised)."""
         from transformers import AutoTokenizer
 
-        from .tokenizer_fix import normalise_gguf_tokenizer
+        from .gguf.tokenizer import normalise_gguf_tokenizer
 
         try:
             tok = AutoTokenizer.from_pretrained(str(self.model_dir), **self._hf_kwargs())
@@ -120,7 +120,7 @@ def _check_gguf(path: Path) -> None:
     """Refuse what is not a GGUF file, an architecture we do not export, or a header that lies about sizes,
     before gguf-py or transformers (which trust the header's counts) read it."""
     from .architectures import get_module
-    from .gguf_header import read_header
+    from .gguf.header import read_header
 
     with open(path, "rb") as f:
         magic = f.read(4)
@@ -150,7 +150,7 @@ def _gguf_source(path: Path, spec: str, provenance: dict[str, Any], progress: Pr
     except Exception as e:
         raise SourceError(f"transformers could not read the config of {path}: {e}") from e
     config.setdefault("model_type", arch)
-    provenance = {**provenance, "gguf_file": path.name, "gguf_name": meta.get("general.name")}
+    provenance = {**provenance, "gguf_file": path.name, "gguf_name": meta.get("general.name"), "gguf_arch": arch}
     return ModelSource("gguf", spec, path, config, args_from_config(config), provenance)
 
 

@@ -44,20 +44,22 @@ def random_hf_model(model_type: str = "llama", seed: int = 0, **config_extra):
 
     from edge_sdk.exporters.architectures import get_module
 
-    args = get_module(model_type).fake()
-    cfg = args.to_dict()
+    module = get_module(model_type)
+    cfg = module.fake().to_dict()
     cfg.pop("rope_scaling", None)
+    cfg.update(config_extra)  # e.g. wider layers: k-quant blocks span 256 inputs
+    args = module.ModelArgs.from_config(cfg)
     torch.manual_seed(seed)
-    return args, AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg, **config_extra)).eval()
+    return args, AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg)).eval()
 
 
-def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: int = 0) -> Path:
+def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: int = 0, **config) -> Path:
     import torch
     from transformers import PreTrainedTokenizerFast
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    args, model = random_hf_model(model_type, seed, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    args, model = random_hf_model(model_type, seed, bos_token_id=1, eos_token_id=2, pad_token_id=2, **config)
     with torch.no_grad():  # random init is small; widen it so greedy text is varied, not one repeated token
         for p in model.parameters():
             if p.dim() == 2:

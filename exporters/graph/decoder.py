@@ -58,7 +58,7 @@ class DecoderOps:
 
     def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int,
                  linear: Linear = linear_fp32, embed_dtype=np.float32, tied_embed: Gather | None = None,
-                 lora_slots: bool = False):
+                 lora_slots: bool = False, source_blocks: Mapping | None = None):
         self.args = args
         self.w = weights
         self.max_context = max_context
@@ -68,6 +68,9 @@ class DecoderOps:
         self._tied_embed = tied_embed  # tied weights: read the rows from the head's quantized table
         # Run-time adapters (runtime/lora): every packed layer linear adds x @ A @ B, A and B graph inputs.
         self.lora_slots = lora_slots
+        # A quantized source's own blocks by HF weight name (exporters/gguf): used as they are, exactly,
+        # wherever every packed part has them; the recipe's `linear` writes the rest.
+        self.source_blocks = source_blocks or {}
 
     # -- weights ----------------------------------------------------------------------------------
     def tensor(self, logical: str, layer: int | None = None) -> np.ndarray:
@@ -75,18 +78,34 @@ class DecoderOps:
 
     def linear(self, x: str, name: str, *logicals: str, layer: int | None = None) -> str:
         """x @ W^T for HF Linear weights [out, in]; several weights are packed along `out` (one kernel)."""
-        w = np.concatenate([self.tensor(lg, layer) for lg in logicals], axis=0)
-        y = self._linear(self.b, x, w, name)
+        blocks = self._source(logicals, layer)
+        if blocks is not None:
+            from .linear import from_blocks
+
+            y = from_blocks(self.b, x, blocks, name)
+            shape = blocks.shape
+        else:
+            w = np.concatenate([self.tensor(lg, layer) for lg in logicals], axis=0)
+            y, shape = self._linear(self.b, x, w, name), w.shape
         if not self.lora_slots or layer is None:
             return y
         from edge_sdk.runtime.lora import SLOTS, input_name
 
         slot = next(s for s, packed in SLOTS.items() if packed == logicals)
         rank = f"lora_rank_{layer}_{slot}"  # each input its own symbolic rank: adapters differ per slot
-        a = self.b.input(input_name(layer, slot, "a"), np.float32, [w.shape[1], rank])
-        b = self.b.input(input_name(layer, slot, "b"), np.float32, [rank, w.shape[0]])
+        a = self.b.input(input_name(layer, slot, "a"), np.float32, [shape[1], rank])
+        b = self.b.input(input_name(layer, slot, "b"), np.float32, [rank, shape[0]])
         # Rank 0 (no adapter) makes x @ A @ B an exact zero: the base model's output, unchanged.
         return self.b.op("Add", [y, self.b.op("MatMul", [self.b.op("MatMul", [x, a]), b])])
+
+    def _source(self, logicals: tuple[str, ...], layer: int | None):
+        """The source's blocks for these packed weights, or None if any part has none."""
+        names = [self.args.weight_name(lg, layer) for lg in logicals]
+        if not all(n in self.source_blocks for n in names):
+            return None
+        from edge_sdk.exporters.gguf.blocks import concat_rows
+
+        return concat_rows([self.source_blocks[n] for n in names])
 
     # Plain fp32 MatMul helpers (the static flavour quantizes to QDQ afterwards, so it writes fp32).
     def linear_weight(self, name: str, *logicals: str, layer: int | None = None) -> str:
@@ -98,6 +117,11 @@ class DecoderOps:
 
     # -- blocks -----------------------------------------------------------------------------------
     def embed(self, input_ids: str) -> str:
+        blocks = self._source(("embed",), None)
+        if blocks is not None:  # tied: the head reads the same initializers under "lm_head"
+            from .linear import gather_blocks
+
+            return gather_blocks(self.b, input_ids, blocks, "lm_head" if self.args.tie_word_embeddings else "embed")
         if self._tied_embed is not None and self.args.tie_word_embeddings:
             return self._tied_embed(self.b, input_ids, self.tensor("embed"), "lm_head")
         table = self.b.weight("model.embed_tokens.weight", self.tensor("embed").astype(self.embed_dtype))

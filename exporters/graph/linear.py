@@ -118,3 +118,44 @@ def by_name(default: Linear, **overrides: Linear) -> Linear:
         return default(b, x, w, name)
 
     return linear
+
+
+# ------------------------------------------------------------------- a GGUF's own blocks (exporters/gguf)
+def _block_sums(b: GraphBuilder, x: str, in_f: int, block: int) -> str:
+    return b.op("ReduceSum", [b.op("Reshape", [x, b.const([0, 0, in_f // block, block])]), b.const([-1])], keepdims=0)
+
+
+def _codes(blocks) -> np.ndarray:
+    """MatMulNBits / GatherBlockQuantized layout: [rows, cols/block, block] bytes, 4-bit codes two to a
+    byte (low nibble first)."""
+    rows, cols = blocks.shape
+    c = blocks.codes.reshape(rows, cols // blocks.block, blocks.block)
+    return c if blocks.bits == 8 else (c[..., 0::2] | (c[..., 1::2] << 4)).astype(np.uint8)
+
+
+def from_blocks(b: GraphBuilder, x: str, blocks, name: str, accuracy_level: int = 4) -> str:
+    """y = x @ W^T for W given as a source's blocks (exporters/gguf/blocks.Blocks): the codes and scales go
+    into MatMulNBits as they are; a nonzero offset adds block sums of x times offset^T, as in
+    `make_int4_offset`. Nothing is re-quantized."""
+    out_f, in_f = blocks.shape
+    y = b.op("MatMulNBits", [x, b.weight(f"{name}.qweight", _codes(blocks)), b.weight(f"{name}.scales", blocks.scale.reshape(-1))],
+             domain=MS_DOMAIN, K=in_f, N=out_f, bits=blocks.bits, block_size=blocks.block, accuracy_level=accuracy_level)
+    if blocks.offset is None:
+        return y
+    offsets = b.weight(f"{name}.offsets", np.ascontiguousarray(blocks.offset.T))
+    return b.op("Add", [y, b.op("MatMul", [_block_sums(b, x, in_f, blocks.block), offsets])])
+
+
+def gather_blocks(b: GraphBuilder, ids: str, blocks, name: str) -> str:
+    """Embedding rows from a source's blocks; with `name` = the head's, a tied table is stored once."""
+    rows, cols = blocks.shape
+    nb = cols // blocks.block
+    scales = b.op("Reshape", [b.weight(f"{name}.scales", blocks.scale.reshape(-1)), b.const([rows, nb, 1])])
+    out = b.op("GatherBlockQuantized", [b.weight(f"{name}.qweight", _codes(blocks)), ids, scales], domain=MS_DOMAIN,
+               gather_axis=0, quantize_axis=2, block_size=blocks.block, bits=blocks.bits)  # [B, S, nb, block]
+    if blocks.offset is not None:
+        # The head's own [nb, rows] offsets, gathered along rows: the table is stored once.
+        offs = b.op("Gather", [b.weight(f"{name}.offsets", np.ascontiguousarray(blocks.offset.T)), ids], axis=1)
+        offs = b.op("Transpose", [offs], perm=[1, 2, 0])  # [nb, B, S] -> [B, S, nb]
+        out = b.op("Add", [out, b.op("Unsqueeze", [offs, b.const([-1])])])
+    return b.op("Reshape", [out, b.const([0, 0, cols])])

@@ -66,7 +66,7 @@ def test_a_gguf_without_tensors_is_not_a_model(capsys, tmp_path):
 
 
 def test_strings_and_tensors_that_run_past_the_end(tmp_path):
-    from edge_sdk.exporters.gguf_header import read_header
+    from edge_sdk.exporters.gguf.header import read_header
 
     f = tmp_path / "liar.gguf"
     f.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1 << 50) + b"general")

@@ -80,7 +80,7 @@ MUTANTS = (
     Mutant("export --force replaces any folder", "exporters/staging.py",
            "            if not is_previous_output(output, marker, fmt):", "            if False:",
            ("tests/exporters/test_bad_input.py::test_force_never_replaces_a_folder_that_is_not_a_bundle",)),
-    Mutant("GGUF counts trusted", "exporters/gguf_header.py",
+    Mutant("GGUF counts trusted", "exporters/gguf/header.py",
            "        if n < 0 or n > self.left:", "        if n < 0:",
            ("tests/exporters/test_gguf_untrusted.py::test_a_tiny_file_declaring_a_2_to_the_40_array",)),
 )

@@ -144,7 +144,7 @@ def test_corrupt_gguf_headers_are_source_errors(tmp_path):
     import numpy as np
 
     from edge_sdk.errors import SourceError, UnsupportedModelError
-    from edge_sdk.exporters.gguf_header import read_header
+    from edge_sdk.exporters.gguf.header import read_header
     from edge_sdk.exporters.testing import write_gguf
 
     good = write_gguf(tmp_path / "good.gguf", block_count=2, tokens=["a", "b", "c"],

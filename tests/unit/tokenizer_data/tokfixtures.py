@@ -1,7 +1,7 @@
 """Test tokenizers built at test time (nothing big is shipped) and a deterministic mixed corpus.
 
 - SmolLM2: derived by transformers from the GGUF of the `smollm2-135m-instruct` alias and normalised by
-  the exporter itself (exporters/tokenizer_fix.py), i.e. what bundles ship. A second variant keeps the
+  the exporter itself (exporters/gguf/tokenizer.py), i.e. what bundles ship. A second variant keeps the
   legacy GGUF-derived shape (mixed ByteFallback/Fuse/Replace/ByteLevel decoder, bos added).
 - SentencePiece-style BPE with byte fallback (TinyLlama / Llama-2 layout), trained here.
 - Qwen2-style byte-level BPE with its digit-splitting Split regex (and a Llama-3-style variant), trained here.

@@ -1,0 +1,128 @@
+"""A GGUF's quantized matrices, matched to the HF weights transformers loaded from it, exactly.
+
+transformers dequantizes a GGUF to fp32 (with gguf-py) and may reorder rows on the way (llama.cpp's
+converter permutes Llama's q/k rows; transformers permutes them back). Re-quantizing those fp32 weights
+onto another grid loses accuracy (a Q4_1 GGUF re-quantized by onnxruntime cost +25 % perplexity), so
+each matrix is instead taken from the file's own blocks (blocks.py) and checked against the weight
+transformers loaded:
+
+1. the GGUF tensor for an HF name comes from gguf-py's own name map for the file's architecture;
+2. its rows are matched to the HF rows by their exact dequantized bytes (gguf-py's dequantize is
+   what transformers ran), which finds any row permutation without knowing the architecture's;
+3. the blocks, reordered, are dequantized in their kernel form and compared with the HF weight.
+
+A tensor is used only if all three hold and the difference is float rounding; anything else (F16/F32
+tensors, formats without an exact form such as Q2_K, Q3_K, IQ*, a mismatch) is left to the recipe's
+quantizer and reported as re-quantized.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .blocks import FORMATS, Blocks, decode
+
+# Differences up to this fraction of a weight's largest magnitude are float rounding (the fp32 add that
+# folds the kernel's zero point into the offset); a wrong code or scale is ~1e-2 of it.
+ROUNDING = 2e-6
+
+
+def _name_map(arch: str, n_layers: int):
+    import gguf
+
+    names = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}
+    if arch not in names:
+        return None
+    return gguf.get_tensor_name_map(names[arch], n_layers)
+
+
+def _row_order(reference: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """Indices p with reference[p] == target row for row, bytewise; None if some target row is missing."""
+    if reference.shape != target.shape:
+        return None
+    if np.array_equal(reference, target):
+        return np.arange(len(target))
+    rows: dict[bytes, list[int]] = {}
+    for j, row in enumerate(reference):
+        rows.setdefault(row.tobytes(), []).append(j)
+    order = []
+    for row in target:
+        hits = rows.get(row.tobytes())
+        if not hits:
+            return None
+        order.append(hits.pop() if len(hits) > 1 else hits[0])
+    return np.asarray(order)
+
+
+def read_source_blocks(path: Path, arch: str, n_layers: int, weights: Mapping[str, np.ndarray],
+                       names: Iterable[str]) -> tuple[dict[str, Blocks], dict[str, dict[str, Any]]]:
+    """({HF name: Blocks} for the matrices taken exactly, {HF name: report}) for the HF weights `names`.
+
+    `weights` are the fp32 weights transformers loaded from the same file: the reference each tensor
+    is checked against."""
+    import gguf
+
+    name_map = _name_map(arch, n_layers)
+    reader = gguf.GGUFReader(str(path))
+    tensors = {t.name: t for t in reader.tensors}
+    taken: dict[str, Blocks] = {}
+    report: dict[str, dict[str, Any]] = {}
+    for hf in names:
+        base = hf.removesuffix(".weight")
+        g = name_map.get_name(base) if name_map is not None else None
+        t = tensors.get(f"{g}.weight") if g else None
+        if t is None:
+            report[hf] = {"gguf": None, "exact": False, "why": "no GGUF tensor of this name"}
+            continue
+        qtype = t.tensor_type.name
+        entry: dict[str, Any] = {"gguf": t.name, "type": qtype}
+        report[hf] = entry
+        want = np.asarray(weights[hf], dtype=np.float32)
+        shape = (int(np.prod([int(n) for n in t.shape[1:]])), int(t.shape[0]))
+        if qtype not in FORMATS:
+            entry.update(exact=False, why=f"{qtype} has no exact int4/int8 block form here")
+            continue
+        if shape != want.shape:
+            entry.update(exact=False, why=f"GGUF shape {shape} differs from transformers' {tuple(want.shape)}")
+            continue
+        order = _row_order(gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float32), want)
+        if order is None:
+            entry.update(exact=False, why="rows differ from the weight transformers loaded")
+            continue
+        blocks = decode(t.data, qtype, shape).take(order)
+        diff = float(np.abs(blocks.dequantize() - want).max())
+        entry.update(stored=f"int{blocks.bits}-b{blocks.block}" + ("+offset" if blocks.offset is not None else ""),
+                     max_abs_diff=diff, reordered=bool((order != np.arange(len(order))).any()))
+        if diff > ROUNDING * max(float(np.abs(want).max()), 1e-30):
+            entry.update(exact=False, why=f"decoded blocks differ by {diff:.3g}")
+            continue
+        entry["exact"] = True
+        taken[hf] = blocks
+    return taken, report
+
+
+def keep_whole_groups(taken: dict[str, Blocks], report: dict[str, dict[str, Any]],
+                      groups: Iterable[Iterable[str]]) -> None:
+    """Packed weights (q/k/v, gate/up) run as one kernel: if one part must be re-quantized, so are the
+    others. Drops those from `taken` and says why in the report, so the report describes the bundle."""
+    for group in groups:
+        group = list(group)
+        missing = [n for n in group if n not in taken]
+        if not missing or len(missing) == len(group):
+            continue
+        for name in group:
+            if name in taken:
+                del taken[name]
+                report[name].update(exact=False, why=f"packed with {missing[0]}, which is re-quantized")
+
+
+def summarize(report: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per GGUF type: how many tensors were taken exactly and how many re-quantized; the largest difference."""
+    by_type: dict[str, dict[str, Any]] = {}
+    for entry in report.values():
+        row = by_type.setdefault(entry.get("type") or "missing", {"exact": 0, "requantized": 0, "max_abs_diff": 0.0})
+        row["exact" if entry.get("exact") else "requantized"] += 1
+        row["max_abs_diff"] = max(row["max_abs_diff"], float(entry.get("max_abs_diff", 0.0)))
+    return by_type
