@@ -33,6 +33,25 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def _turn_end_ids(hf_tok) -> set[int]:
+    """The special token the chat template closes an assistant turn with (Gemma's <end_of_turn>, ChatML's
+    <|im_end|>, Llama 3's <|eot_id|>): generation must stop there even when the file's eos is another token
+    (a GGUF carries no generation_config.json to say so)."""
+    if not hf_tok.chat_template:
+        return set()
+    mark = "EDGESDKMARK"
+    try:
+        text = hf_tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": mark}],
+                                          tokenize=False)
+    except Exception:  # a template that needs other roles or arguments: nothing to learn from it
+        return set()
+    if not isinstance(text, str) or mark not in text:
+        return set()
+    after = hf_tok(text.split(mark, 1)[1], add_special_tokens=False)["input_ids"]
+    special = set(hf_tok.all_special_ids) | {i for i, t in hf_tok.added_tokens_decoder.items() if t.special}
+    return {int(after[0])} if after and after[0] in special else set()
+
+
 def _token_section(hf_tok, source) -> dict[str, Any]:
     gen = {}
     try:
@@ -43,7 +62,8 @@ def _token_section(hf_tok, source) -> dict[str, Any]:
         pass
     eos = gen.get("eos_token_id", hf_tok.eos_token_id)
     eos_ids = sorted({int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None} |
-                     ({int(hf_tok.eos_token_id)} if hf_tok.eos_token_id is not None else set()))
+                     ({int(hf_tok.eos_token_id)} if hf_tok.eos_token_id is not None else set()) |
+                     _turn_end_ids(hf_tok))
     return {
         "file": "tokenizer.json",
         "bos_token": hf_tok.bos_token, "bos_token_id": hf_tok.bos_token_id,
@@ -160,7 +180,8 @@ def _gguf_blocks(src, args, weights, rec, profile, *, merged: bool, progress) ->
     for name, entry in report.items():
         if not entry.get("exact") and entry.get("type") is not None:
             progress.note(f"  {name} ({entry['type']}): {entry['why']}")
-    return blocks, {"gguf_import": {"summary": summary, "tensors": report}}
+    # Fused checkpoint tensors (Phi-3's qkv_proj) split into the rows the emitter reads, as the weights were.
+    return args.prepare_weights(blocks), {"gguf_import": {"summary": summary, "tensors": report}}
 
 
 def _write_switchable(tmp: Path, switchable: dict, packed: dict, args, weights) -> dict[str, Any]:
@@ -227,6 +248,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
     progress.note(f"{args.model_type}: {args.num_hidden_layers} layers, hidden {args.hidden_size}, "
                   f"{args.parameter_count() / 1e6:.1f} M parameters; device {profile.name}: {profile.flavour} flavour, "
                   f"recipe {rec.name}, context {ctx}")
+    args.check_context(ctx)  # before minutes of loading
     from .fit import check_fit
 
     fit = check_fit(args, rec, profile, ctx)
@@ -238,7 +260,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
         progress.note(f"tokenizer: {note}")
     if not hf_tok.chat_template:
         progress.note("the model has no chat template: prompts will be plain text")
-    weights = {k: v.detach().float().numpy() for k, v in hf_model.state_dict().items()}
+    weights = args.prepare_weights({k: v.detach().float().numpy() for k, v in hf_model.state_dict().items()})
     missing = [n for n in args.expected_weights() if n not in weights]
     if missing:
         raise UnsupportedModelError(f"the checkpoint lacks weights the {args.model_type} architecture needs: {missing[:5]}")

@@ -45,8 +45,9 @@ def random_hf_model(model_type: str = "llama", seed: int = 0, **config_extra):
     from edge_sdk.exporters.architectures import get_module
 
     module = get_module(model_type)
-    cfg = module.fake().to_dict()
-    cfg.pop("rope_scaling", None)
+    fake = module.fake()
+    cfg = module.hf_config(fake) if hasattr(module, "hf_config") else fake.to_dict()  # config.json naming
+    cfg = {k: v for k, v in cfg.items() if v is not None}  # an explicit None can hide transformers' own default
     cfg.update(config_extra)  # e.g. wider layers: k-quant blocks span 256 inputs
     args = module.ModelArgs.from_config(cfg)
     torch.manual_seed(seed)

@@ -14,14 +14,17 @@ from edge_sdk.errors import UnsupportedModelError
 
 from .base import DecoderArgs
 
-SUPPORTED: tuple[str, ...] = ("llama", "qwen2", "qwen3")
+SUPPORTED: tuple[str, ...] = ("llama", "qwen2", "qwen3", "gemma3_text", "phi3")
+# GGUF `general.architecture` names that differ from the HF model_type.
+GGUF_NAMES: dict[str, str] = {"gemma3": "gemma3_text"}
 
 
 def get_module(model_type: str) -> ModuleType:
+    model_type = GGUF_NAMES.get(model_type, model_type)
     if model_type not in SUPPORTED:
         raise UnsupportedModelError(
             f"model_type {model_type!r} is not supported; supported architectures: {', '.join(SUPPORTED)}. "
-            "Pick a model of one of these families (SmolLM2, TinyLlama, Qwen2.5, Qwen3)."
+            "Pick a model of one of these families (SmolLM2, TinyLlama, Llama 3.x, Qwen2.5, Qwen3, Gemma 3, Phi-3/Phi-4-mini)."
         )
     return importlib.import_module(f"{__name__}.{model_type}")
 

@@ -31,6 +31,10 @@ LLAMA_WEIGHTS: dict[str, str] = {
     # Present only when `qk_norm` is true (Qwen3): RMSNorm of each head's q and k before RoPE.
     "q_norm": "model.layers.{i}.self_attn.q_norm.weight",
     "k_norm": "model.layers.{i}.self_attn.k_norm.weight",
+    # Present only when `sandwich_norms` is true (Gemma 3): RMSNorm of each sub-block's output, before the
+    # residual add. (Gemma's pre-MLP norm is `pre_feedforward_layernorm`; see gemma3_text.py.)
+    "attn_post_norm": "model.layers.{i}.post_attention_layernorm.weight",
+    "mlp_post_norm": "model.layers.{i}.post_feedforward_layernorm.weight",
     # Present only when `attention_bias` is true (Qwen2).
     "q_bias": "model.layers.{i}.self_attn.q_proj.bias",
     "k_bias": "model.layers.{i}.self_attn.k_proj.bias",
@@ -39,7 +43,10 @@ LLAMA_WEIGHTS: dict[str, str] = {
 
 
 # RoPE variants the graph emitters compute (exporters/graph/decoder.py: rope_cache).
-ROPE_TYPES = ("default", "llama3")
+ROPE_TYPES = ("default", "llama3", "linear", "longrope")
+# MLP activations (gate): SwiGLU, and GeGLU with the tanh approximation (Gemma).
+ACTIVATIONS = ("silu", "gelu_pytorch_tanh")
+LAYER_TYPES = ("full_attention", "sliding_attention")
 
 
 @dataclass
@@ -65,6 +72,17 @@ class DecoderArgs:
     qk_norm: bool = False  # RMSNorm over head_dim of q and k, before RoPE (Qwen3); not a config.json key
     hidden_act: str = "silu"
     rope_scaling: dict | None = None
+    # The rest are not config.json keys under these names; the families that have them set them in
+    # their from_config (gemma3_text.py). Defaults are the Llama block.
+    norm_offset: float = 0.0  # RMSNorm scales by (norm_offset + weight): Gemma stores weight - 1
+    embed_scale: float | None = None  # embeddings multiplied by this (Gemma: sqrt(hidden_size))
+    sandwich_norms: bool = False  # RMSNorm after attention and after the MLP too, before each residual add
+    attention_scale: float | None = None  # softmax scale; default head_dim ** -0.5
+    sliding_window: int | None = None  # tokens a sliding-attention layer sees, itself included
+    layer_types: list | None = None  # per layer "full_attention" | "sliding_attention"; None: all full
+    rope_local_theta: float | None = None  # RoPE base of sliding layers (their RoPE is never scaled)
+    partial_rotary_factor: float = 1.0  # RoPE turns the first head_dim * this dimensions of each head (Phi-4)
+    original_max_position_embeddings: int | None = None  # the pretraining context, where longrope switches
 
     def __post_init__(self) -> None:
         if self.head_dim is None:
@@ -74,16 +92,34 @@ class DecoderArgs:
                 f"{self.model_type}: num_attention_heads={self.num_attention_heads} is not a multiple of "
                 f"num_key_value_heads={self.num_key_value_heads}; grouped-query attention needs it to be."
             )
-        if self.hidden_act != "silu":
+        if self.hidden_act not in ACTIVATIONS:
             raise UnsupportedModelError(
-                f"{self.model_type}: hidden_act={self.hidden_act!r} is not supported (only 'silu' SwiGLU MLPs)."
+                f"{self.model_type}: hidden_act={self.hidden_act!r} is not supported (supported: {', '.join(ACTIVATIONS)})."
             )
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.num_hidden_layers or any(t not in LAYER_TYPES for t in self.layer_types):
+                raise UnsupportedModelError(f"{self.model_type}: layer_types must give one of {', '.join(LAYER_TYPES)} "
+                                            f"for each of the {self.num_hidden_layers} layers")
+            if "sliding_attention" in self.layer_types and not (isinstance(self.sliding_window, int) and self.sliding_window > 0):
+                raise UnsupportedModelError(f"{self.model_type}: sliding-attention layers need a positive sliding_window")
         kind = self.rope_type
         if kind not in ROPE_TYPES:
             raise UnsupportedModelError(
                 f"{self.model_type}: rope_scaling={self.rope_scaling} is not supported yet (supported: "
                 f"{', '.join(ROPE_TYPES)}); exporting it with plain RoPE would give wrong positions, so it is refused."
             )
+        if kind == "longrope":
+            dim = self.rotary_dim // 2
+            for key in ("short_factor", "long_factor"):
+                if len(self.rope_scaling.get(key) or []) != dim:
+                    raise UnsupportedModelError(f"{self.model_type}: longrope {key} must have rotary_dim / 2 = {dim} values")
+            if not self.longrope_original:
+                raise UnsupportedModelError(f"{self.model_type}: longrope needs original_max_position_embeddings")
+        if self.rotary_dim % 2 or not 0 < self.rotary_dim <= self.head_dim:
+            raise UnsupportedModelError(f"{self.model_type}: partial_rotary_factor={self.partial_rotary_factor} gives "
+                                        f"{self.rotary_dim} rotary dimensions of {self.head_dim}")
+        if kind == "linear" and not isinstance(self.rope_scaling.get("factor"), (int, float)):
+            raise UnsupportedModelError(f"{self.model_type}: linear rope_scaling lacks factor")
         if kind == "llama3":
             missing = [k for k in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
                        if not isinstance(self.rope_scaling.get(k), (int, float))]
@@ -94,7 +130,31 @@ class DecoderArgs:
     def rope_type(self) -> str:
         if not self.rope_scaling:
             return "default"
-        return self.rope_scaling.get("rope_type", self.rope_scaling.get("type")) or "default"
+        kind = self.rope_scaling.get("rope_type", self.rope_scaling.get("type")) or "default"
+        return "longrope" if kind == "su" else kind  # "su" is longrope's first name (Phi-3 configs of 2024)
+
+    @property
+    def rotary_dim(self) -> int:
+        return int(self.head_dim * self.partial_rotary_factor)
+
+    @property
+    def longrope_original(self) -> int | None:
+        r = self.rope_scaling or {}
+        return r.get("original_max_position_embeddings") or self.original_max_position_embeddings
+
+    def check_context(self, context: int) -> None:
+        """Refuse a context the exported RoPE tables cannot serve exactly (before any slow work)."""
+        if self.rope_type == "longrope" and context > self.longrope_original:
+            # transformers switches every position to the long factors once a sequence passes the
+            # pretraining context; one fixed table cannot do both.
+            raise UnsupportedModelError(
+                f"{self.model_type}: longrope RoPE uses other frequencies past {self.longrope_original} tokens "
+                f"(the pretraining context); export with --max-context {self.longrope_original} or less")
+
+    def prepare_weights(self, weights: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint's tensors under the names `weights` maps (families that store q/k/v or gate/up as
+        one tensor split them here); the default has nothing to do."""
+        return weights
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "DecoderArgs":
@@ -116,6 +176,13 @@ class DecoderArgs:
         d = dataclasses.asdict(self)
         d["model_type"] = self.model_type
         return d
+
+    def is_sliding(self, layer: int) -> bool:
+        return self.layer_types is not None and self.layer_types[layer] == "sliding_attention"
+
+    @property
+    def softmax_scale(self) -> float:
+        return float(self.attention_scale if self.attention_scale is not None else self.head_dim ** -0.5)
 
     @property
     def kv_dim(self) -> int:
@@ -139,6 +206,8 @@ class DecoderArgs:
             per_layer += ["q_bias", "k_bias", "v_bias"]
         if self.qk_norm:
             per_layer += ["q_norm", "k_norm"]
+        if self.sandwich_norms:
+            per_layer += ["attn_post_norm", "mlp_post_norm"]
         for i in range(self.num_hidden_layers):
             out += [self.weight_name(n, i) for n in per_layer]
         return out
@@ -150,4 +219,6 @@ class DecoderArgs:
             per_layer += self.q_dim + 2 * self.kv_dim
         if self.qk_norm:
             per_layer += 2 * self.head_dim
+        if self.sandwich_norms:
+            per_layer += 2 * h
         return v * h * (1 if self.tie_word_embeddings else 2) + L * per_layer + h

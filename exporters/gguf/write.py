@@ -101,7 +101,7 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable[[str, np.ndarray], str]) -> Path:
-    """GGUF of the transformers model folder `model_dir` (llama, qwen2 or qwen3 with a byte-level BPE).
+    """GGUF of the transformers model folder `model_dir` (llama, qwen2, qwen3, gemma3_text; byte-level BPE).
 
     `qtype_of(gguf_name, weight)` picks each 2-D weight's type ("F32", "Q4_K", ...); norms and biases stay F32."""
     import gguf
@@ -109,7 +109,7 @@ def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable
 
     model_dir, path = Path(model_dir), Path(path)
     cfg = json.loads((model_dir / "config.json").read_text())
-    arch = cfg["model_type"]
+    arch = {"gemma3_text": "gemma3"}.get(cfg["model_type"], cfg["model_type"])  # GGUF's architecture names
     n_layers, heads = cfg["num_hidden_layers"], cfg["num_attention_heads"]
     kv_heads = cfg.get("num_key_value_heads", heads)
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // heads
@@ -130,6 +130,8 @@ def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable
     w.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
     w.add_layer_norm_rms_eps(float(cfg["rms_norm_eps"]))
     w.add_vocab_size(cfg["vocab_size"])
+    if cfg.get("sliding_window"):
+        w.add_sliding_window(cfg["sliding_window"])
 
     tok = json.loads((model_dir / "tokenizer.json").read_text())
     vocab = tok["model"]["vocab"]
@@ -167,6 +169,8 @@ def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable
             t = _permute(t, heads)
         elif arch == "llama" and base.endswith("self_attn.k_proj"):
             t = _permute(t, kv_heads)
+        if arch == "gemma3" and base.endswith("norm"):
+            t = t + 1.0  # llama.cpp stores Gemma's RMSNorm scale (1 + w); transformers subtracts the 1 again
         qtype = qtype_of(f"{g}.{suffix}", t) if t.ndim == 2 else "F32"
         if qtype == "F32":
             w.add_tensor(f"{g}.{suffix}", t)

@@ -27,10 +27,19 @@ from .linear import Gather, Linear
 from .linear import fp32 as linear_fp32
 
 
-def rope_inv_freq(args: DecoderArgs) -> np.ndarray:
-    """The rotary frequencies [head_dim/2], with the model's RoPE scaling, as transformers computes them."""
-    d = args.head_dim
-    inv_freq = 1.0 / (args.rope_theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))
+def rope_inv_freq(args: DecoderArgs, local: bool = False) -> np.ndarray:
+    """The rotary frequencies [head_dim/2], with the model's RoPE scaling, as transformers computes them.
+    `local`: those of sliding-window layers (their own base, never scaled)."""
+    d = args.rotary_dim
+    theta = args.rope_local_theta if local and args.rope_local_theta is not None else args.rope_theta
+    inv_freq = 1.0 / (theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))
+    if local:
+        return inv_freq
+    if args.rope_type == "longrope":  # within the pretraining context (check_context): the short factors
+        inv_freq = (1.0 / (np.asarray(args.rope_scaling["short_factor"], np.float32)
+                           * theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))).astype(np.float32)
+    if args.rope_type == "linear":  # positions divided by `factor`
+        inv_freq = (inv_freq / np.float32(args.rope_scaling["factor"])).astype(np.float32)
     if args.rope_type == "llama3":  # Llama 3.1/3.2: long wavelengths slowed by `factor`, a smooth band between
         r = args.rope_scaling
         factor, low, high = float(r["factor"]), float(r["low_freq_factor"]), float(r["high_freq_factor"])
@@ -44,11 +53,26 @@ def rope_inv_freq(args: DecoderArgs) -> np.ndarray:
     return inv_freq
 
 
-def rope_cache(args: DecoderArgs, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin tables [max_len, head_dim/2] for non-interleaved (rotate_half) RoPE, as HF computes them."""
-    inv_freq = rope_inv_freq(args)
+def rope_cache(args: DecoderArgs, max_len: int, local: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin tables [max_len, rotary_dim/2] for non-interleaved (rotate_half) RoPE, as HF computes them."""
+    args.check_context(max_len)
+    inv_freq = rope_inv_freq(args, local)
     freqs = np.outer(np.arange(max_len, dtype=np.float32), inv_freq)  # [max_len, d/2]
-    return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
+    scale = np.float32(rope_attention_factor(args)) if not local else np.float32(1.0)
+    return (np.cos(freqs) * scale).astype(np.float32), (np.sin(freqs) * scale).astype(np.float32)
+
+
+def rope_attention_factor(args: DecoderArgs) -> float:
+    """longrope scales cos and sin by sqrt(1 + ln(factor) / ln(original context)) (transformers' default)."""
+    if args.rope_type != "longrope":
+        return 1.0
+    import math
+
+    r, original = args.rope_scaling, args.longrope_original
+    if r.get("attention_factor") is not None:
+        return float(r["attention_factor"])
+    factor = r.get("factor") or args.max_position_embeddings / original
+    return 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
 
 
 class DecoderOps:
@@ -75,6 +99,12 @@ class DecoderOps:
     # -- weights ----------------------------------------------------------------------------------
     def tensor(self, logical: str, layer: int | None = None) -> np.ndarray:
         return np.asarray(self.w[self.args.weight_name(logical, layer)], dtype=np.float32)
+
+    def norm_weight(self, logical: str, layer: int | None = None, scale: float = 1.0) -> str:
+        """An RMSNorm scale as an initializer: (norm_offset + w) * scale (Gemma stores w - 1)."""
+        w = (self.tensor(logical, layer) + np.float32(self.args.norm_offset)) * np.float32(scale)
+        name = self.args.weight_name(logical, layer)
+        return self.b.weight(name if scale == 1.0 else f"{name}.scaled", w.astype(np.float32))
 
     def linear(self, x: str, name: str, *logicals: str, layer: int | None = None) -> str:
         """x @ W^T for HF Linear weights [out, in]; several weights are packed along `out` (one kernel)."""
@@ -133,8 +163,14 @@ class DecoderOps:
         a = self.args
         gate_up = self.linear(x, f"model.layers.{i}.mlp.gate_up_proj", "gate", "up", layer=i)
         gate, up = self.b.op("Split", [gate_up, self.b.const([a.intermediate_size, a.intermediate_size])], n_out=2, axis=-1)
-        act = self.b.op("Mul", [gate, self.b.op("Sigmoid", [gate])])  # SiLU
+        if a.hidden_act == "gelu_pytorch_tanh":
+            act = self.gelu_tanh(gate)
+        else:
+            act = self.b.op("Mul", [gate, self.b.op("Sigmoid", [gate])])  # SiLU
         return self.linear(self.b.op("Mul", [act, up]), f"model.layers.{i}.mlp.down_proj", "down", layer=i)
+
+    def gelu_tanh(self, x: str) -> str:
+        return self.b.op("Gelu", [x], approximate="tanh")  # ONNX opset 20
 
     logits_to_keep: str | None = None  # input name: run the head on the last k positions only
 
@@ -183,8 +219,16 @@ class FusedOps(DecoderOps):
         for i in range(a.num_hidden_layers):
             for kind, name in kv_names(i, "present").items():
                 b.output(name, np.float32, [1, a.num_key_value_heads, "total_sequence_length", a.head_dim])
+        if a.rotary_dim < a.head_dim and (a.rotary_dim // 2) % 8:
+            from edge_sdk.errors import UnsupportedModelError
+
+            raise UnsupportedModelError(f"{a.model_type}: onnxruntime's GroupQueryAttention rotates part of a head only "
+                                        f"in multiples of 16 dimensions; this model rotates {a.rotary_dim} of {a.head_dim}")
         cos, sin = rope_cache(a, self.max_context)
         self.cos, self.sin = b.weight("rope.cos_cache", cos), b.weight("rope.sin_cache", sin)
+        if a.layer_types is not None and "sliding_attention" in a.layer_types:
+            cos, sin = rope_cache(a, self.max_context, local=True)
+            self.local_cos, self.local_sin = b.weight("rope.local_cos_cache", cos), b.weight("rope.local_sin_cache", sin)
         return ids
 
     def norm(self, x, residual, weight):
@@ -204,8 +248,7 @@ class FusedOps(DecoderOps):
         out = []
         for x, heads, logical in ((q, a.num_attention_heads, "q_norm"), (k, a.num_key_value_heads, "k_norm")):
             x = b.op("Reshape", [x, b.const([0, 0, heads, a.head_dim])])
-            w = b.weight(f"model.layers.{i}.self_attn.{logical}.weight", self.tensor(logical, i))
-            x = b.op("SimplifiedLayerNormalization", [x, w], axis=-1, epsilon=eps, stash_type=1)
+            x = b.op("SimplifiedLayerNormalization", [x, self.norm_weight(logical, i)], axis=-1, epsilon=eps, stash_type=1)
             out.append(b.op("Reshape", [x, b.const([0, 0, heads * a.head_dim])]))
         return b.op("Concat", [*out, v], axis=-1)
 
@@ -218,12 +261,16 @@ class FusedOps(DecoderOps):
         if a.qk_norm:
             qkv = self.qk_norm(qkv, i)
         past, present = kv_names(i, "past"), kv_names(i, "present")
+        sliding = a.is_sliding(i)
+        cos, sin = (self.local_cos, self.local_sin) if sliding else (self.cos, self.sin)
+        # Both count the query itself: a window of W sees positions p-W+1..p (checked by the parity test).
+        window = {"local_window_size": a.sliding_window} if sliding else {}
         attn, _, _ = b.op(
             "GroupQueryAttention",
-            [qkv, "", "", past["key"], past["value"], "seqlens_k", "total_sequence_length", self.cos, self.sin],
+            [qkv, "", "", past["key"], past["value"], "seqlens_k", "total_sequence_length", cos, sin],
             outputs=[b._name("gqa") + "/out", present["key"], present["value"]],
             domain=MS_DOMAIN, num_heads=a.num_attention_heads, kv_num_heads=a.num_key_value_heads,
-            do_rotary=1, rotary_interleaved=0, scale=float(a.head_dim ** -0.5),
+            do_rotary=1, rotary_interleaved=0, scale=a.softmax_scale, **window,
         )
         return self.linear(attn, f"model.layers.{i}.attn.o_proj", "o", layer=i)
 
@@ -239,21 +286,28 @@ def emit_decoder(args: DecoderArgs, weights: Mapping[str, np.ndarray], flavour: 
     `flavour_options` go to the flavour's constructor (the static flavour takes `seq_len`)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; known: {', '.join(FLAVOURS)}")
+    weights = args.prepare_weights(dict(weights))
     ops = FLAVOURS[flavour](args, weights, max_context or args.max_position_embeddings, linear=linear,
                             embed_dtype=embed_dtype, **flavour_options)  # e.g. seq_len for the static flavour
     b = ops.b
     h = ops.embed(ops.declare_io())
+    if args.embed_scale is not None:
+        h = b.op("Mul", [h, b.const(args.embed_scale, np.float32)])
     residual = None
     layers = range(args.num_hidden_layers)
     if progress is not None:
         layers = progress.bar(layers, args.num_hidden_layers, "emit layers")
     for i in layers:
         b.prefix = f"layers.{i}/"
-        n, residual = ops.norm(h, residual, b.weight(f"model.layers.{i}.input_layernorm.weight", ops.tensor("attn_norm", i)))
+        n, residual = ops.norm(h, residual, ops.norm_weight("attn_norm", i))
         h = ops.attention(n, i)
-        n, residual = ops.norm(h, residual, b.weight(f"model.layers.{i}.post_attention_layernorm.weight", ops.tensor("mlp_norm", i)))
+        if args.sandwich_norms:
+            h, _ = ops.norm(h, None, ops.norm_weight("attn_post_norm", i))
+        n, residual = ops.norm(h, residual, ops.norm_weight("mlp_norm", i))
         h = ops.mlp(n, i)
+        if args.sandwich_norms:
+            h, _ = ops.norm(h, None, ops.norm_weight("mlp_post_norm", i))
     b.prefix = "final/"
-    n, _ = ops.norm(h, residual, b.weight("model.norm.weight", ops.tensor("final_norm")))
+    n, _ = ops.norm(h, residual, ops.norm_weight("final_norm"))
     ops.lm_head(n)
     return b.model({"edge_sdk.flavour": ops.flavour, "edge_sdk.model_type": args.model_type})

@@ -45,6 +45,7 @@ class StaticOps(DecoderOps):
                  **options):
         # `options` (linear=, embed_dtype=) go to DecoderOps; QDQ recipes want the fp32 defaults.
         super().__init__(args, weights, max_context, **options)
+        self.window_mask: str | None = None
         self.seq_len = seq_len
 
     def declare_io(self) -> str:
@@ -61,11 +62,32 @@ class StaticOps(DecoderOps):
             for name in kv_names(i, "present").values():
                 b.output(name, np.float32, [1, kvh, S, d])
         # RoPE tables gathered once per graph by position: [C, D/2] -> [1, 1, S, D/2], shared by all layers.
-        cos, sin = rope_cache(a, C)
-        shape = b.const([1, 1, S, d // 2])
-        self.cos = b.op("Reshape", [b.op("Gather", [b.weight("rope.cos_cache", cos), pos]), shape])
-        self.sin = b.op("Reshape", [b.op("Gather", [b.weight("rope.sin_cache", sin), pos]), shape])
+        shape = b.const([1, 1, S, a.rotary_dim // 2])
+        self.tables = {}  # local (sliding layers' own RoPE base) -> (cos, sin) at these positions
+        for local in sorted({a.is_sliding(i) for i in range(a.num_hidden_layers)}):
+            cos, sin = rope_cache(a, C, local=local)
+            tag = "local_" if local else ""
+            self.tables[local] = tuple(
+                b.op("Reshape", [b.op("Gather", [b.weight(f"rope.{tag}{kind}_cache", t), pos]), shape])
+                for kind, t in (("cos", cos), ("sin", sin)))
+        if any(a.is_sliding(i) for i in range(a.num_hidden_layers)) and C > a.sliding_window:
+            self.window_mask = self._window_mask(pos)
         return ids
+
+    def _window_mask(self, pos: str) -> str:
+        """The host's mask, also hiding keys a sliding layer no longer sees: key position k is hidden from
+        query position p when p - k >= sliding_window. Buffer slot j holds position j; the new keys sit at
+        `position_ids`. Built once per graph, in float (positions < 2^24 are exact)."""
+        b, S, C = self.b, self.seq_len, self.max_context
+        start = len(b.nodes)
+        q = b.op("Cast", [pos], to=1)  # [1, S]
+        keys = b.op("Concat", [b.const(np.arange(C, dtype=np.float32)[None], np.float32), q], axis=1)  # [1, C+S]
+        dist = b.op("Sub", [b.op("Reshape", [q, b.const([1, 1, S, 1])]), b.op("Reshape", [keys, b.const([1, 1, 1, C + S])])])
+        far = b.op("GreaterOrEqual", [dist, b.const(float(self.args.sliding_window), np.float32)])
+        mask = b.op("Where", [far, b.const(MASK_VALUE, np.float32), "attention_mask"])
+        for node in b.nodes[start:]:
+            node.doc_string = KEEP_FLOAT
+        return mask
 
     def norm(self, x, residual, weight):
         """RMSNorm(x + residual) spelled out in standard ops, safe in float16 and marked to stay float.
@@ -102,6 +124,15 @@ class StaticOps(DecoderOps):
             node.doc_string = KEEP_FLOAT
         return b.op("Mul", [normed, weight]), x
 
+    def gelu_tanh(self, x: str) -> str:
+        """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in elementary ops: QNN's Gelu is the erf form."""
+        b = self.b
+        cube = b.op("Mul", [b.op("Mul", [x, x]), x])
+        inner = b.op("Mul", [b.op("Add", [x, b.op("Mul", [cube, b.const(0.044715, np.float32)])]),
+                             b.const(float(np.sqrt(2 / np.pi)), np.float32)])
+        half = b.op("Mul", [x, b.const(0.5, np.float32)])
+        return b.op("Mul", [half, b.op("Add", [b.op("Tanh", [inner]), b.const(1.0, np.float32)])])
+
     def _heads(self, x: str, n_heads: int) -> str:
         """[1, S, n*D] -> [1, n, S, D]."""
         b, a = self.b, self.args
@@ -112,18 +143,22 @@ class StaticOps(DecoderOps):
         """[1, S, n*D] -> RMSNorm over each head's D (weight * scale) -> [1, n, S, D]."""
         b, a = self.b, self.args
         x = b.op("Reshape", [x, b.const([1, self.seq_len, n_heads, a.head_dim])])
-        w = b.weight(f"model.layers.{i}.self_attn.{logical}.weight", self.tensor(logical, i) * scale)
-        x, _ = self.norm(x, None, w)  # the float-safe RMSNorm, over the last axis: one head's D
+        x, _ = self.norm(x, None, self.norm_weight(logical, i, scale))  # the float-safe RMSNorm, over one head's D
         return b.op("Transpose", [x], perm=[0, 2, 1, 3])
 
-    def _rope(self, x: str, out: str | None = None) -> str:
+    def _rope(self, x: str, i: int, out: str | None = None) -> str:
         """rotate_half RoPE on [1, n, S, D]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin)."""
-        b, half = self.b, self.args.head_dim // 2
+        b, a = self.b, self.args
+        half = a.rotary_dim // 2
+        cos, sin = self.tables[a.is_sliding(i)]
         x1 = b.op("Slice", [x, b.const([0]), b.const([half]), b.const([3])])
         x2 = b.op("Slice", [x, b.const([half]), b.const([2 * half]), b.const([3])])
-        lo = b.op("Sub", [b.op("Mul", [x1, self.cos]), b.op("Mul", [x2, self.sin])])
-        hi = b.op("Add", [b.op("Mul", [x2, self.cos]), b.op("Mul", [x1, self.sin])])
-        return b.op("Concat", [lo, hi], axis=3, outputs=[out] if out else None)
+        lo = b.op("Sub", [b.op("Mul", [x1, cos]), b.op("Mul", [x2, sin])])
+        hi = b.op("Add", [b.op("Mul", [x2, cos]), b.op("Mul", [x1, sin])])
+        parts = [lo, hi]
+        if a.rotary_dim < a.head_dim:  # partial rotary: the rest of each head passes through
+            parts.append(b.op("Slice", [x, b.const([2 * half]), b.const([a.head_dim]), b.const([3])]))
+        return b.op("Concat", parts, axis=3, outputs=[out] if out else None)
 
     def _proj(self, x: str, logical: str, i: int, scale: float = 1.0) -> str:
         b, a = self.b, self.args
@@ -138,13 +173,14 @@ class StaticOps(DecoderOps):
         hq, kvh, d = a.num_attention_heads, a.num_key_value_heads, a.head_dim
         group = hq // kvh
         past, present = kv_names(i, "past"), kv_names(i, "present")
-        if a.qk_norm:  # Qwen3: RMSNorm of each head before RoPE; 1/sqrt(D) folded into q's norm weight
-            q = self._rope(self._normed_heads(self._proj(x, "q", i), hq, "q_norm", i, d ** -0.5))
-            k = self._rope(self._normed_heads(self._proj(x, "k", i), kvh, "k_norm", i), out=present["key"])
+        scale = a.softmax_scale
+        if a.qk_norm:  # Qwen3, Gemma 3: RMSNorm of each head before RoPE; the softmax scale folded into q's norm
+            q = self._rope(self._normed_heads(self._proj(x, "q", i), hq, "q_norm", i, scale), i)
+            k = self._rope(self._normed_heads(self._proj(x, "k", i), kvh, "k_norm", i), i, out=present["key"])
         else:
-            # 1/sqrt(D) folded into the q projection (RoPE is linear, so it commutes): one op fewer per layer.
-            q = self._rope(self._heads(self._proj(x, "q", i, scale=d ** -0.5), hq))  # [1, Hq, S, D]
-            k = self._rope(self._heads(self._proj(x, "k", i), kvh), out=present["key"])  # [1, kvH, S, D]
+            # The softmax scale folded into the q projection (RoPE is linear, so it commutes): one op fewer.
+            q = self._rope(self._heads(self._proj(x, "q", i, scale=scale), hq), i)  # [1, Hq, S, D]
+            k = self._rope(self._heads(self._proj(x, "k", i), kvh), i, out=present["key"])  # [1, kvH, S, D]
         v = b.op("Transpose", [b.op("Reshape", [self._proj(x, "v", i), b.const([1, S, kvh, d])])],
                  perm=[0, 2, 1, 3], outputs=[present["value"]])
         keys = b.op("Concat", [past["key"], k], axis=2)  # [1, kvH, C+S, D]
@@ -155,7 +191,8 @@ class StaticOps(DecoderOps):
         keys_t = b.op("Transpose", [keys], perm=[0, 1, 3, 2])
         start = len(b.nodes)
         scores = b.op("MatMul", [qg, keys_t])  # [1, kvH, g*S, C+S]
-        scores = b.op("Add", [b.op("Reshape", [scores, b.const([1, hq, S, C + S])]), "attention_mask"])
+        mask = self.window_mask if a.is_sliding(i) and self.window_mask else "attention_mask"
+        scores = b.op("Add", [b.op("Reshape", [scores, b.const([1, hq, S, C + S])]), mask])
         probs = b.op("Reshape", [b.op("Softmax", [scores], axis=-1), b.const([1, kvh, group * S, C + S])])
         ctx = b.op("MatMul", [probs, values])  # [1, kvH, g*S, D]
         # The attention core stays float (fp16 on the HTP). The simulated HTP's MatMul of two 16-bit

@@ -7,9 +7,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from edge_sdk.exporters.testing import random_hf_model  # noqa: E402
+from edge_sdk.exporters.architectures import get_module  # noqa: E402
 
 # The guard in test_architectures.py checks this covers every registered architecture.
-PARITY_ARCHITECTURES = ("llama", "qwen2", "qwen3")
+PARITY_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3_text", "phi3")
 
 
 # Llama 3.1/3.2's RoPE scaling on the tiny model: an "original" context of 32 puts the smooth band and the
@@ -76,5 +77,6 @@ def test_export_with_validation_writes_a_complete_bundle(model_type, tmp_path):
     assert checks["greedy_tokens"]["figures"]["identical"] == 3
     assert m["architecture"]["model_type"] == model_type
     assert {"model.onnx", "model.onnx.data", "tokenizer.json", "chat_template.jinja"} <= set(m["files"])
-    assert m["kv_cache"]["num_layers"] == 2 and m["provenance"]["versions"]["onnxruntime"]
+    assert m["kv_cache"]["num_layers"] == get_module(model_type).fake().num_hidden_layers
+    assert m["provenance"]["versions"]["onnxruntime"]
     assert not list(tmp_path.glob(".*partial*")), "staging folder left behind"
