@@ -181,7 +181,8 @@ def estimate_memory(manifest: dict[str, Any], bundle: Path) -> dict[str, float]:
     context, and the working memory estimate the exporter uses."""
     from edge_sdk.exporters.fit import working_bytes
 
-    skip = {manifest["tokenizer"].get("file"), manifest["chat_template"].get("file")}
+    tok = manifest["tokenizer"]
+    skip = {tok.get("file"), tok.get("compact_file"), manifest["chat_template"].get("file")}
     weights = sum(info["bytes"] for name, info in manifest["files"].items() if name not in skip)
     kv = manifest["kv_cache"]
     itemsize = {"float32": 4, "float16": 2}.get(kv.get("dtype"), 4)

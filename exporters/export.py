@@ -7,6 +7,7 @@ Writes into a temporary folder that replaces `output` only when every check has 
 from __future__ import annotations
 
 import datetime
+import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -312,6 +313,10 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
         if switchable:
             graph_section["lora"] = _write_switchable(tmp, switchable, packed, args, weights)
         (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+        from edge_sdk.runtime.tokenizer.compact import COMPACT_FILE, write_compact
+
+        # The pure backend's fast-loading copy (a phone has no `tokenizers`); validation runs through it.
+        compact = write_compact(json.loads(tokenizer_json), tmp / COMPACT_FILE)
         chat = {}
         if hf_tok.chat_template:
             (tmp / "chat_template.jinja").write_text(hf_tok.chat_template, encoding="utf-8")
@@ -324,7 +329,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "architecture": args.to_dict(),
             **graph_section,
-            "tokenizer": _token_section(hf_tok, src),
+            "tokenizer": {**_token_section(hf_tok, src), **({"compact_file": COMPACT_FILE} if compact else {})},
             "chat_template": chat,
             "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0},
             "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,

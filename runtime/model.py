@@ -85,8 +85,13 @@ class Model:
         self.bundle_dir = bundle_dir
         self.manifest = manifest
         tok = manifest["tokenizer"]
-        self.tokenizer = Tokenizer.from_file(resolve(bundle_dir, manifest, tok["file"], "tokenizer.file"),
-                                             backend=tokenizer_backend)
+        if tok.get("compact_file") and Tokenizer.resolve_backend(tokenizer_backend) == "pure":
+            # The same tokenizer with its merges pre-resolved: Gemma 3's 262k vocabulary loads ~3x faster.
+            self.tokenizer = Tokenizer.from_compact(resolve(bundle_dir, manifest, tok["compact_file"],
+                                                            "tokenizer.compact_file"))
+        else:
+            self.tokenizer = Tokenizer.from_file(resolve(bundle_dir, manifest, tok["file"], "tokenizer.file"),
+                                                 backend=tokenizer_backend)
         self.eos_token_ids: list[int] = list(tok["eos_token_ids"])
         ct = manifest["chat_template"]
         template = ct.get("template")

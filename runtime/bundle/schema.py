@@ -176,6 +176,8 @@ def validate(m: dict[str, Any]) -> None:
 
     tok = m["tokenizer"]
     check_name(_str(tok, "file", "tokenizer"), "'tokenizer.file'")
+    if tok.get("compact_file") is not None:
+        check_name(_str(tok, "compact_file", "tokenizer"), "'tokenizer.compact_file'")
     for key in ("bos_token_id", "pad_token_id"):
         _int(tok, key, "tokenizer", 0, vocab - 1, required=False)
     eos = tok.get("eos_token_ids")
@@ -297,6 +299,8 @@ def opened_files(m: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(graph.get("context_binaries"), dict):
         out += [(f"graph.context_binaries.files.{role}", name) for role, name in graph["context_binaries"]["files"].items()]
     out.append(("tokenizer.file", m["tokenizer"]["file"]))
+    if m["tokenizer"].get("compact_file"):
+        out.append(("tokenizer.compact_file", m["tokenizer"]["compact_file"]))
     for name, spec in ((m.get("lora") or {}).get("adapters") or {}).items():
         out.append((f"lora.adapters.{name}.file", spec["file"]))
     if m.get("chat_template", {}).get("file"):

@@ -19,7 +19,9 @@ _CACHE_MAX_ENTRIES = 100_000
 class BPEModel:
     """Byte-pair encoding over a vocab and ranked merges, as read from tokenizer.json's `model`."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, merge_table=None):
+        """`merge_table`: the merges already resolved to (left, right, merged) ids, an int32 array in rank
+        order (compact.py); otherwise they are read from spec["merges"] on first use."""
         if spec.get("type", "BPE") != "BPE":
             raise BundleError(f"tokenizer.json model type {spec.get('type')!r} is not supported by the pure-Python "
                               "tokenizer (only BPE); install `tokenizers` or re-export the bundle.")
@@ -38,12 +40,19 @@ class BPEModel:
         if unk is not None and self.unk_id is None:
             raise BundleError(f"tokenizer.json: the BPE unk_token {unk!r} is not in the vocab.")
         self._raw_merges = spec.get("merges", [])
+        self._merge_table = merge_table
         self._merges: dict[tuple[int, int], tuple[int, int]] | None = None  # built on first use
         self._byte_ids: list[int | None] | None = None
         self._cache: dict[str, list[int]] = {}
 
     def _build(self) -> None:
         vocab = self.vocab
+        self._byte_ids = [vocab.get(f"<0x{b:02X}>") for b in range(256)]
+        if self._merge_table is not None:
+            left, right, merged = (self._merge_table[:, k].tolist() for k in range(3))
+            # A pair listed twice keeps its last rank, as below and as HF's map does.
+            self._merges = dict(zip(zip(left, right), zip(range(len(merged)), merged)))
+            return
         merges = {}
         for rank, merge in enumerate(self._raw_merges):
             # Two spellings exist: "a b" (older files) and ["a", "b"] (tokenizers >= 0.20).
@@ -54,7 +63,6 @@ class BPEModel:
                 raise BundleError(f"tokenizer.json merge #{rank} {merge!r} uses a token that is not in the vocab "
                                   f"({exc}); the file is corrupt, re-export the bundle.") from None
         self._merges = merges
-        self._byte_ids = [vocab.get(f"<0x{b:02X}>") for b in range(256)]
 
     def tokenize(self, word: str) -> list[int]:
         """Token ids of one pre-tokenized word."""

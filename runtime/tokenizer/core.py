@@ -95,12 +95,33 @@ class Tokenizer:
                 fast = _FastBackend(tokenizers, text if text is not None else json.dumps(spec), source)
         return cls(spec, fast)
 
-    def __init__(self, spec: dict, fast: "_FastBackend | None" = None):
-        """Use `from_file` / `from_json`; ``spec`` is a parsed tokenizer.json."""
+    @classmethod
+    def from_compact(cls, path) -> "Tokenizer":
+        """The pure backend from a bundle's compact tokenizer (compact.py: merges as an id table), written by
+        the exporter next to tokenizer.json for large vocabularies to load fast."""
+        from .compact import read_compact
+
+        spec, table = read_compact(path)
+        check_spec(spec, vocab_checked=True)
+        return cls(spec, None, merge_table=table)
+
+    @staticmethod
+    def resolve_backend(backend: str = "auto") -> str:
+        """The backend `from_file(..., backend)` would use here: "fast" if `tokenizers` imports, for auto."""
+        if backend != "auto":
+            return backend
+        try:
+            import tokenizers  # noqa: F401
+        except ImportError:
+            return "pure"
+        return "fast"
+
+    def __init__(self, spec: dict, fast: "_FastBackend | None" = None, merge_table=None):
+        """Use `from_file` / `from_json` / `from_compact`; ``spec`` is a parsed tokenizer.json."""
         self._fast = fast
         self.backend = "fast" if fast is not None else "pure"
         try:
-            self._model = _model(spec["model"])
+            self._model = _model(spec["model"], merge_table)
             self._normalize = build_normalizer(spec.get("normalizer"))
             self._pre_tokenize = build_pre_tokenizer(spec.get("pre_tokenizer"))
             self._decoder = DecoderChain(spec.get("decoder"))
@@ -297,9 +318,9 @@ class _FastBackend:
         return self._call(self.parsing.decode, ids, skip_special_tokens=skip_special_tokens)
 
 
-def _model(spec: dict):
+def _model(spec: dict, merge_table=None):
     """The tokenizer.json `model`: BPE (decoders) or WordPiece (BERT-family encoders)."""
-    return WordPieceModel(spec) if spec.get("type") == "WordPiece" else BPEModel(spec)
+    return WordPieceModel(spec) if spec.get("type") == "WordPiece" else BPEModel(spec, merge_table)
 
 
 def _template_ids(spec: dict | None) -> tuple[list[int], list[int]] | None:

@@ -100,14 +100,15 @@ def _id(value, where: str) -> int:
     return value
 
 
-def check_spec(spec: dict) -> None:
-    """Ids, sizes and regexes of a parsed tokenizer.json; BundleError naming the first problem."""
+def check_spec(spec: dict, vocab_checked: bool = False) -> None:
+    """Ids, sizes and regexes of a parsed tokenizer.json; BundleError naming the first problem.
+    `vocab_checked`: the vocab was checked already (the compact form, runtime/tokenizer/compact.py)."""
     model = spec["model"]
     vocab = model.get("vocab")
     if isinstance(vocab, dict):
-        if len(vocab) > MAX_VOCAB:
+        if not vocab_checked and len(vocab) > MAX_VOCAB:
             raise BundleError(f"tokenizer.json: the vocab has {len(vocab)} entries (limit {MAX_VOCAB})")
-        for token, tid in vocab.items():
+        for token, tid in ({} if vocab_checked else vocab).items():
             if len(token) > MAX_TOKEN_CHARS:
                 raise BundleError(f"tokenizer.json: a vocab entry has {len(token)} characters (limit {MAX_TOKEN_CHARS})")
             _id(tid, f"vocab[{token[:40]!r}]")

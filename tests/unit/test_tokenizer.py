@@ -25,7 +25,7 @@ except ImportError:
 
 tokenizers = pytest.importorskip("tokenizers")
 
-NAMES = ["sp_tinyllama", "sp_metaspace", "qwen2", "llama3", "smollm2", "smollm2_legacy", "bert_wordpiece", "minilm"]
+NAMES = ["sp_tinyllama", "sp_metaspace", "qwen2", "llama3", "gemma3", "smollm2", "smollm2_legacy", "bert_wordpiece", "minilm"]
 BERT_NAMES = ("bert_wordpiece", "minilm")
 
 

@@ -5,6 +5,7 @@
   legacy GGUF-derived shape (mixed ByteFallback/Fuse/Replace/ByteLevel decoder, bos added).
 - SentencePiece-style BPE with byte fallback (TinyLlama / Llama-2 layout), trained here.
 - Qwen2-style byte-level BPE with its digit-splitting Split regex (and a Llama-3-style variant), trained here.
+- Gemma 3's SentencePiece-converted layout (no prefix space, Split on " ", byte fallback), trained here.
 """
 from __future__ import annotations
 
@@ -255,6 +256,44 @@ def qwen2_paths() -> tuple[str, str]:
 
 
 @functools.lru_cache(maxsize=None)
+def gemma3_path() -> str:
+    """Gemma 3's layout (transformers' GemmaTokenizer): spaces become "▁" in the normalizer with no prefix
+    added, a Split on " " (a no-op after that normalizer, but in the file), BPE with byte fallback, <bos>
+    prepended by the post-processor, <start_of_turn>/<end_of_turn> as specials; trained here."""
+    from tokenizers import Tokenizer, models, normalizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    trainer = trainers.BpeTrainer(vocab_size=3000, limit_alphabet=150, show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    trained = json.loads(tok.to_str())["model"]
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>"]
+    vocab = {t: i for i, t in enumerate(specials)}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for piece, _ in sorted(trained["vocab"].items(), key=lambda kv: kv[1]):
+        vocab.setdefault(piece, len(vocab))
+    spec = {"version": "1.0", "truncation": None, "padding": None,
+            "added_tokens": [_added(t, i) for i, t in enumerate(specials)],
+            "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+            "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious",
+                              "invert": False},
+            "post_processor": {
+                "type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "<bos>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": "<bos>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                         {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {"<bos>": {"id": "<bos>", "ids": [2], "tokens": ["<bos>"]}}},
+            "decoder": {"type": "Sequence", "decoders": [
+                {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+                {"type": "ByteFallback"}, {"type": "Fuse"}]},
+            "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                      "vocab": vocab, "merges": trained["merges"]}}
+    return _save(spec, "gemma3.json")
+
+
+@functools.lru_cache(maxsize=None)
 def bert_wordpiece_path() -> str:
     """A BERT-layout WordPiece tokenizer (all-MiniLM-L6-v2's pipeline: BertNormalizer with lowercase and
     accent stripping, BertPreTokenizer, WordPiece with ##, [CLS] A [SEP], WordPiece decoder), trained here."""
@@ -289,6 +328,7 @@ def all_paths() -> dict[str, str]:
     out = {}
     out["sp_tinyllama"], out["sp_metaspace"] = sentencepiece_paths()
     out["qwen2"], out["llama3"] = qwen2_paths()
+    out["gemma3"] = gemma3_path()
     out["bert_wordpiece"] = bert_wordpiece_path()
     try:
         out["smollm2"], out["smollm2_legacy"] = smollm2_paths()

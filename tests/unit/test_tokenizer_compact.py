@@ -1,0 +1,75 @@
+"""The compact tokenizer (runtime/tokenizer/compact.py): the pure backend from it gives the same ids as from
+tokenizer.json and as HF `tokenizers`, on every test tokenizer, and a bad compact file is a BundleError."""
+import numpy as np
+import pytest
+
+from edge_sdk.errors import BundleError
+from edge_sdk.runtime.tokenizer import Tokenizer
+from edge_sdk.runtime.tokenizer.compact import read_compact, write_compact
+
+from .tokenizer_data import tokfixtures as fx
+
+pytest.importorskip("tokenizers")
+
+
+@pytest.fixture(scope="module")
+def paths():
+    return {k: v for k, v in fx.all_paths().items() if "wordpiece" not in k and k != "minilm"}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return fx.corpus_documents(min_chars=30_000)
+
+
+@pytest.mark.parametrize("name", ["sp_tinyllama", "sp_metaspace", "qwen2", "llama3", "gemma3", "smollm2"])
+def test_compact_gives_the_same_ids(paths, corpus, name, tmp_path):
+    import json
+
+    from tokenizers import Tokenizer as HF
+
+    if name not in paths:
+        pytest.skip(f"{name} tokenizer not available here")
+    spec = json.loads(open(paths[name], encoding="utf-8").read())
+    assert write_compact(spec, tmp_path / "c.npz")
+    compact = Tokenizer.from_compact(tmp_path / "c.npz")
+    plain = Tokenizer.from_file(paths[name], backend="pure")
+    ref = HF.from_file(paths[name])
+    ref.encode_special_tokens = True
+    assert compact.backend == "pure"
+    for doc in corpus:
+        ids = compact.encode(doc)
+        assert ids == plain.encode(doc) == ref.encode(doc, add_special_tokens=False).ids
+        assert compact.decode(ids) == plain.decode(ids)
+
+
+def test_wordpiece_has_no_compact_form(paths, tmp_path):
+    import json
+
+    spec = json.loads(open(fx.bert_wordpiece_path(), encoding="utf-8").read())
+    assert not write_compact(spec, tmp_path / "c.npz") and not (tmp_path / "c.npz").exists()
+
+
+def test_bad_compact_files_are_bundle_errors(paths, tmp_path):
+    import io
+    import json
+
+    spec = json.loads(open(paths["qwen2"], encoding="utf-8").read())
+    good = tmp_path / "good.npz"
+    write_compact(spec, good)
+    _, table = read_compact(good)
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    bad_ids = table.copy()
+    bad_ids[5, 2] = 10**7
+    text = np.load(good)["spec"]
+    cases = {"junk.npz": None, "ids.npz": {"spec": text, "merges": bad_ids},
+             "dtype.npz": {"spec": text, "merges": table.astype(np.int64)},
+             "json.npz": {"spec": np.frombuffer(b"{not json", np.uint8), "merges": table},
+             "pickle.npz": {"spec": np.array([{"a": 1}], dtype=object), "merges": table}}
+    for name, arrays in cases.items():
+        if arrays is not None:
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)
+            (tmp_path / name).write_bytes(buf.getvalue())
+        with pytest.raises(BundleError):
+            Tokenizer.from_compact(tmp_path / name)
