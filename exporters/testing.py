@@ -13,6 +13,29 @@ CHATML = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Gemma 3's chat template (its tokenizer_config.json, images left out): a "model" role, <end_of_turn> closing
+# every turn, <bos> written by the template itself, alternation enforced with raise_exception.
+GEMMA3_CHAT = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = \"\" -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}{%- endif -%}"
+    "{%- if (message['role'] == 'assistant') -%}{%- set role = \"model\" -%}{%- else -%}"
+    "{%- set role = message['role'] -%}{%- endif -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{'<start_of_turn>model\n'}}{%- endif -%}"
+)
+# Per family: (special tokens, ids in that order, bos, eos, pad, chat template) of the tiny test tokenizer.
+CHAT_STYLES = {
+    "chatml": (SPECIALS, "<|im_start|>", "<|im_end|>", "<|im_end|>", CHATML),
+    "gemma3_text": (["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"], "<bos>", "<eos>", "<pad>",
+                    GEMMA3_CHAT),
+}
 
 
 def _corpus() -> list[str]:
@@ -25,13 +48,13 @@ def _corpus() -> list[str]:
     return lines
 
 
-def make_tokenizer(vocab_size: int):
+def make_tokenizer(vocab_size: int, specials: list[str] = SPECIALS):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_corpus(), trainer)
     return tok
@@ -60,15 +83,17 @@ def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: in
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    args, model = random_hf_model(model_type, seed, bos_token_id=1, eos_token_id=2, pad_token_id=2, **config)
+    specials, bos, eos, pad, template = CHAT_STYLES.get(model_type, CHAT_STYLES["chatml"])
+    args, model = random_hf_model(model_type, seed, bos_token_id=specials.index(bos), eos_token_id=specials.index(eos),
+                                  pad_token_id=specials.index(pad), **config)
     with torch.no_grad():  # random init is small; widen it so greedy text is varied, not one repeated token
         for p in model.parameters():
             if p.dim() == 2:
                 p.normal_(0, 0.15)
     model.save_pretrained(out)
-    tok = PreTrainedTokenizerFast(tokenizer_object=make_tokenizer(args.vocab_size), bos_token="<|im_start|>",
-                                  eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token=None)
-    tok.chat_template = CHATML
+    tok = PreTrainedTokenizerFast(tokenizer_object=make_tokenizer(args.vocab_size, specials), bos_token=bos,
+                                  eos_token=eos, pad_token=pad, unk_token=None)
+    tok.chat_template = template
     tok.save_pretrained(out)
     return out
 

@@ -63,6 +63,7 @@ class BPEModel:
                 raise BundleError(f"tokenizer.json merge #{rank} {merge!r} uses a token that is not in the vocab "
                                   f"({exc}); the file is corrupt, re-export the bundle.") from None
         self._merges = merges
+        self._raw_merges = None  # the parsed JSON pairs: tens of MB for a large vocabulary, never read again
 
     def tokenize(self, word: str) -> list[int]:
         """Token ids of one pre-tokenized word."""

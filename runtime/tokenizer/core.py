@@ -134,7 +134,9 @@ class Tokenizer:
             self._normalize = self._pre_tokenize = self._decoder = self._post = None
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"tokenizer.json is malformed ({type(exc).__name__}: {exc}); re-export the bundle.") from exc
-        self._vocab: dict[str, int] = dict(spec["model"].get("vocab", {}))
+        vocab = spec["model"].get("vocab", {})
+        # Shared with the model, not copied: a 262k vocabulary is ~20 MB per dict.
+        self._vocab: dict[str, int] = vocab if isinstance(vocab, dict) else dict(vocab)
         self._id_to_token: dict[int, str] = {i: t for t, i in self._vocab.items()}
         self._added: dict[str, dict] = {}
         for tok in spec.get("added_tokens") or []:
