@@ -77,6 +77,8 @@ def test_export_with_validation_writes_a_complete_bundle(model_type, tmp_path):
     assert checks["greedy_tokens"]["figures"]["identical"] == 3
     assert m["architecture"]["model_type"] == model_type
     assert {"model.onnx", "model.onnx.data", "tokenizer.json", "chat_template.jinja"} <= set(m["files"])
+    # The pure backend's compact tokenizer ships and is what validation's tokenizer-parity check ran through.
+    assert m["tokenizer"]["compact_file"] in m["files"] and checks["tokenizer_parity"]["figures"]["backend"] == "pure"
     assert m["kv_cache"]["num_layers"] == get_module(model_type).fake().num_hidden_layers
     assert m["provenance"]["versions"]["onnxruntime"]
     assert not list(tmp_path.glob(".*partial*")), "staging folder left behind"
