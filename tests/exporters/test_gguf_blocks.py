@@ -68,3 +68,32 @@ def test_k_quant_encoders_round_trip_through_gguf_py(qtype):
     assert np.abs(ref - w).max() < 2.5 * np.abs(w).max() / levels  # on the format's grid, not garbage
     got = decode(raw, qtype, (8, 512)).dequantize()
     np.testing.assert_allclose(got, ref, rtol=0, atol=np.abs(ref).max() * 2e-7)
+
+
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q4_0", "Q5_K", "Q6_K", "Q8_0"])
+def test_graph_reads_blocks_exactly(qtype):
+    """from_blocks (MatMulNBits + offset branch) and gather_blocks (GatherBlockQuantized + gathered offsets)
+    in onnxruntime give x @ W^T and W's rows for W = the decoded blocks; accuracy level 0 keeps the
+    activations in float, so only float rounding remains."""
+    import onnxruntime as ort
+
+    from edge_sdk.exporters.graph.builder import GraphBuilder
+    from edge_sdk.exporters.graph.linear import from_blocks, gather_blocks
+
+    rows, cols = 16, 256
+    blocks = decode(random_tensor(qtype, rows, cols, seed=7), qtype, (rows, cols))
+    w = blocks.dequantize()
+    b = GraphBuilder()
+    x = b.input("x", np.float32, [1, 3, cols])
+    ids = b.input("ids", np.int64, [1, 4])
+    y = b.op("Identity", [from_blocks(b, x, blocks, "head", accuracy_level=0)], outputs=["y"])
+    e = b.op("Identity", [gather_blocks(b, ids, blocks, "head")], outputs=["e"])
+    b.output(y, np.float32, [1, 3, rows])
+    b.output(e, np.float32, [1, 4, cols])
+    sess = ort.InferenceSession(b.model().SerializeToString())
+    xv = np.random.default_rng(0).standard_normal((1, 3, cols)).astype(np.float32)
+    idv = np.array([[0, 5, 15, 5]])
+    got_y, got_e = sess.run(None, {"x": xv, "ids": idv})
+    np.testing.assert_allclose(got_e[0], w[idv[0]], rtol=0, atol=np.abs(w).max() * 1e-6)
+    np.testing.assert_allclose(got_y, xv @ w.T, rtol=1e-4, atol=np.abs(xv @ w.T).max() * 1e-5)
+    assert (blocks.offset is not None) == any(i.name == "head.offsets" for i in b.initializers)
