@@ -53,3 +53,29 @@ def test_gemma3_chat_template_and_end_of_turn(tmp_path):
     assert checks["chat_template_ids"]["passed"]
     tok = Tokenizer.from_file(tmp_path / "bundle" / "tokenizer.json")
     assert manifest["tokenizer"]["eos_token_ids"] == sorted([tok.token_to_id("<eos>"), tok.token_to_id("<end_of_turn>")])
+
+
+@pytest.mark.parametrize("model_type", SUPPORTED)
+def test_family_static_graph_from_its_gguf_matches_transformers(tmp_path, model_type):
+    """The NPU flavour from the same GGUF: the architecture and weights as the exporter reads them from the file,
+    the static fp32 graphs against transformers' model of that file (prefill chunk, then decode steps)."""
+    import numpy as np
+    import torch
+
+    from edge_sdk.exporters.graph.static import export_static
+    from edge_sdk.exporters.sources import resolve
+    from edge_sdk.runtime.static_engine import StaticEngine
+
+    src = make_tiny_model_dir(tmp_path / "hf", model_type, **GGUF_OVERRIDES.get(model_type, {}))
+    (tmp_path / "gguf").mkdir()
+    gguf_file = write_model_gguf(src, tmp_path / "gguf" / f"tiny-{model_type}.gguf", lambda name, w: "Q8_0")
+    source = resolve(str(gguf_file))
+    hf = source.load_model()
+    weights = source.args.prepare_weights({k: v.numpy() for k, v in hf.state_dict().items()})
+    fragment = export_static(source.args, weights, tmp_path / "static", 8, 32)
+    engine = StaticEngine(fragment, tmp_path / "static")
+    ids = np.random.RandomState(0).randint(0, source.args.vocab_size, 14).tolist()
+    ours = np.concatenate([engine.forward(ids[:10], all_logits=True)] + [engine.forward([t])[None] for t in ids[10:]])
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits[0].numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
