@@ -245,7 +245,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
         return export_embedder(src, output, profile=profile, recipe=recipe, force=force, validate=validate,
                                progress=progress, versions=_versions())
     args = src.args
-    ctx = int(max_context or min(profile.max_context, args.max_position_embeddings))
+    ctx = int(max_context or min(profile.max_context, args.max_context_limit))
     progress.note(f"{args.model_type}: {args.num_hidden_layers} layers, hidden {args.hidden_size}, "
                   f"{args.parameter_count() / 1e6:.1f} M parameters; device {profile.name}: {profile.flavour} flavour, "
                   f"recipe {rec.name}, context {ctx}")
@@ -261,16 +261,17 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
         progress.note(f"tokenizer: {note}")
     if not hf_tok.chat_template:
         progress.note("the model has no chat template: prompts will be plain text")
-    weights = args.prepare_weights({k: v.detach().float().numpy() for k, v in hf_model.state_dict().items()})
+    weights = {k: v.detach().float().numpy() for k, v in hf_model.state_dict().items()}
     missing = [n for n in args.expected_weights() if n not in weights]
     if missing:
         raise UnsupportedModelError(f"the checkpoint lacks weights the {args.model_type} architecture needs: {missing[:5]}")
-    if lora is not None:
+    if lora is not None:  # into the checkpoint's own tensors (Phi-3's fused qkv_proj), before they are split
         from .adapters import merge_adapter
 
         progress.stage(f"merging the adapter {lora.name} into the weights")
         weights = merge_adapter(weights, lora, _base_names(src))
         hf_model = _peft_reference(hf_model, lora.path)
+    weights = args.prepare_weights(weights)
     packed = {}
     if switchable:
         from .adapters import pack_adapter

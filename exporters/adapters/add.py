@@ -34,6 +34,14 @@ def _shapes(manifest: dict[str, Any]):
     zero = np.zeros(1, np.float32)
     weights = {args.weight_name(lg, i): np.lib.stride_tricks.as_strided(zero, shape, (0, 0))
                for i in range(args.num_hidden_layers) for lg, shape in dims.items()}
+    from edge_sdk.runtime.lora import SLOTS
+
+    for i in range(args.num_hidden_layers):  # a checkpoint's fused tensors (Phi-3's qkv_proj), which adapters target
+        for slot, logicals in SLOTS.items():
+            fused = args.fused_weight(slot, i)
+            if fused is not None:
+                shape = (sum(dims[lg][0] for lg in logicals), dims[logicals[0]][1])
+                weights[fused] = np.lib.stride_tricks.as_strided(zero, shape, (0, 0))
     return args, weights
 
 

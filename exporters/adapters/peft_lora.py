@@ -22,9 +22,10 @@ from edge_sdk.errors import SourceError, UnsupportedModelError
 CONFIG = "adapter_config.json"
 WEIGHTS = ("adapter_model.safetensors",)
 MAX_ADAPTER_BYTES = 4 << 30
-# PEFT module names (the Llama family's) -> the logical names of exporters/architectures/base.py.
+# PEFT module names (the Llama family's) -> the logical names of exporters/architectures/base.py; Phi-3's
+# checkpoint keeps q/k/v and gate/up fused, so its adapters target those modules, which are whole slots.
 TARGETS = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate", "up_proj": "up",
-           "down_proj": "down"}
+           "down_proj": "down", "qkv_proj": "qkv", "gate_up_proj": "gate_up"}
 _KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.default)?\.weight$")
 
 

@@ -35,6 +35,9 @@ def pack_adapter(adapter: LoraAdapter, args, weights: dict[str, np.ndarray], bas
         for slot, logicals in SLOTS.items():
             names = [args.weight_name(lg, i) for lg in logicals]
             widths = [weights[n].shape[0] for n in names]
+            fused = args.fused_weight(slot, i)  # Phi-3's qkv_proj / gate_up_proj: the slot's whole matrix
+            if fused is not None and fused in adapter.modules:
+                names, widths = [fused], [sum(widths)]
             mods = [adapter.modules.get(n) for n in names]
             if not any(mods):
                 continue

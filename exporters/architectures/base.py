@@ -142,6 +142,14 @@ class DecoderArgs:
         r = self.rope_scaling or {}
         return r.get("original_max_position_embeddings") or self.original_max_position_embeddings
 
+    @property
+    def max_context_limit(self) -> int:
+        """The longest context an export can serve exactly: the trained one, or the pretraining context where
+        longrope would switch frequencies (the default context is capped there instead of refused)."""
+        if self.rope_type == "longrope":
+            return min(self.max_position_embeddings, self.longrope_original)
+        return self.max_position_embeddings
+
     def check_context(self, context: int) -> None:
         """Refuse a context the exported RoPE tables cannot serve exactly (before any slow work)."""
         if self.rope_type == "longrope" and context > self.longrope_original:
@@ -150,6 +158,10 @@ class DecoderArgs:
             raise UnsupportedModelError(
                 f"{self.model_type}: longrope RoPE uses other frequencies past {self.longrope_original} tokens "
                 f"(the pretraining context); export with --max-context {self.longrope_original} or less")
+
+    def fused_weight(self, slot: str, layer: int) -> str | None:
+        """The checkpoint's name of a packed linear stored as one tensor (Phi-3's qkv_proj), else None."""
+        return None
 
     def prepare_weights(self, weights: dict[str, Any]) -> dict[str, Any]:
         """The checkpoint's tensors under the names `weights` maps (families that store q/k/v or gate/up as

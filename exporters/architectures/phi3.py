@@ -39,6 +39,9 @@ class ModelArgs(DecoderArgs):
         fused = [name.format(i=i) for i in range(self.num_hidden_layers) for name in (QKV, GATE_UP)]
         return [n for n in super().expected_weights() if n not in split] + fused
 
+    def fused_weight(self, slot: str, layer: int) -> str | None:
+        return {"qkv": QKV, "gate_up": GATE_UP}[slot].format(i=layer) if slot in ("qkv", "gate_up") else None
+
     def prepare_weights(self, weights: dict[str, Any]) -> dict[str, Any]:
         """Split qkv_proj and gate_up_proj by rows: arrays, or a GGUF's blocks (exporters/gguf/blocks.Blocks)."""
         out = dict(weights)
