@@ -9,6 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from edge_sdk.exporters.gguf.blocks import Blocks
+
 from .builder import MS_DOMAIN, GraphBuilder
 
 Linear = Callable[[GraphBuilder, str, np.ndarray, str], str]
@@ -20,6 +22,17 @@ def fp32(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
     return b.op("MatMul", [x, b.weight(f"{name}.weight", np.ascontiguousarray(w.T))])
 
 
+def _offset_int4(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(q [out, in/block, block] in 0..15, d, m [out, in/block]): see `quantize_offset_int4`."""
+    out_f, in_f = w.shape
+    wb = w.reshape(out_f, in_f // block, block)
+    m = wb.min(-1)
+    d = (wb.max(-1) - m) / 15.0
+    d = np.where(d > 0, d, 1.0).astype(np.float32)  # a constant block: q = 0 everywhere, any scale works
+    q = np.clip(np.rint((wb - m[..., None]) / d[..., None]), 0, 15).astype(np.uint8)
+    return q, d, m.astype(np.float32)
+
+
 def quantize_offset_int4(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Blockwise w ≈ d * q + m with q in 0..15 per block of `block` inputs (the GGUF Q4_1 layout).
 
@@ -27,14 +40,8 @@ def quantize_offset_int4(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndar
     that is already Q4_1 (a GGUF source dequantized by transformers) comes back exactly: Q4_1 maps a
     block's minimum to q=0 and its maximum to q=15, so min/max recover m and d.
     """
-    out_f, in_f = w.shape
-    wb = w.reshape(out_f, in_f // block, block)
-    m = wb.min(-1)
-    d = (wb.max(-1) - m) / 15.0
-    d = np.where(d > 0, d, 1.0).astype(np.float32)  # a constant block: q = 0 everywhere, any scale works
-    q = np.clip(np.rint((wb - m[..., None]) / d[..., None]), 0, 15).astype(np.uint8)
-    packed = (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
-    return packed, d, m.astype(np.float32)
+    q, d, m = _offset_int4(w, block)
+    return _pack_nibbles(q), d, m
 
 
 def make_int4_offset(block: int = 32, accuracy_level: int = 4) -> Linear:
@@ -45,20 +52,16 @@ def make_int4_offset(block: int = 32, accuracy_level: int = 4) -> Linear:
     on arm64 - which takes symmetric weights only; a float zero point would fall back to a ~25x
     slower kernel). For a GGUF Q4_1 source, d and m are fp16, so m + 8d is exact in fp32. The offset
     adds sum_b m'_b * (sum of x over block b), i.e. the block sums of x [.., in/block] times m'^T
-    [in/block, out] - a matmul 1/block the size.
+    [in/block, out] - a matmul 1/block the size (`from_blocks`).
     """
 
     def linear(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
         out_f, in_f = w.shape
         if in_f % block:
             return fp32(b, x, w, name)
-        packed, d, m = quantize_offset_int4(w, block)
-        n_blocks = in_f // block
-        main = b.op("MatMulNBits", [x, b.weight(f"{name}.qweight", packed), b.weight(f"{name}.scales", d.reshape(-1))],
-                    domain=MS_DOMAIN, K=in_f, N=out_f, bits=4, block_size=block, accuracy_level=accuracy_level)
-        sums = b.op("ReduceSum", [b.op("Reshape", [x, b.const([0, 0, n_blocks, block])]), b.const([-1])], keepdims=0)
-        offset = b.op("MatMul", [sums, b.weight(f"{name}.offsets", np.ascontiguousarray((m + 8 * d).T))])
-        return b.op("Add", [main, offset])
+        q, d, m = _offset_int4(w, block)
+        blocks = Blocks(4, block, q.reshape(out_f, in_f), d, m + 8 * d, "int4-b32")
+        return from_blocks(b, x, blocks, name, accuracy_level)
 
     return linear
 
@@ -75,16 +78,18 @@ def quantize_int8_sym(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray
     return q, d
 
 
+def _int8_blocks(w: np.ndarray, block: int) -> Blocks:
+    q, d = quantize_int8_sym(w, block)
+    return Blocks(8, block, q.reshape(w.shape), d, None, "int8")
+
+
 def make_int8_sym(block: int = 32, accuracy_level: int = 4) -> Linear:
     """int8 symmetric blocks (the GGUF Q8_0 layout), see `quantize_int8_sym`."""
 
     def linear(b: GraphBuilder, x: str, w: np.ndarray, name: str) -> str:
-        out_f, in_f = w.shape
-        if in_f % block:
+        if w.shape[1] % block:
             return fp32(b, x, w, name)
-        q, d = quantize_int8_sym(w, block)
-        return b.op("MatMulNBits", [x, b.weight(f"{name}.qweight", q), b.weight(f"{name}.scales", d.reshape(-1))],
-                    domain=MS_DOMAIN, K=in_f, N=out_f, bits=8, block_size=block, accuracy_level=accuracy_level)
+        return from_blocks(b, x, _int8_blocks(w, block), name, accuracy_level)
 
     return linear
 
@@ -95,15 +100,7 @@ def make_int8_gather(block: int = 32) -> Gather:
     copy cost SmolLM2-135M 56 MB of its 173 MB) and its rows are exactly the head's Q8_0 values."""
 
     def gather(b: GraphBuilder, ids: str, w: np.ndarray, name: str) -> str:
-        out_f, in_f = w.shape
-        q, d = quantize_int8_sym(w, block)
-        table = b.weight(f"{name}.qweight", q)
-        # GatherBlockQuantized wants scales of the data's rank; MatMulNBits wants them flat. The Reshape
-        # is folded by onnxruntime when the session loads (3.5 MB for SmolLM2), the file keeps one copy.
-        scales = b.op("Reshape", [b.weight(f"{name}.scales", d.reshape(-1)), b.const([out_f, in_f // block, 1])])
-        rows = b.op("GatherBlockQuantized", [table, ids, scales], domain=MS_DOMAIN, gather_axis=0, quantize_axis=2,
-                    block_size=block, bits=8)  # [B, S, in/block, block]
-        return b.op("Reshape", [rows, b.const([0, 0, in_f])])
+        return gather_blocks(b, ids, _int8_blocks(w, block), name)
 
     return gather
 
@@ -120,23 +117,26 @@ def by_name(default: Linear, **overrides: Linear) -> Linear:
     return linear
 
 
-# ------------------------------------------------------------------- a GGUF's own blocks (exporters/gguf)
+# --------------------------------------- blocks (the recipes' formats above, or a GGUF's own: exporters/gguf)
 def _block_sums(b: GraphBuilder, x: str, in_f: int, block: int) -> str:
     return b.op("ReduceSum", [b.op("Reshape", [x, b.const([0, 0, in_f // block, block])]), b.const([-1])], keepdims=0)
 
 
-def _codes(blocks) -> np.ndarray:
-    """MatMulNBits / GatherBlockQuantized layout: [rows, cols/block, block] bytes, 4-bit codes two to a
-    byte (low nibble first)."""
+def _pack_nibbles(q: np.ndarray) -> np.ndarray:
+    """4-bit codes [..., block] two to a byte, low nibble first: [..., block/2]."""
+    return (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
+
+
+def _codes(blocks: Blocks) -> np.ndarray:
+    """MatMulNBits / GatherBlockQuantized layout: [rows, cols/block, block] bytes, 4-bit codes packed."""
     rows, cols = blocks.shape
     c = blocks.codes.reshape(rows, cols // blocks.block, blocks.block)
-    return c if blocks.bits == 8 else (c[..., 0::2] | (c[..., 1::2] << 4)).astype(np.uint8)
+    return c if blocks.bits == 8 else _pack_nibbles(c)
 
 
-def from_blocks(b: GraphBuilder, x: str, blocks, name: str, accuracy_level: int = 4) -> str:
-    """y = x @ W^T for W given as a source's blocks (exporters/gguf/blocks.Blocks): the codes and scales go
-    into MatMulNBits as they are; a nonzero offset adds block sums of x times offset^T, as in
-    `make_int4_offset`. Nothing is re-quantized."""
+def from_blocks(b: GraphBuilder, x: str, blocks: Blocks, name: str, accuracy_level: int = 4) -> str:
+    """y = x @ W^T for W given as blocks: the codes and scales go into MatMulNBits as they are; a nonzero
+    offset adds block sums of x times offset^T (see `make_int4_offset`). Nothing is re-quantized."""
     out_f, in_f = blocks.shape
     y = b.op("MatMulNBits", [x, b.weight(f"{name}.qweight", _codes(blocks)), b.weight(f"{name}.scales", blocks.scale.reshape(-1))],
              domain=MS_DOMAIN, K=in_f, N=out_f, bits=blocks.bits, block_size=blocks.block, accuracy_level=accuracy_level)
@@ -146,8 +146,10 @@ def from_blocks(b: GraphBuilder, x: str, blocks, name: str, accuracy_level: int 
     return b.op("Add", [y, b.op("MatMul", [_block_sums(b, x, in_f, blocks.block), offsets])])
 
 
-def gather_blocks(b: GraphBuilder, ids: str, blocks, name: str) -> str:
-    """Embedding rows from a source's blocks; with `name` = the head's, a tied table is stored once."""
+def gather_blocks(b: GraphBuilder, ids: str, blocks: Blocks, name: str) -> str:
+    """Embedding rows from blocks; with `name` = the head's, a tied table is stored once. GatherBlockQuantized
+    wants scales of the data's rank, MatMulNBits wants them flat: the Reshape is folded by onnxruntime when
+    the session loads, the file keeps one copy."""
     rows, cols = blocks.shape
     nb = cols // blocks.block
     scales = b.op("Reshape", [b.weight(f"{name}.scales", blocks.scale.reshape(-1)), b.const([rows, nb, 1])])
