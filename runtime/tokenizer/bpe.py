@@ -8,12 +8,25 @@ exactly that order matters: a different order can give different ids for the sam
 from __future__ import annotations
 
 import heapq
+from typing import Iterator
 
 from edge_sdk.errors import BundleError
 
 # Words longer than this are not cached (HF does the same); a long SentencePiece chunk is rarely seen twice.
 _CACHE_MAX_WORD = 256
 _CACHE_MAX_ENTRIES = 100_000
+
+
+def resolved_merges(vocab: dict[str, int], merges) -> "Iterator[tuple[int, int, int]]":
+    """(left id, right id, merged id) of each merge, in rank order. Two spellings exist: "a b" (older files)
+    and ["a", "b"] (tokenizers >= 0.20). BundleError for a merge whose tokens are not in the vocab."""
+    for rank, merge in enumerate(merges):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        try:
+            yield vocab[left], vocab[right], vocab[left + right]
+        except KeyError as exc:
+            raise BundleError(f"tokenizer.json merge #{rank} {merge!r} uses a token that is not in the vocab "
+                              f"({exc}); the file is corrupt, re-export the bundle.") from None
 
 
 class BPEModel:
@@ -53,16 +66,8 @@ class BPEModel:
             # A pair listed twice keeps its last rank, as below and as HF's map does.
             self._merges = dict(zip(zip(left, right), zip(range(len(merged)), merged)))
             return
-        merges = {}
-        for rank, merge in enumerate(self._raw_merges):
-            # Two spellings exist: "a b" (older files) and ["a", "b"] (tokenizers >= 0.20).
-            left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
-            try:
-                merges[(vocab[left], vocab[right])] = (rank, vocab[left + right])
-            except KeyError as exc:
-                raise BundleError(f"tokenizer.json merge #{rank} {merge!r} uses a token that is not in the vocab "
-                                  f"({exc}); the file is corrupt, re-export the bundle.") from None
-        self._merges = merges
+        self._merges = {(left, right): (rank, merged)
+                        for rank, (left, right, merged) in enumerate(resolved_merges(vocab, self._raw_merges))}
         self._raw_merges = None  # the parsed JSON pairs: tens of MB for a large vocabulary, never read again
 
     def tokenize(self, word: str) -> list[int]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from edge_sdk.errors import BundleError
 
+from .bpe import resolved_merges
 from .safety import MAX_TOKEN_CHARS, MAX_TOKENIZER_BYTES, MAX_VOCAB
 
 COMPACT_FILE = "tokenizer.compact.npz"
@@ -31,14 +32,7 @@ COMPACT_FILE = "tokenizer.compact.npz"
 def merge_table(model: dict) -> np.ndarray:
     """(left, right, merged) ids of a BPE model's merges, in rank order; BundleError for a merge whose
     tokens are not in the vocabulary."""
-    vocab = model["vocab"]
-    rows = []
-    for rank, merge in enumerate(model.get("merges") or []):
-        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
-        try:
-            rows.append((vocab[left], vocab[right], vocab[left + right]))
-        except KeyError as exc:
-            raise BundleError(f"tokenizer.json merge #{rank} {merge!r} uses a token that is not in the vocab ({exc})") from None
+    rows = list(resolved_merges(model["vocab"], model.get("merges") or []))
     return np.asarray(rows, dtype=np.int32).reshape(-1, 3)
 
 
