@@ -100,7 +100,7 @@ class DecoderArgs:
             if len(self.layer_types) != self.num_hidden_layers or any(t not in LAYER_TYPES for t in self.layer_types):
                 raise UnsupportedModelError(f"{self.model_type}: layer_types must give one of {', '.join(LAYER_TYPES)} "
                                             f"for each of the {self.num_hidden_layers} layers")
-            if "sliding_attention" in self.layer_types and not (isinstance(self.sliding_window, int) and self.sliding_window > 0):
+            if self.has_sliding_layers and not (isinstance(self.sliding_window, int) and self.sliding_window > 0):
                 raise UnsupportedModelError(f"{self.model_type}: sliding-attention layers need a positive sliding_window")
         kind = self.rope_type
         if kind not in ROPE_TYPES:
@@ -191,6 +191,10 @@ class DecoderArgs:
 
     def is_sliding(self, layer: int) -> bool:
         return self.layer_types is not None and self.layer_types[layer] == "sliding_attention"
+
+    @property
+    def has_sliding_layers(self) -> bool:
+        return self.layer_types is not None and "sliding_attention" in self.layer_types
 
     @property
     def softmax_scale(self) -> float:

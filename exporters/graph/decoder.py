@@ -32,12 +32,12 @@ def rope_inv_freq(args: DecoderArgs, local: bool = False) -> np.ndarray:
     `local`: those of sliding-window layers (their own base, never scaled)."""
     d = args.rotary_dim
     theta = args.rope_local_theta if local and args.rope_local_theta is not None else args.rope_theta
-    inv_freq = 1.0 / (theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))
+    wavelength_base = theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d)
+    inv_freq = 1.0 / wavelength_base
     if local:
         return inv_freq
     if args.rope_type == "longrope":  # within the pretraining context (check_context): the short factors
-        inv_freq = (1.0 / (np.asarray(args.rope_scaling["short_factor"], np.float32)
-                           * theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))).astype(np.float32)
+        inv_freq = (1.0 / (np.asarray(args.rope_scaling["short_factor"], np.float32) * wavelength_base)).astype(np.float32)
     if args.rope_type == "linear":  # positions divided by `factor`
         inv_freq = (inv_freq / np.float32(args.rope_scaling["factor"])).astype(np.float32)
     if args.rope_type == "llama3":  # Llama 3.1/3.2: long wavelengths slowed by `factor`, a smooth band between
@@ -226,7 +226,7 @@ class FusedOps(DecoderOps):
                                         f"in multiples of 16 dimensions; this model rotates {a.rotary_dim} of {a.head_dim}")
         cos, sin = rope_cache(a, self.max_context)
         self.cos, self.sin = b.weight("rope.cos_cache", cos), b.weight("rope.sin_cache", sin)
-        if a.layer_types is not None and "sliding_attention" in a.layer_types:
+        if a.has_sliding_layers:
             cos, sin = rope_cache(a, self.max_context, local=True)
             self.local_cos, self.local_sin = b.weight("rope.local_cos_cache", cos), b.weight("rope.local_sin_cache", sin)
         return ids

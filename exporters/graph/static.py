@@ -70,7 +70,7 @@ class StaticOps(DecoderOps):
             self.tables[local] = tuple(
                 b.op("Reshape", [b.op("Gather", [b.weight(f"rope.{tag}{kind}_cache", t), pos]), shape])
                 for kind, t in (("cos", cos), ("sin", sin)))
-        if any(a.is_sliding(i) for i in range(a.num_hidden_layers)) and C > a.sliding_window:
+        if a.has_sliding_layers and C > a.sliding_window:
             self.window_mask = self._window_mask(pos)
         return ids
 
