@@ -23,6 +23,8 @@ class SessionConfig:
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # onnxruntime session config entries (SessionOptions.add_session_config_entry), e.g. EXACT_QDQ.
     session_entries: dict[str, str] = field(default_factory=dict)
+    # Drop the resident pages of weights onnxruntime has packed but still maps (memory.py): -32 MB peak on SmolLM2.
+    release_pages: bool = True
 
 
 # On the CPU EP, onnxruntime rewrites DequantizeLinear(weight) -> MatMul into MatMulNBits with
@@ -74,6 +76,11 @@ def make_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
         providers = ["CPUExecutionProvider"]
     try:
         with _native_stdout_to_stderr("QNNExecutionProvider" in config.providers):
-            return ort.InferenceSession(str(path), sess_options=so, providers=providers or None)
+            session = ort.InferenceSession(str(path), sess_options=so, providers=providers or None)
     except Exception as e:  # onnxruntime raises its own exception types; name the file and the cause
         raise DeviceError(f"onnxruntime could not open {path.name} with {config.providers}: {e}") from e
+    if config.release_pages:
+        from .memory import release_file_pages
+
+        release_file_pages(Path(path).parent)
+    return session
