@@ -57,7 +57,7 @@ def release_file_pages(folder: Path) -> int:
     try:
         mappings = file_mappings(folder)
         madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):  # no /proc access, or a libc without madvise: keep the pages
+    except (OSError, AttributeError, ValueError):  # no /proc, an smaps we cannot read, no madvise: keep them
         return 0
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     released = 0
