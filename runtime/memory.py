@@ -12,8 +12,10 @@ faults its page back in from the file, with the same bytes. A clean page of a fi
 kernel may drop by itself under memory pressure anyway. A page the process wrote is a private anonymous
 copy that exists nowhere else, and dropping it would lose the write, so a mapping is released only when
 the kernel reports no anonymous pages in it. (Its "dirty" pages may be the file's own, not yet written
-back to disk after an export: those stay in the page cache and are safe to drop from the mapping.) Measured on SmolLM2 int4 (docs/benchmarks.md): peak RSS of a 95-token prompt and
-128 new tokens 336 -> 303 MB. Linux and Android only (it reads /proc/self/smaps); elsewhere it does nothing.
+back to disk after an export: they stay in the page cache and are safe to drop from the mapping.)
+
+Measured on SmolLM2 int4 (docs/benchmarks.md): peak RSS of a 95-token prompt and 2 x 128 new tokens
+336 -> 303 MB. Linux and Android only (it reads /proc/self/smaps); elsewhere it does nothing.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import re
 import sys
 from pathlib import Path
 
-MADV_DONTNEED = 4  # the same value on every Linux architecture
+MADV_DONTNEED = 4  # asm-generic: x86, arm, arm64, riscv (only alpha differs)
 _HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) [0-9a-f]+ \S+ \d+\s*(.*)$")
 
 
