@@ -104,7 +104,8 @@ def run_add(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"index": str(path), **report.as_dict(), "total_chunks": total}, ensure_ascii=False))
     else:
-        print(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+        removed = f", {len(report.removed)} removed (gone from disk)" if report.removed else ""
+        print(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged{removed}, "
               f"{len(report.failed)} failed ({report.chunks} chunks embedded; {total} in the index)")
         for file, reason in report.failed:
             print(f"  failed: {file}: {reason}")

@@ -53,13 +53,15 @@ class Hit:
 @dataclass
 class AddReport:
     """What Index.add did, by resolved path. `failed` holds (path, reason); `skipped` are files without an
-    extension found in a folder that turned out not to be text."""
+    extension found in a folder that turned out not to be text; `removed` are indexed files under a folder
+    given to `add` that are no longer on disk (their chunks are gone from the index)."""
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     chunks: int = 0  # chunks embedded by this call
 
     @property
@@ -69,7 +71,7 @@ class AddReport:
     def as_dict(self) -> dict[str, Any]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
                 "failed": [{"path": p, "reason": r} for p, r in self.failed], "skipped": self.skipped,
-                "chunks": self.chunks}
+                "removed": self.removed, "chunks": self.chunks}
 
 
 def embedder_identity(embedder) -> dict:
@@ -158,12 +160,21 @@ class Index:
         skipped; a changed one has its chunks replaced. A file that cannot be read is recorded in
         `report.failed` and the others are indexed. Each file is committed on its own, so an
         interrupted add keeps the files done so far. `progress(done, total, path)` is called after each file.
+        Adding a folder again also forgets the indexed files under it that are gone from disk
+        (`report.removed`), so a deleted document stops being cited; a folder that is itself missing (an
+        unmounted card) is a failure and forgets nothing.
         """
         if self.embedder is None:
             raise DocumentIndexError(f"adding to {self.path} needs its embedder ({self.embedder_info.get('name')}); "
                                      f"open the index with it")
         report = AddReport()
-        files = self._expand(paths, report)
+        folders: list[Path] = []
+        files = self._expand(paths, report, folders)
+        gone = [f.path for f in self._store.files() for folder in folders
+                if _is_under(f.path, folder) and not os.path.lexists(f.path)]
+        if gone:
+            report.removed = self._store.remove_files(sorted(set(gone)))
+            self._matrix = None
         for done, (path, named) in enumerate(files, 1):
             key = str(path)
             try:
@@ -272,8 +283,9 @@ class Index:
             self._matrix = self._store.vectors(self.dim)
         return self._matrix[0], self._matrix[1]
 
-    def _expand(self, paths: Iterable[str | Path], report: AddReport) -> list[tuple[Path, bool]]:
-        """(resolved file, named on its own) for every file to index, in order, without repeats."""
+    def _expand(self, paths: Iterable[str | Path], report: AddReport, folders: list[Path]) -> list[tuple[Path, bool]]:
+        """(resolved file, named on its own) for every file to index, in order, without repeats; the
+        resolved folders among `paths` are appended to `folders`."""
         own = {str(self.path.resolve()), str(self.path.resolve()) + "-journal"}
         out: dict[str, tuple[Path, bool]] = {}
         for p in paths:
@@ -286,6 +298,7 @@ class Index:
             if not path.is_dir():
                 out.setdefault(str(path), (path, True))
                 continue
+            folders.append(path)
             found = [f for f in _walk(path, report) if str(f) not in own]
             if not found:
                 report.failed.append((str(path), f"no documents in this folder (looked for "
@@ -293,6 +306,10 @@ class Index:
             for f in found:
                 out.setdefault(str(f), (f, False))
         return list(out.values())
+
+
+def _is_under(path: str, folder: Path) -> bool:
+    return path.startswith(str(folder).rstrip(os.sep) + os.sep)
 
 
 def _walk(folder: Path, report: AddReport) -> list[Path]:

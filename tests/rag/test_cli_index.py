@@ -67,6 +67,9 @@ def test_add_ls_search_rm(capsys, tmp_path, docs, bundles):
 
     code, out, err = run(capsys, "index", "rm", index, docs / "notes" / "cats.txt", docs / "nope.txt")
     assert code == 1 and "1 file(s) removed" in out and "not in the index" in err and "nope.txt" in err
+    (docs / "notes" / "rent.md").unlink()  # deleted from disk: adding its folder again forgets it
+    code, out, err = run(capsys, "index", "add", index, docs)  # cats.txt, still on disk, comes back
+    assert code == 0 and out.startswith("1 added, 0 updated, 1 unchanged, 1 removed (gone from disk), 0 failed"), out
     removed = json.loads(run(capsys, "index", "rm", index, docs / "notes", "--json")[1])
     assert len(removed["removed"]) == 2 and removed["not_found"] == []
     assert "0 files, 0 chunks" in run(capsys, "index", "ls", index)[1]

@@ -117,6 +117,32 @@ def test_remove_files_and_folders(tmp_path, docs, embedder):
         assert len(index.files()) == 1 and len(index) == 1 and index.check() == []
 
 
+def test_adding_a_folder_again_forgets_its_files_that_are_gone(tmp_path, docs, embedder):
+    (tmp_path / "outside.txt").write_text("Outside text. " * 5)
+    with Index.open(tmp_path / "x.index", embedder, create=True) as index:
+        index.add([docs, tmp_path / "outside.txt"])
+        assert any(h.path.endswith("cats.txt") for h in index.search("cats", k=10))
+        (docs / "notes" / "cats.txt").unlink()
+        (tmp_path / "outside.txt").unlink()  # named on its own, outside the folder: kept until `remove`
+        report = index.add([docs / "notes" / "deep"])  # a subfolder: nothing under it is gone
+        assert report.removed == [] and len(index.files()) == 4
+        report = index.add([docs])
+        assert [p.rsplit("/", 1)[1] for p in report.removed] == ["cats.txt"] and len(report.unchanged) == 2
+        assert report.as_dict()["removed"] == report.removed
+        assert sorted(f.path.rsplit("/", 1)[1] for f in index.files()) == ["outside.txt", "rent.md", "router.rst"]
+        assert all(not h.path.endswith("cats.txt") for h in index.search("cats", k=10))
+        assert index.check() == []
+        # A folder that is itself missing (an unmounted card) is a failure, and forgets nothing.
+        (docs / "notes" / "rent.md").unlink()
+        (docs / "notes" / "deep" / "router.rst").unlink()
+        (docs / "notes" / "deep").rmdir()
+        report = index.add([docs / "notes" / "deep"])
+        assert report.failed and report.removed == [] and len(index.files()) == 3
+        report = index.add([docs])  # the folder itself is there: both files under it are gone
+        assert sorted(p.rsplit("/", 1)[1] for p in report.removed) == ["rent.md", "router.rst"]
+        assert [f.path.rsplit("/", 1)[1] for f in index.files()] == ["outside.txt"] and len(index) == 1
+
+
 def test_embedder_is_recorded_and_others_refused(tmp_path, docs, embedder):
     path = tmp_path / "x.index"
     with Index.open(path, embedder, create=True, chunk_tokens=50, overlap_tokens=5) as index:
