@@ -42,7 +42,9 @@ def test_documents_panel_indexes_files_and_answers_name_their_sources(tiny_bundl
     assert len(folder["rows"]) == n_docs and folder["rows_on_screen"] == n_docs
     assert any(r.startswith("vellmoor_history.txt  ·  ") and r.endswith(" chunks") for r in folder["rows"]), folder
     assert len(folder["progress"]) >= 3 and all(f" of {n_docs}: " in s for s in folder["progress"]), folder["progress"]
-    assert folder["frames_while_indexing"] >= 10
+    # Frames drawn while the add was running (8 on a quiet host, and progress shown on them): indexing on the
+    # UI thread would draw none. Not a frame-rate bound: on a loaded host updates coalesce into fewer frames.
+    assert folder["frames_while_indexing"] >= 3
     assert index.is_file()
 
     bad = res["bad"]  # unreadable files are named with the reason; the good file beside them is indexed
