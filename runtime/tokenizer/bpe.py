@@ -8,7 +8,8 @@ exactly that order matters: a different order can give different ids for the sam
 from __future__ import annotations
 
 import heapq
-from typing import Iterator
+
+import numpy as np
 
 from edge_sdk.errors import BundleError
 
@@ -22,16 +23,19 @@ _SHIFT = (MAX_VOCAB - 1).bit_length()
 _MASK = (1 << _SHIFT) - 1
 
 
-def resolved_merges(vocab: dict[str, int], merges) -> "Iterator[tuple[int, int, int]]":
-    """(left id, right id, merged id) of each merge, in rank order. Two spellings exist: "a b" (older files)
-    and ["a", "b"] (tokenizers >= 0.20). BundleError for a merge whose tokens are not in the vocab."""
+def merge_table(vocab: dict[str, int], merges) -> np.ndarray:
+    """(left id, right id, merged id) of each merge, in rank order, as an int32 [n, 3] table. Two spellings
+    exist: "a b" (older files) and ["a", "b"] (tokenizers >= 0.20). BundleError for a merge whose tokens
+    are not in the vocab."""
+    rows = []
     for rank, merge in enumerate(merges):
         left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
         try:
-            yield vocab[left], vocab[right], vocab[left + right]
+            rows.append((vocab[left], vocab[right], vocab[left + right]))
         except KeyError as exc:
             raise BundleError(f"tokenizer.json merge #{rank} {merge!r} uses a token that is not in the vocab "
                               f"({exc}); the file is corrupt, re-export the bundle.") from None
+    return np.asarray(rows, dtype=np.int32).reshape(-1, 3)
 
 
 class BPEModel:
@@ -39,7 +43,7 @@ class BPEModel:
 
     def __init__(self, spec: dict, merge_table=None):
         """`merge_table`: the merges already resolved to (left, right, merged) ids, an int32 array in rank
-        order (compact.py); otherwise they are read from spec["merges"] on first use."""
+        order (compact.py); otherwise they are resolved from spec["merges"] on first use."""
         if spec.get("type", "BPE") != "BPE":
             raise BundleError(f"tokenizer.json model type {spec.get('type')!r} is not supported by the pure-Python "
                               "tokenizer (only BPE); install `tokenizers` or re-export the bundle.")
@@ -67,14 +71,10 @@ class BPEModel:
     def _build(self) -> None:
         vocab = self.vocab
         self._byte_ids = [vocab.get(f"<0x{b:02X}>") for b in range(256)]
-        if self._merge_table is not None:
-            left, right, merged = (self._merge_table[:, k].tolist() for k in range(3))
-            self._merge_table = None
-        else:
-            resolved = list(resolved_merges(vocab, self._raw_merges))
-            self._raw_merges = None  # the parsed JSON pairs: tens of MB for a large vocabulary, never read again
-            left, right, merged = ([m[k] for m in resolved] for k in range(3))
-            del resolved
+        table = self._merge_table if self._merge_table is not None else merge_table(vocab, self._raw_merges)
+        self._merge_table = self._raw_merges = None  # the parsed JSON pairs: tens of MB for a large vocabulary
+        left, right, merged = (table[:, k].tolist() for k in range(3))
+        del table
         # One int per pair and one per (rank, merged id), not two tuples of two ints: a third of the memory
         # (SmolLM2's 48,900 merges: 14 -> 5 MB). A pair listed twice keeps its last rank, as HF's map does.
         self._merges = {(a << _SHIFT) | b: (rank << _SHIFT) | m

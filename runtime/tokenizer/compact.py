@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_sdk.errors import BundleError
 
-from .bpe import resolved_merges
+from . import bpe
 from .safety import MAX_TOKEN_CHARS, MAX_TOKENIZER_BYTES, MAX_VOCAB
 
 COMPACT_FILE = "tokenizer.compact.npz"
@@ -32,8 +32,7 @@ COMPACT_FILE = "tokenizer.compact.npz"
 def merge_table(model: dict) -> np.ndarray:
     """(left, right, merged) ids of a BPE model's merges, in rank order; BundleError for a merge whose
     tokens are not in the vocabulary."""
-    rows = list(resolved_merges(model["vocab"], model.get("merges") or []))
-    return np.asarray(rows, dtype=np.int32).reshape(-1, 3)
+    return bpe.merge_table(model["vocab"], model.get("merges") or [])
 
 
 def write_compact(spec: dict, path) -> bool:
