@@ -170,7 +170,7 @@ class Index:
         report = AddReport()
         folders: list[Path] = []
         files = self._expand(paths, report, folders)
-        gone = [f.path for f in self._store.files() for folder in folders
+        gone = [f.path for f in (self._store.files() if folders else []) for folder in folders
                 if _is_under(f.path, folder) and not os.path.lexists(f.path)]
         if gone:
             report.removed = self._store.remove_files(sorted(set(gone)))
