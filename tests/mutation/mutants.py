@@ -3,10 +3,16 @@ must then fail. A mutant whose `old` text is gone from the source fails the chec
 cannot silently rot when the code changes.
 
 A test suite that stays green with the top-p filter switched off does not test top-p.
+
+Each area keeps its mutants in a module of its own (`mutants_<area>.py`, a tuple `MUTANTS` of the same
+`Mutant`), so work on different areas does not edit one list; `ALL` gathers this file's and theirs.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -84,3 +90,18 @@ MUTANTS = (
            "        if n < 0 or n > self.left:", "        if n < 0:",
            ("tests/exporters/test_gguf_untrusted.py::test_a_tiny_file_declaring_a_2_to_the_40_array",)),
 )
+
+
+def _gathered() -> tuple[Mutant, ...]:
+    out = list(MUTANTS)
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+        if info.name.startswith("mutants_"):
+            out += importlib.import_module(f"{__package__}.{info.name}").MUTANTS
+    names = [m.name for m in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"mutant names must be unique: {dupes}")
+    return tuple(out)
+
+
+ALL = _gathered()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .mutants import MUTANTS
+from .mutants import ALL
 
 pytestmark = pytest.mark.mutation
 
@@ -70,7 +70,7 @@ def test_the_copy_is_what_the_tests_import(tree, tiny_bundle):
     assert clean.returncode == 0, clean.stdout[-2000:]  # unmutated, the tests pass
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+@pytest.mark.parametrize("mutant", ALL, ids=lambda m: m.name)
 def test_mutant_is_caught(mutant, tree, tiny_bundle, tmp_path):
     if mutant.file.startswith("runtime/qnn") and not _has_qnn():
         pytest.skip("onnxruntime-qnn is not installed (the [npu] extra): the QNN mutant cannot be tested here")
