@@ -112,18 +112,6 @@ def make_tiny_bundle(out_dir: str | Path, model_type: str = "llama", recipe: str
     return out
 
 
-def hf_greedy(hf_model, ids, max_new_tokens: int, eos_ids=(2,)) -> list[int]:
-    """transformers' greedy continuation of `ids`, without the final eos (our generator never yields it)."""
-    import torch
-
-    eos = list(eos_ids)
-    with torch.no_grad():
-        out = hf_model.generate(torch.tensor([list(ids)]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=int(eos[0]))
-    tokens = out[0, len(ids):].tolist()
-    return tokens[:-1] if tokens and tokens[-1] in eos else tokens
-
-
 def write_gguf(path: str | Path, arch: str | None = "llama", *, block_count: int | None = None,
                tokens: list[str] | None = None, tensors: dict | None = None, arch_after_vocab: bool = False) -> Path:
     """A small GGUF file for tests of the header reader (gguf-py's writer; no real weights).

@@ -19,7 +19,7 @@ import numpy as np
 from edge_sdk.errors import ValidationFailedError
 
 from .recipes import Recipe
-from .testing import hf_greedy
+from .references import hf_greedy
 
 CHAT_PROMPTS = [
     "What is the capital of France?",
