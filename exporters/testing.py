@@ -77,7 +77,9 @@ def random_hf_model(model_type: str = "llama", seed: int = 0, **config_extra):
     return args, AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg)).eval()
 
 
-def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: int = 0, **config) -> Path:
+def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: int = 0, *, chat: bool = True,
+                        **config) -> Path:
+    """A Hugging Face folder of a random model; `chat=False`: a base model, whose tokenizer has no chat template."""
     import torch
     from transformers import PreTrainedTokenizerFast
 
@@ -93,7 +95,8 @@ def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: in
     model.save_pretrained(out)
     tok = PreTrainedTokenizerFast(tokenizer_object=make_tokenizer(args.vocab_size, specials), bos_token=bos,
                                   eos_token=eos, pad_token=pad, unk_token=None)
-    tok.chat_template = template
+    if chat:
+        tok.chat_template = template
     tok.save_pretrained(out)
     return out
 

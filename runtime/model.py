@@ -144,14 +144,15 @@ class Model:
 
     # -- prompts ------------------------------------------------------------------------------------
     def encode_prompt(self, prompt: str | Messages, *, raw: bool = False) -> list[int]:
-        """Token ids for a prompt: a string is one user turn through the chat template (unless `raw`)."""
+        """Token ids for a prompt: a string is one user turn through the chat template (unless `raw`);
+        a model without a chat template (a base model) takes a string as plain text."""
         if isinstance(prompt, (bytes, bytearray)):
             raise TypeError("prompt must be text (str), not bytes: decode it first, e.g. prompt.decode('utf-8')")
         if not isinstance(prompt, (str, list, tuple)):
             raise TypeError(f"prompt must be a str or a list of chat messages, got {type(prompt).__name__}")
         if isinstance(prompt, str) and not prompt:
             raise ValueError("prompt is empty: give the text to answer")
-        if raw:
+        if raw or (self.template is None and isinstance(prompt, str)):
             if not isinstance(prompt, str):
                 raise ValueError("raw=True needs a string prompt, not messages")
             ids = self.tokenizer.encode(prompt)
@@ -161,7 +162,8 @@ class Model:
             return ids
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         if self.template is None:
-            raise BundleError("this bundle has no chat template; pass raw=True to generate from plain text")
+            raise ValueError("this model has no chat template (a base model): give the prompt as plain text (a str), "
+                             "not chat messages")
         return self.template.encode(messages, self.tokenizer, add_generation_prompt=True)
 
     # -- generation ---------------------------------------------------------------------------------

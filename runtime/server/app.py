@@ -147,6 +147,10 @@ class Server:
     def _prompt_ids(self, model, req: protocol.Request) -> list[int]:
         try:
             if req.kind == "chat":
+                if model.template is None:
+                    raise ApiError(400, "this model has no chat template (a base model): it continues plain text; "
+                                   "send the text to /v1/completions as `prompt`", param="messages",
+                                   code="no_chat_template")
                 return model.encode_prompt(req.messages)
             return model.encode_prompt(req.prompt, raw=True)
         except (ValueError, TypeError) as e:
