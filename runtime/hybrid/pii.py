@@ -13,7 +13,8 @@ Detected (each with a check that keeps ordinary numbers out):
   digits, or at least 6 after a "+". Numbers without a country code are not checked against any region's
   numbering plan: every string of 6 to 11 digits is a valid number in some region (measured with
   phonenumbers, docs/server.md), so no library can tell them from an order number; the gate counts them.
-  Dates (2026-12-01, 01.12.2026, 12/01/2026), times and two-group decimals (3.14159) are not phones.
+  Dates (2026-12-01, 01.12.2026, 12/01/2026), times and two-group decimals (3.14159) are not phones; a
+  leading 00 or 011 is an international prefix (not counted in the 15).
 The gate errs on the side of keeping a prompt on the device: a false positive costs a cloud answer, a
 false negative sends someone's data away.
 """
@@ -101,7 +102,11 @@ def _ibans(t: str):
         if body is None:
             continue
         chars = [(i, c) for i, c in enumerate(t[start.start():body.end()], start.start()) if c.isalnum()]
-        for n in range(min(34, len(chars)), 14, -1):  # the longest that checks out
+        # The longest that checks out (a shorter one could leave part of the account unredacted), where a
+        # word ends first: "... 9789 today" joins "toda" to the groups only if nothing else checks out.
+        lengths = range(min(34, len(chars)), 14, -1)
+        ends_word = [n for n in lengths if chars[n - 1][0] + 1 == len(t) or not t[chars[n - 1][0] + 1].isalnum()]
+        for n in ends_word + [n for n in lengths if n not in ends_word]:
             compact = "".join(c for _, c in chars[:n]).upper()
             if iban_ok(compact):
                 yield "iban", start.start(), chars[n - 1][0] + 1, compact
@@ -131,9 +136,10 @@ def _split(t: str, groups: list[tuple[int, int]]) -> list[list[tuple[int, int]]]
 
 
 def _numbers(t: str, groups: list[tuple[int, int]], start: int, plus: bool):
-    """Cards (the longest windows of whole groups that pass Luhn first), then phones in what they leave."""
+    """Cards (the longest windows of whole groups that pass Luhn first), then phones in what they leave.
+    A number after a "+" is a phone number with its country code, never a card."""
     windows = []  # (digits, first group, last group)
-    for i in range(len(groups)):
+    for i in range(0 if plus else len(groups)):
         digits = 0
         for j in range(i, len(groups)):
             digits += groups[j][1] - groups[j][0]
@@ -157,9 +163,9 @@ def _numbers(t: str, groups: list[tuple[int, int]], start: int, plus: bool):
 
 def _phone(t: str, groups: list[tuple[int, int]], plus: bool) -> bool:
     digits = sum(b - a for a, b in groups)
-    if len(groups) == 2 and t[groups[0][1]:groups[1][0]] == ".":  # a decimal number: 3.14159265
-        return False
     first = t[groups[0][0]:groups[0][1]]
+    if len(groups) == 2 and t[groups[0][1]:groups[1][0]] == "." and (first == "0" or first[0] != "0"):
+        return False  # a decimal number: 3.14159265, 0.1234567 (but 0800.1234 is a phone number)
     idd = 3 if first.startswith("011") else 2 if first.startswith("00") else 0  # an international prefix
     # E.164: at most 15 digits, country code included (the prefix dialled before it is not part of it).
     return (6 if plus or idd else 7) <= digits - idd <= 15
