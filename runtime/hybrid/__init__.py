@@ -31,6 +31,6 @@ from .redact import Redactor
 from .request import Reply, RouteRequest
 from .router import Answer, Event, Router
 
-__all__ = ["Router", "Answer", "Event", "POLICIES", "DEFAULT_THRESHOLD", "Confidence", "FallbackClient", "FallbackError",
-           "FallbackBusy", "Redactor", "find_pii", "scan", "Findings", "Policy", "Route", "decide", "RouteRequest",
-           "Reply"]
+__all__ = ["Router", "Answer", "Event", "POLICIES", "DEFAULT_THRESHOLD", "Confidence", "FallbackClient",
+           "FallbackError", "FallbackBusy", "Redactor", "find_pii", "scan", "Findings", "Policy", "Route", "decide",
+           "RouteRequest", "Reply"]

@@ -32,7 +32,8 @@ TABLE = [
     # Too long for the device: the fallback is asked, if the privacy gate lets the prompt go; else refused (400).
     ((ANY, ANY, False, "private", ANY, ANY), ((), "refuse", "personal_data", False, "context_length_exceeded")),
     ((ANY, ANY, False, ANY, ANY, "ok"), (("cloud",), "cloud", "context", False, None)),
-    ((ANY, ANY, False, ANY, ANY, "failed"), (("cloud",), "refuse", "fallback_failed", False, "context_length_exceeded")),
+    ((ANY, ANY, False, ANY, ANY, "failed"),
+     (("cloud",), "refuse", "fallback_failed", False, "context_length_exceeded")),
     ((ANY, ANY, False, ANY, ANY, "busy"), (("cloud",), "refuse", "fallback_failed", False, "server_busy")),
     # "route": "cloud": the fallback answers (if the data may go); a failed fallback -> the device, degraded.
     ((ANY, "cloud", True, "private", ANY, ANY), (("device",), "device", "personal_data", False, None)),

@@ -241,7 +241,8 @@ def test_redaction_rewrites_every_place_and_leaves_protocol_fields_alone():
     call = {"role": "assistant", "content": None, "tool_calls": [{"id": "call_123456789", "type": "function",
             "function": {"name": "send", "arguments": json.dumps({"to": EMAIL, "n": 1})}}]}
     request = RouteRequest("chat", [{"role": "system", "content": f"owner {EMAIL}"}, call,
-                                    {"role": "user", "content": "card 4111 1111"}, {"role": "user", "content": "1111 1111"}],
+                                    {"role": "user", "content": "card 4111 1111"},
+                                    {"role": "user", "content": "1111 1111"}],
                            settings={"stop": [EMAIL, "END"], "max_tokens": 5, "temperature": None})
     from edge_sdk.runtime.hybrid import Redactor
 

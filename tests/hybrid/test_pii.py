@@ -316,3 +316,18 @@ def test_spans_cut_the_original_text_where_the_data_is(card, data):
     [span] = find_pii(text)
     assert text[span.start:span.end] == span.text
     assert text[:span.start].rstrip(INVISIBLE) == "pay with " and text[span.end:].lstrip(INVISIBLE) == ", thanks"
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("mail ja\u200bne\u2060@exam\u00adple.com", "email", "jane@example.com"),
+    ("card \uff14\uff11\uff11\uff11 1111\u200b 1111 1111", "card", "4111111111111111"),
+    ("call \u0660\u0663\u0660 \u0661\u0662\u0663\u0664 \u0665\u0666\u0667\u0668", "phone",
+     "03012345678"),  # Arabic-Indic digits
+    ("iban \uff44\uff45\uff18\uff19 3704 0044 0532 0130 00", "iban", "DE89370400440532013000"),
+    ("call 030\u20131234\u20135678", "phone", "03012345678"),  # en dashes
+    ("call 030 4111 1111 1111 1111", "card", "4111111111111111"),  # the card, not a 15-digit window before it
+])
+def test_disguises_do_not_hide_data(text, kind, value):
+    [span] = [s for s in find_pii(text) if s.kind == kind]
+    assert span.value == value and text[span.start:span.end] == span.text
+    assert text[span.end:] == "" and text[:span.start].endswith(" ")
