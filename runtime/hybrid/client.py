@@ -7,9 +7,10 @@ Bounded:
   alone would let each byte restart the clock). Name resolution is the one step it cannot interrupt.
 - Failures that may pass (connection refused, 429, 5xx, timeouts) are retried with exponential backoff
   while time remains; anything else fails at once. A reply is read up to `max_reply` bytes.
-- Redirects are never followed: the API key must reach no other origin, and an API endpoint that
-  redirects a POST is misconfigured (urllib would even replay it as a GET without the body). The error
-  says to configure the final URL. (The official openai client does not follow redirects either.)
+- Redirects are never followed, not even to the same origin without the key: what the user allowed to leave
+  the device is a request to *this* endpoint, and a 307/308 would re-send the prompt itself (not only the
+  key) elsewhere, while a 301/302/303 turns the POST into a GET without a body, which no API answers. An
+  endpoint that redirects a POST is misconfigured; the error says to configure the final URL.
 FallbackError messages name the URL and quote the server: they are for the log, not for API clients.
 """
 from __future__ import annotations

@@ -20,6 +20,7 @@ false negative sends someone's data away.
 """
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -207,12 +208,13 @@ def _tld(label: str) -> bool:
 def _find(norm: Normalized) -> list[Span]:
     t = norm.text
     found = [*_ibans(t), *_runs(t), *_emails(t)]
-    chosen: list[tuple[str, int, int, str]] = []
-    for f in sorted(found, key=lambda f: (KINDS.index(f[0]), f[1])):
-        if all(f[2] <= c[1] or f[1] >= c[2] for c in chosen):
-            chosen.append(f)
+    chosen: list[tuple[int, int, str, str]] = []  # (start, end, kind, value), in order, not overlapping
+    for kind, a, b, value in sorted(found, key=lambda f: (KINDS.index(f[0]), f[1])):
+        k = bisect.bisect_left(chosen, (a,))
+        if (k == 0 or chosen[k - 1][1] <= a) and (k == len(chosen) or chosen[k][0] >= b):
+            chosen.insert(k, (a, b, kind, value))
     spans = []
-    for kind, a, b, value in sorted(chosen, key=lambda f: f[1]):
+    for a, b, kind, value in chosen:
         start, end = norm.span(a, b)
         spans.append(Span(kind, start, end, norm.original[start:end], value))
     return spans
@@ -230,6 +232,8 @@ class Findings:
 
     texts: tuple[str, ...]
     spans: tuple[Span, ...]
+    offsets: tuple[int, ...] = ()  # where each text starts in the joined text
+    ends: tuple[int, ...] = ()  # where each span ends (spans are in order and do not overlap)
 
     @property
     def count(self) -> int:
@@ -237,13 +241,23 @@ class Findings:
 
     def pieces(self, i: int) -> list[tuple[int, int, Span]]:
         """(start, end, span) of each span's part that lies in texts[i], in order."""
-        offset = sum(len(t) + 1 for t in self.texts[:i])
-        end_i = offset + len(self.texts[i])
-        return [(max(s.start, offset) - offset, min(s.end, end_i) - offset, s) for s in self.spans
-                if s.start < end_i and s.end > offset]
+        start, end = self.offsets[i], self.offsets[i] + len(self.texts[i])
+        k = bisect.bisect_right(self.ends, start)
+        out = []
+        while k < len(self.spans) and self.spans[k].start < end:
+            s = self.spans[k]
+            if s.end > start:
+                out.append((max(s.start, start) - start, min(s.end, end) - start, s))
+            k += 1
+        return out
 
 
 def scan(texts: Sequence[str]) -> Findings:
     """The privacy gate: personal data in `texts`, read in order as one text."""
     texts = tuple(texts)
-    return Findings(texts, tuple(find_pii(" ".join(texts))))
+    offsets, at = [], 0
+    for t in texts:
+        offsets.append(at)
+        at += len(t) + 1
+    spans = tuple(find_pii(" ".join(texts)))
+    return Findings(texts, spans, tuple(offsets), tuple(s.end for s in spans))

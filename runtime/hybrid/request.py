@@ -81,13 +81,24 @@ def _rebuild(obj: Any, it: Iterator[str], key: str | None = None) -> Any:
     return obj
 
 
+MAX_DEPTH = 64  # nesting of tool-call arguments read as JSON (deeper: read as text)
+
+
 def _json_arguments(text: str):
     """Tool-call arguments are JSON in a string: read inside it (an escaped "\\u0040" is an "@")."""
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, (dict, list)) else None
+    if not isinstance(value, (dict, list)):
+        return None
+    level, depth = [value], 0
+    while level:  # walked without recursion: how deep it goes decides whether _walk may recurse
+        depth += 1
+        if depth > MAX_DEPTH:
+            return None
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c) if isinstance(v, (dict, list))]
+    return value
 
 
 @dataclass(frozen=True)

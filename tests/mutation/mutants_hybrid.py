@@ -18,8 +18,7 @@ MUTANTS = (
            "_walk(self.messages if self.kind", "_walk(self.messages[-1:] if self.kind",
            (f"{FALLBACK}::test_the_gate_reads_every_message_tool_calls_and_stop_strings",)),
     Mutant("data split across messages is read message by message", "runtime/hybrid/pii.py",
-           'Findings(texts, tuple(find_pii(" ".join(texts))))',
-           "Findings(texts, tuple(s for t in texts for s in find_pii(t)))",
+           'spans = tuple(find_pii(" ".join(texts)))', "spans = tuple(s for t in texts for s in find_pii(t))",
            (f"{FALLBACK}::test_the_gate_reads_every_message_tool_calls_and_stop_strings",)),
     Mutant("tool-call arguments read as raw JSON text", "runtime/hybrid/request.py",
            '        parsed = _json_arguments(obj) if key == "arguments" else None\n        if parsed is not None:\n'
