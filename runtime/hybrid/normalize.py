@@ -17,6 +17,7 @@ ASCII text is returned as it is (nothing in it changes), which keeps the common 
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ _IGNORABLE = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x1
               (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xE0100, 0xE01EF))
 
 
+@functools.lru_cache(maxsize=8192)  # text repeats its letters: a lookup instead of four Unicode queries
 def _fold(cluster: str) -> str:
     """One cluster as the gate reads it ("" for an invisible one)."""
     cluster = "".join(c for c in cluster if not _invisible(c))

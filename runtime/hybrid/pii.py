@@ -140,7 +140,8 @@ def _numbers(t: str, groups: list[tuple[int, int]], start: int, plus: bool):
     """Cards (the longest windows of whole groups that pass Luhn first), then phones in what they leave.
     A number after a "+" is a phone number with its country code, never a card."""
     windows = []  # (digits, first group, last group)
-    for i in range(0 if plus else len(groups)):
+    total = sum(b - a for a, b in groups)
+    for i in range(0 if plus or total < 13 else len(groups)):
         digits = 0
         for j in range(i, len(groups)):
             digits += groups[j][1] - groups[j][0]

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-# Request settings forwarded to the fallback as they are (OpenAI's names); `stop` also carries user text.
+# Request settings forwarded to the fallback as they are (OpenAI's names), and only these: a new field (e.g.
+# response_format, tools) is forwarded by naming it here. `stop` also carries user text.
 FORWARDED = ("max_tokens", "temperature", "top_p", "seed", "stop")
 SCANNED = ("stop",)
 _NOT_TEXT = ("role", "type", "id", "tool_call_id")  # keys whose values are protocol, not anybody's data
@@ -33,8 +34,9 @@ class RouteRequest:
         """Every string of the request that the fallback would receive and that may hold someone's data."""
         out: list[str] = []
         _walk(self.messages if self.kind == "chat" else self.prompt, out)
-        for key in SCANNED:
-            _walk(self.settings.get(key), out)
+        for key in FORWARDED:  # in the order body() rebuilds them
+            if key in SCANNED:
+                _walk(self.settings.get(key), out)
         return out
 
     def body(self, model: str | None = None, texts: list[str] | None = None) -> dict[str, Any]:
@@ -45,7 +47,8 @@ class RouteRequest:
             body["messages"] = _rebuild(self.messages, it)
         else:
             body["prompt"] = _rebuild(self.prompt, it)
-        for key, value in self.settings.items():
+        for key in FORWARDED:
+            value = self.settings.get(key)
             if value is not None:
                 body[key] = _rebuild(value, it) if key in SCANNED else value
         return body
