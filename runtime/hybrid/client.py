@@ -18,7 +18,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import ssl
 import threading
 import time
 from typing import Any
@@ -96,6 +95,8 @@ class FallbackClient:
         remaining = deadline - time.monotonic()
         host, port = self._parts.hostname, self._parts.port
         if self._parts.scheme == "https":
+            import ssl  # ~40 ms, and only for https
+
             conn = http.client.HTTPSConnection(host, port, timeout=remaining, context=ssl.create_default_context())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=remaining)
