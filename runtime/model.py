@@ -21,7 +21,7 @@ from .generate import Decoder, GenerationStats, generate_tokens, stream_text
 from .bundle import read_manifest, resolve
 from .bundle.manifest import manifest_kind
 from .providers import SessionConfig
-from .stopping import StopStrings
+from .stopping import StopStrings, check_stop_limits
 from .tokenizer import Tokenizer
 
 Messages = Sequence[dict[str, str]]
@@ -188,6 +188,7 @@ class Model:
                 raise TypeError(f"stop must be a string or a list of strings, got {stop!r}")
             if not stops or not all(stops):
                 raise ValueError(f"stop strings must not be empty, got {stop!r}")
+            check_stop_limits(stops)  # bounded: they come from requests and the command line
         return s
 
     def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, *,
