@@ -297,7 +297,7 @@ def _linux(tmp: Path, target: Target, python: str, app: App, profile, manifest, 
              + (f", glibc >= {glibc}" if glibc else ""))
     dist_name = wheelhouse.own_distribution().metadata["Name"]
     requirement = dist_name + (f"[{','.join(app.extras)}]" if app.extras else "") + f"=={versions_key(versions, dist_name)}"
-    _write_script(tmp / "install.sh", scripts.install_sh(target=target.name, python=python, requirement=requirement))
+    _write_script(tmp / "install.sh", scripts.install_sh(target=target.name, python=python))
     has_embedder = (tmp / "embedder").is_dir()
     _write_script(tmp / "run.sh", scripts.run_sh(app.name, what=app.what, profile=profile.name, embedder=has_embedder))
     (tmp / "README.txt").write_text(_readme(manifest, target, python, app, profile, has_embedder), encoding="utf-8")
@@ -318,8 +318,8 @@ def _readme(manifest, target: Target, python: str, app: App, profile, embedder: 
     docs = """
 Answers from your documents, with the embedder in ./embedder:
 
-    .venv/bin/edge-sdk index add docs.index ~/Documents --embedder embedder
-    .venv/bin/edge-sdk ask bundle --index docs.index "your question"
+    .venv/bin/python -m edge_sdk index add docs.index ~/Documents --embedder embedder
+    .venv/bin/python -m edge_sdk ask bundle --index docs.index "your question"
 """ if embedder else ""
     return f"""edge-sdk device build: {manifest['name']} for {target.name} (CPython {python})
 

@@ -20,8 +20,9 @@ from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
 from .bundle import read_manifest, resolve
 from .bundle.manifest import manifest_kind
+from .bundle.schema import MAX_THREADS
 from .providers import SessionConfig
-from .stopping import StopStrings
+from .stopping import StopStrings, check_stop_limits
 from .tokenizer import Tokenizer
 
 Messages = Sequence[dict[str, str]]
@@ -67,11 +68,17 @@ def _session_config(manifest: dict[str, Any], device: str | None, threads: int |
         dev.update(execution_providers=list(profile.execution_providers), threads=profile.threads,
                    npu_only=profile.npu_only, provider_options=getattr(profile, "provider_options", {}) or {})
     providers = dev.get("execution_providers") or ["CPUExecutionProvider"]
-    if threads is None:
-        env = os.environ.get("EDGE_SDK_THREADS")
-        threads = int(env) if env else dev.get("threads")
-    if threads is not None and int(threads) < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    env = os.environ.get("EDGE_SDK_THREADS") if threads is None else None
+    if env:  # bounded as a manifest's and a profile's threads are (issue 11: `threads: 300` started 302 threads)
+        if not env.isdigit() or not 1 <= int(env) <= MAX_THREADS:
+            from edge_sdk.errors import DeviceError
+
+            raise DeviceError(f"EDGE_SDK_THREADS must be an integer from 1 to {MAX_THREADS}, got {env[:20]!r}")
+        threads = int(env)
+    threads = dev.get("threads") if threads is None else threads
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
     return SessionConfig(providers=list(providers), threads=threads, npu_only=bool(dev.get("npu_only", False)),
                          provider_options=dev.get("provider_options", {}) or {})
 
@@ -190,6 +197,7 @@ class Model:
                 raise TypeError(f"stop must be a string or a list of strings, got {stop!r}")
             if not stops or not all(stops):
                 raise ValueError(f"stop strings must not be empty, got {stop!r}")
+            check_stop_limits(stops)  # bounded: they come from requests and the command line
         return s
 
     def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, *,
