@@ -61,7 +61,7 @@ class Family:
 
 FAMILIES: tuple[Family, ...] = (
     Family("SmolLM2", "llama", "generic", "the chat template in the SmolLM2-135M-Instruct GGUF (ChatML, no tools)"),
-    Family("TinyLlama", "llama", "generic", "Zephyr-style template (no tools)"),
+    Family("TinyLlama", "llama", "generic", "TinyLlama-1.1B-Chat-v1.0's Zephyr-style template (tests/unit; no tools)"),
     Family("Llama 3.2", "llama", "llama3-json", "documented format only (the Llama 3.2 license keeps its template "
                                                 "out of this repository)"),
     Family("Qwen2.5", "qwen2", "hermes", "Qwen2.5-0.5B-Instruct tokenizer_config.json (Apache-2.0)"),

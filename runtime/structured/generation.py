@@ -67,10 +67,22 @@ def encode(model, prompt, spec: Spec | None, raw: bool = False) -> list[int]:
     else:
         return model.encode_prompt(prompt)  # the usual TypeError
     offered = spec.tools if spec is not None and spec.calls_tools else ()
+    kw = _template_kw(model, spec)
     if offered or has_tool_turns(messages):
         fmt = spec.format if spec is not None else tool_format(model)
-        return encode_messages(model, messages, offered, fmt, spec.choice if spec is not None else None)
+        return encode_messages(model, messages, offered, fmt, spec.choice if spec is not None else None, **kw)
+    if kw:
+        return model.template.encode(list(messages), model.tokenizer, add_generation_prompt=True, **kw)
     return model.encode_prompt(list(messages))
+
+
+def _template_kw(model, spec: Spec | None) -> dict:
+    """Template variables a constrained reply needs. A template with a thinking switch (Qwen3) renders with it
+    off: the grammar leaves no room for a reasoning block, so the prompt ends with the empty one the model
+    would otherwise write (and the template renders an earlier call turn with it too)."""
+    if spec is None or spec.grammar is None or model.template is None:
+        return {}
+    return {"enable_thinking": False} if "enable_thinking" in model.template.source else {}
 
 
 def constraint_for(model, spec: Spec | None):

@@ -138,6 +138,7 @@ class ReplyParser:
                 yield from self._expect(fmt.open + "\n")
                 yield from self._call()
                 yield from self._expect("\n" + fmt.close)
+                self._mark = self.pos
                 if (yield from self._peek()) == _END:
                     return
                 yield from self._expect("\n")
@@ -233,7 +234,8 @@ class ReplyParser:
                     c = yield from self._next()
                     self._args.append(c)
                     if c == "\\":
-                        self._args.append((yield from self._next()))
+                        escaped = yield from self._next()  # not inside append(): _args is swapped while paused
+                        self._args.append(escaped)
                     elif c == '"':
                         break
             elif c in "{[":

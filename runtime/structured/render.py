@@ -99,8 +99,10 @@ def _call(c: Any, i: int, ids: dict) -> dict:
     return {"id": call_id, "type": "function", "function": {"name": fn["name"], "arguments": args}}
 
 
-def encode_messages(model, messages: Sequence[dict], tools: Sequence[Tool], fmt: ToolFormat, choice=None) -> list[int]:
-    """Token ids of the prompt for `messages` with `tools` offered (may be empty) in the model's format."""
+def encode_messages(model, messages: Sequence[dict], tools: Sequence[Tool], fmt: ToolFormat, choice=None,
+                    **template_kw) -> list[int]:
+    """Token ids of the prompt for `messages` with `tools` offered (may be empty) in the model's format;
+    `template_kw` are extra template variables (e.g. enable_thinking=False)."""
     if model.template is None:
         from edge_sdk.errors import BundleError
 
@@ -108,15 +110,17 @@ def encode_messages(model, messages: Sequence[dict], tools: Sequence[Tool], fmt:
     messages = normalize_messages(messages)
     tokenizer = model.tokenizer
     if fmt.tools_via == "envelope":
-        return model.template.encode(_envelope(messages, tools, choice), tokenizer, add_generation_prompt=True)
+        return model.template.encode(_envelope(messages, tools, choice), tokenizer, add_generation_prompt=True,
+                                     **template_kw)
     _refuse_special(tokenizer, [t.to_openai() for t in tools], "the tool definitions")
     for m in messages:
         if m.get("tool_calls"):
             _refuse_special(tokenizer, m["tool_calls"], "a tool call in the history")
     if fmt.tools_via == "system-message":
-        return model.template.encode(_system_tools(messages, tools, fmt), tokenizer, add_generation_prompt=True)
+        return model.template.encode(_system_tools(messages, tools, fmt), tokenizer, add_generation_prompt=True,
+                                     **template_kw)
     return model.template.encode(messages, tokenizer, add_generation_prompt=True,
-                                 tools=[t.to_openai() for t in tools] or None)
+                                 tools=[t.to_openai() for t in tools] or None, **template_kw)
 
 
 def _refuse_special(tokenizer, value: Any, what: str) -> None:
