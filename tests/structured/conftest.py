@@ -116,3 +116,28 @@ def accepts(lark: str, llg_tokenizer, text: str) -> bool:
 
 def dumps(x) -> str:
     return json.dumps(x, ensure_ascii=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_long_bundle(tmp_path_factory) -> Path:
+    """The tiny random llama with a 1024-token context: the generic tool envelope's instructions take ~400 of
+    the tiny tokenizer's tokens, more than the usual tiny bundle's 256."""
+    import os
+
+    if os.environ.get("EDGE_SDK_TEST_TINY_LONG_BUNDLE"):
+        return Path(os.environ["EDGE_SDK_TEST_TINY_LONG_BUNDLE"])
+    pytest.importorskip("torch")
+    from edge_sdk.exporters.testing import make_tiny_bundle
+
+    return make_tiny_bundle(tmp_path_factory.mktemp("tiny-long") / "bundle", "llama", max_context=1024)
+
+
+@pytest.fixture(scope="session")
+def tiny_static_bundle(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny llama exported for the NPU: the static flavour (fixed prefill window + 1-token decode graphs),
+    fp32, run on the CPU (load it with device="x86-64-laptop")."""
+    from edge_sdk.exporters.export import export
+
+    out = tmp_path_factory.mktemp("tiny-static") / "bundle"
+    export(str(tiny_model_dir), out, device="snapdragon-8-gen3", recipe="fp32", max_context=512, progress=False)
+    return out

@@ -151,3 +151,14 @@ def test_special_tokens_in_tool_definitions_are_refused_where_the_template_rende
 def test_malformed_history(history, fragment):
     with pytest.raises(ValueError, match=fragment):
         normalize_messages(history)
+
+
+def test_a_constrained_qwen3_prompt_has_thinking_off(tool_tokenizer_json, tool_tokenizer):
+    model = FakeModel(tool_tokenizer_json, tool_tokenizer, template("qwen3.jinja"))
+    spec = structured_spec(tools=[WEATHER], tool_format="hermes", marker=_marker(tool_tokenizer))
+    constrained = tool_tokenizer.decode(encode(model, "hi", spec), skip_special_tokens=False)
+    assert constrained.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    json_only = structured_spec({"type": "json_object"}, tool_format="hermes")
+    assert tool_tokenizer.decode(encode(model, "hi", json_only), skip_special_tokens=False).endswith("</think>\n\n")
+    free = tool_tokenizer.decode(encode(model, "hi", None), skip_special_tokens=False)
+    assert free.endswith("<|im_start|>assistant\n")  # free text: the template's own default (thinking on)
