@@ -81,7 +81,7 @@ def test_deep_nesting_is_an_error_quickly():
 def test_huge_schemas_are_refused_quickly():
     huge = {"type": "object", "properties": {f"p{i}": {"type": "string", "description": "x" * 200} for i in range(5000)}}
     t0 = time.perf_counter()
-    with pytest.raises(ValueError, match="bytes of JSON"):
+    with pytest.raises(ValueError, match="larger than|bytes of JSON"):
         check_schema(huge)
     many = {"anyOf": [{"const": i} for i in range(30000)]}
     with pytest.raises(ValueError):
@@ -104,3 +104,26 @@ def test_embed_keeps_references_working_under_a_new_root():
     assert PERSON["properties"]["tags"]["items"] == {"$ref": "#/$defs/Tag"}  # the caller's schema is not changed
     enum_data = embed({"enum": [{"$ref": "#/x"}]}, "d", defs)  # a "$ref" inside data stays data
     assert defs["d"] == {"enum": [{"$ref": "#/x"}]} and enum_data == {"$ref": "#/$defs/d"}
+
+
+def test_shared_and_cyclic_python_objects_are_sized_before_serialising():
+    deep: dict = {"type": "string"}
+    for _ in range(40):  # 40 levels, each referring twice to the one below: 2**40 subschemas as JSON
+        deep = {"anyOf": [deep, {"type": "array", "items": deep}]}
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="larger than"):
+        check_schema(deep)
+    cyclic: dict = {"type": "object", "properties": {}}
+    cyclic["properties"]["self"] = cyclic
+    with pytest.raises(ValueError, match="contains itself"):
+        check_schema(cyclic)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_too_many_properties_in_one_object():
+    from edge_sdk.runtime.structured.schema import MAX_PROPERTIES
+
+    props = {f"p{i}": {"type": "string"} for i in range(MAX_PROPERTIES + 1)}
+    with pytest.raises(ValueError, match="at most 256 per object"):
+        check_schema({"type": "object", "properties": props})
+    check_schema({"type": "object", "properties": dict(list(props.items())[:MAX_PROPERTIES])})
