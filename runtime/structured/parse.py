@@ -10,12 +10,10 @@ A reply cut off mid-call (max_new_tokens) keeps its complete calls and reports f
 from __future__ import annotations
 
 import json
-from typing import Iterator
-
 from .grammar import Spec
 from .tools import Reply, ToolCall, ToolCallDelta, new_call_id
 
-__all__ = ["ReplyParser", "finish_reason"]
+__all__ = ["ReplyParser", "parse_reply", "finish_reason"]
 
 _END = ""  # what peek() returns once the reply has ended
 
@@ -273,10 +271,3 @@ def parse_reply(spec: Spec | None, text: str, stop_reason: str = "eos") -> Reply
     parser.feed(text)
     return parser.finish(stop_reason)
 
-
-def events(parser: ReplyParser, pieces: Iterator[str], stats) -> Iterator:
-    """Events of a text stream; the parser's Reply is in `parser.reply` once the stream ends."""
-    for piece in pieces:
-        yield from parser.feed(piece)
-    parser.reply = parser.finish(stats.stop_reason)
-    yield from parser.pending()
