@@ -320,6 +320,9 @@ class ChatSession:
         each call's result to add_tool_result() and call stream(None, tools=...) for the model's answer.
         Turns from several threads on one session run one after the other, each on the history as
         the previous turn left it."""
+        return self._start(user_text, confidence, kw)
+
+    def _start(self, user_text: str | None, confidence, kw: dict, sink: list | None = None) -> Iterator[str]:
         fields = structured_fields(kw)
         if user_text is not None or not self.messages or self.messages[-1]["role"] != "tool":
             _check_user_text(user_text)  # None continues after tool results only
@@ -330,7 +333,7 @@ class ChatSession:
 
             spec = prepare(self.model, fields)
             structured = (spec, constraint_for(self.model, spec))
-        return self._busy.hold(self._turn(user_text, confidence, kw, structured))
+        return self._busy.hold(self._turn(user_text, confidence, kw, structured, sink))
 
     def add_exchange(self, user_text: str, reply: str) -> None:
         """Put a turn answered elsewhere (the hybrid router's fallback) into the history: the next turn
@@ -378,7 +381,7 @@ class ChatSession:
             return encode(self.model, messages, spec)
         return self.model.encode_prompt(messages)
 
-    def _turn(self, user_text: str | None, confidence, kw: dict, structured=None) -> Iterator[str]:
+    def _turn(self, user_text: str | None, confidence, kw: dict, structured=None, sink=None) -> Iterator[str]:
         spec, constraint = structured or (None, None)
         ids = self._next_ids(user_text, spec)
         if len(ids) >= self.model.max_context:  # fail before the history changes; leave room for a reply
@@ -409,14 +412,17 @@ class ChatSession:
             from .structured.generation import finished_reply
 
             self.last_reply = finished_reply(pieces, "".join(reply), stats)
+            if sink is not None:  # send()'s own reply, whatever turn another thread runs next
+                sink.append(self.last_reply)
             self.messages.append(self.last_reply.message())
             self._tokens_used = len(self.model.decoder.tokens)
 
     def send(self, user_text: str | None, **kw) -> str:
         """The whole reply as a Reply (a str with .tool_calls and .finish_reason; see Model.generate)."""
-        for _ in self.stream(user_text, **kw):
+        sink: list = []
+        for _ in self._start(user_text, kw.pop("confidence", None), kw, sink):
             pass
-        return self.last_reply
+        return sink[0]
 
 
 def structured_fields(kw: dict) -> dict:
