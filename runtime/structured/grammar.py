@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .formats import FORMATS, ToolFormat
-from .schema import JSON_OPTIONS, check_schema, embed
+from .schema import JSON_OPTIONS, check_schema, closed, embed
 from .tools import Tool, ToolChoice, parse_tool_choice, parse_tools
 
 __all__ = ["Spec", "structured_spec", "MAX_GRAMMAR_CHARS"]
@@ -153,7 +153,7 @@ def _call_schema(fmt: ToolFormat, tools: tuple[Tool, ...], defs: dict) -> dict:
     Each tool's parameters move into `defs` (schema.embed), so their own $refs keep working."""
     options = [{"type": "object",
                 "properties": {"name": {"type": "string", "const": t.name},
-                               fmt.key: embed(t.parameters, f"tool-{t.name}", defs)},
+                               fmt.key: embed(closed(t.parameters), f"tool-{t.name}", defs)},
                 "required": ["name", fmt.key], "additionalProperties": False} for t in tools]
     return options[0] if len(options) == 1 else {"anyOf": options}
 

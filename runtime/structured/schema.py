@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["check_schema", "embed", "JSON_OPTIONS", "MAX_SCHEMA_BYTES", "MAX_DEPTH", "MAX_NODES"]
+__all__ = ["check_schema", "embed", "closed", "JSON_OPTIONS", "MAX_SCHEMA_BYTES", "MAX_DEPTH", "MAX_NODES"]
 
 MAX_SCHEMA_BYTES = 256 * 1024  # of the schema as JSON text; OpenAI's own limits are smaller
 MAX_DEPTH = 48  # nested schema objects (properties of properties of items ...)
@@ -209,3 +209,29 @@ def embed(schema: dict | bool, name: str, defs: dict) -> dict:
 
     defs[name] = walk(schema)  # check_schema bounded the depth, so this recursion is bounded too
     return {"$ref": base}
+
+
+def closed(schema: dict | bool) -> dict | bool:
+    """`schema` with every object that lists its properties and says nothing of others closed to them
+    (`additionalProperties: false`). Used for tool parameters: an argument the tool does not declare is a call
+    the app cannot execute, and a small model copies words of the tool list into its arguments otherwise
+    (SmolLM2 wrote {"minutes": 5, "type": "integer"}). The arguments still validate against the tool's own
+    schema: closing only removes documents. An explicit additionalProperties / patternProperties is kept."""
+    def walk(node):
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            if key in _MAP_OF_SCHEMAS and isinstance(value, dict):
+                out[key] = {k: walk(v) for k, v in value.items()}
+            elif key in _LIST_OF_SCHEMAS and isinstance(value, list):
+                out[key] = [walk(v) for v in value]
+            elif key in _ONE_SCHEMA:
+                out[key] = walk(value)
+            else:
+                out[key] = value
+        if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+
+    return walk(schema)

@@ -243,3 +243,26 @@ def test_json_answer_with_tools_in_auto_mode(llg_tokenizer, tool_tokenizer):
     assert accepts(hermes, llg_tokenizer, '{"n": 3}') and not accepts(hermes, llg_tokenizer, "three")
     with pytest.raises(ValueError, match="bare JSON object"):
         structured_spec(rf(schema), tools=[WEATHER], tool_format="llama3-json")
+
+
+def test_tool_arguments_are_closed_unless_the_schema_opens_them(llg_tokenizer):
+    """Undeclared arguments are calls the app cannot execute (SmolLM2 wrote {"minutes": 5, "type": "integer"}
+    for an open schema): objects that list properties are closed, unless additionalProperties says otherwise."""
+    def tool(params):
+        return {"type": "function", "function": {"name": "set_timer", "parameters": params}}
+
+    extra = '{"tool_calls": [{"name": "set_timer", "arguments": {"minutes": 5, "type": "integer"}}]}'
+    plain = '{"tool_calls": [{"name": "set_timer", "arguments": {"minutes": 5}}]}'
+    open_by_default = {"type": "object", "properties": {"minutes": {"type": "integer"}}}
+    spec = structured_spec(tools=[tool(open_by_default)], tool_choice="required")
+    assert accepts(spec.grammar, llg_tokenizer, plain) and not accepts(spec.grammar, llg_tokenizer, extra)
+    opened = {**open_by_default, "additionalProperties": True}
+    spec = structured_spec(tools=[tool(opened)], tool_choice="required")
+    assert accepts(spec.grammar, llg_tokenizer, extra)
+    nested = {"type": "object", "properties": {"when": {"type": "object", "properties": {"h": {"type": "integer"}}}}}
+    spec = structured_spec(tools=[tool(nested)], tool_choice="required")
+    assert not accepts(spec.grammar, llg_tokenizer,
+                       '{"tool_calls": [{"name": "set_timer", "arguments": {"when": {"h": 1, "m": 2}}}]}')
+    # A response_format schema keeps JSON Schema's meaning: open unless it says otherwise.
+    rf_spec = structured_spec(rf(open_by_default))
+    assert accepts(rf_spec.grammar, llg_tokenizer, '{"minutes": 5, "type": "integer"}')
