@@ -18,6 +18,7 @@ from .chat_template import ChatTemplate
 from .tokenizer import StreamingDetokenizer
 from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
+from .prompt_ids import PromptIds
 from .bundle import read_manifest, resolve
 from .bundle.manifest import manifest_kind
 from .providers import SessionConfig
@@ -269,7 +270,16 @@ def _observed(sampler, processor, observer):
 
 
 class ChatSession:
-    """Turn N runs only the tokens the cache does not hold yet (the new user message and template)."""
+    """A conversation that keeps its KV cache between turns.
+
+    What a turn runs: the conversation's earlier prompts stay in the cache; the previous reply does not,
+    because its tokens were decoded one at a time, and onnxruntime's one-row kernels give slightly other
+    numbers than the many-row ones a prompt runs with (int8 activations: logits off by up to ~1.3; fp32:
+    ~5e-5). Running the reply again as part of a prompt keeps "the same conversation gives the same
+    answer, whatever the cache held". `settle()` does that as soon as a reply is finished (the CLI and
+    the app call it while you read), so the next turn runs only its new message and the template around
+    it; without it, the next turn runs the reply too. Each message's text is tokenized once.
+    """
 
     def __init__(self, model: Model, system: str | None = None, adapter: str | None = None):
         if system is not None and not isinstance(system, str):
@@ -280,6 +290,8 @@ class ChatSession:
         self.messages: list[dict[str, str]] = []
         self.last_stats = GenerationStats()
         self._busy = _OneAtATime("ChatSession")
+        # Keeps the previous prompt's ids: a turn tokenizes only its new message and the reply before it.
+        self._prompt_ids = PromptIds(model.template, model.tokenizer) if model.template is not None else None
         self.reset()
 
     def reset(self) -> None:
@@ -308,7 +320,7 @@ class ChatSession:
         if not isinstance(reply, str):
             raise TypeError(f"reply must be a str, got {type(reply).__name__}")
         self.messages += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
-        self._tokens_used = len(self.model.encode_prompt(self.messages))
+        self._tokens_used = len(self._encode(self.messages))
 
     def revise_reply(self, reply: str) -> None:
         """Replace the last assistant reply (the router's fallback answered instead). The cache keeps the
@@ -318,15 +330,46 @@ class ChatSession:
         if not self.messages or self.messages[-1]["role"] != "assistant":
             raise ValueError("there is no reply to revise: the conversation does not end with one")
         self.messages[-1] = {"role": "assistant", "content": reply}
-        self._tokens_used = len(self.model.encode_prompt(self.messages))
+        self._tokens_used = len(self._encode(self.messages))
 
     def fits(self, user_text: str) -> bool:
         """Whether the device model has room for `user_text` after this conversation (and for a reply)."""
         return len(self._next_ids(user_text)) < self.model.max_context
 
+    def settle(self) -> int:
+        """Run the last reply (and the template's end of its turn) as a prompt pass now, so that the next
+        turn runs only its own message: call it while the user reads. Returns the tokens run (0: nothing
+        to do). It takes the time the next turn would otherwise spend first, and leaves the cache exactly
+        as that turn would have: the answer does not change."""
+        done = [0]
+
+        def work():
+            done[0] = self._settle()
+            yield from ()
+
+        for _ in self._busy.hold(self.model._busy.hold(work())):  # the session's lock first, as a turn takes them
+            pass
+        return done[0]
+
+    def _settle(self) -> int:
+        if self._prompt_ids is None or not self.messages or self.messages[-1]["role"] != "assistant":
+            return 0
+        marker = "\ue000next\ue001"  # a private-use stand-in for the next message: no template touches it
+        ids = self._prompt_ids.prefix([*self.messages, {"role": "user", "content": marker}], marker)
+        decoder = self.model.decoder
+        if len(ids) >= self.model.max_context or (decoder.clean >= len(ids) and decoder.tokens[:len(ids)] == ids):
+            return 0  # no room for a next turn anyway, or already settled
+        self.model._activate(self.adapter)
+        return decoder.prefill(ids)[1]
+
+    def _encode(self, messages: list[dict[str, str]]) -> list[int]:
+        if self._prompt_ids is None:
+            return self.model.encode_prompt(messages)  # a BundleError that names the missing template
+        return self._prompt_ids(messages)
+
     def _next_ids(self, user_text: str) -> list[int]:
         """The prompt of the next turn: this conversation, `user_text`, and the assistant's header."""
-        return self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
+        return self._encode([*self.messages, {"role": "user", "content": user_text}])
 
     def _turn(self, user_text: str, confidence, kw: dict) -> Iterator[str]:
         ids = self._next_ids(user_text)
