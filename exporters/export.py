@@ -15,6 +15,7 @@ from typing import Any
 from edge_sdk.errors import UnsupportedModelError
 
 from .bundle import check_output, save_onnx, staging, write_manifest
+from .generation import generation_section
 from .graph.io import KV_TEMPLATES
 from .progress import Progress, quiet_libraries
 from .recipes import RECIPES, get_recipe
@@ -332,7 +333,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
             **graph_section,
             "tokenizer": {**_token_section(hf_tok, src), **({"compact_file": COMPACT_FILE} if compact else {})},
             "chat_template": chat,
-            "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0},
+            "generation": generation_section(src.model_dir if src.kind == "hf-folder" else None),
             "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,
                              "block_size": rec.block_size, "symmetric": rec.symmetric,
                              "accuracy_level": rec.accuracy_level, "method": rec.method,

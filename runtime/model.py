@@ -18,6 +18,7 @@ from .chat_template import ChatTemplate
 from .tokenizer import StreamingDetokenizer
 from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
+from .generation_defaults import resolve as resolve_defaults
 from .prompt_ids import PromptIds
 from .bundle import read_manifest, resolve
 from .bundle.manifest import manifest_kind
@@ -166,14 +167,18 @@ class Model:
         return self.template.encode(messages, self.tokenizer, add_generation_prompt=True)
 
     # -- generation ---------------------------------------------------------------------------------
+    @property
+    def generation_defaults(self) -> dict[str, Any]:
+        """The settings a call that names none generates with: the bundle's `generation` section, and
+        edge-sdk's defaults for what it leaves out (runtime/generation_defaults.py)."""
+        return self._settings({})
+
     def _settings(self, kw: dict[str, Any]) -> dict[str, Any]:
         known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop"}
         unknown = set(kw) - known
         if unknown:
             raise TypeError(f"unknown generation argument(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        s = {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
-             "repetition_penalty": 1.0, "seed": None, "stop": None}
-        s.update({k: v for k, v in self.defaults.items() if k in known and v is not None})  # null = not set
+        s = resolve_defaults(self.defaults, known)  # edge-sdk's, then the bundle's (null = not set)
         s.update({k: v for k, v in kw.items() if v is not None or k == "seed"})
         sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"])
         n = s["max_new_tokens"]
@@ -196,7 +201,7 @@ class Model:
         """Text pieces generated after `prompt_ids` (the layer chat sessions and the CLI share).
 
         speculative: prompt-lookup decoding (drafts copied from the context, verified in one pass);
-        greedy only, and the output is token-identical to plain greedy decoding.
+        greedy only (with or without a repetition penalty), token-identical to plain greedy decoding.
         confidence: an object whose `observe(logits, token)` sees every sampled token (hybrid.Confidence).
         adapter: the LoRA adapter for this generation (None: the base model; default: `self.adapter`).
         """
@@ -208,12 +213,13 @@ class Model:
         if speculative:
             from .speculative import SpeculativeStats, generate_tokens_speculative
 
-            if s["temperature"] != 0 or s["repetition_penalty"] != 1.0:
-                raise ValueError("speculative=True needs greedy decoding: temperature=0 and repetition_penalty=1.0")
+            if s["temperature"] != 0:
+                raise ValueError("speculative=True needs greedy decoding: temperature=0")
             stats = stats if stats is not None else SpeculativeStats()
             self.last_stats = stats
             tokens = generate_tokens_speculative(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"],
-                                                 eos_ids=self.eos_token_ids, stats=stats)
+                                                 eos_ids=self.eos_token_ids, stats=stats,
+                                                 processor=sampling.make_logits_processor(s["repetition_penalty"]))
         else:
             stats = stats if stats is not None else GenerationStats()
             self.last_stats = stats
