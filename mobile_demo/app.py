@@ -81,7 +81,6 @@ class ChatApp(DocumentsMixin, App):
     fallback_key = StringProperty("")
     redact = BooleanProperty(False)
     route_note = StringProperty("on-device · private")  # under the model's name in the header
-    header_markup = StringProperty("")  # both, escaped: a bundle's name is not Kivy markup
     # The documents' properties (embedder_path, index_path, use_documents, ...) are in DocumentsMixin.
 
     def __init__(self, bundle_path: str | None = None, loader=None, embedder_path: str | None = None,
@@ -97,7 +96,6 @@ class ChatApp(DocumentsMixin, App):
         self._turn_sources: list = []   # what the running turn's model was given (documents on)
         self._retrieving = False        # the running turn is still searching the documents
         self.last_sources: list = []    # the sources named under the last reply (for tests)
-        self._header()
         self.model = None
         self.chat = None
         self.worker: TurnWorker | None = None
@@ -106,17 +104,6 @@ class ChatApp(DocumentsMixin, App):
         self.last_result = None    # the last TurnResult, for the status line (and for tests)
         self.router = None         # a hybrid Router when the policy is not local-only
         self._sampling_chosen = False  # the user changed sampling in Settings: bundles no longer set it
-
-    def on_model_name(self, *_):
-        self._header()
-
-    def on_route_note(self, *_):
-        self._header()
-
-    def _header(self):
-        # (Answering from documents shows as the Docs button turning blue: the header has no room left.)
-        self.header_markup = (f"[b]{_escape(self.model_name)}[/b]\n"
-                              f"[size=12sp][color=9ca3af]{_escape(self.route_note)}[/color][/size]")
 
     # -- lifecycle --------------------------------------------------------------------------
 

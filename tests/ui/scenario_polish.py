@@ -14,6 +14,14 @@ from harness import UI, emit, press, run  # noqa: E402
 SCRIPTS = {"emoji": "Party time 🎉😀 ok", "cjk": "東京の天気は？ 서울", "arabic": "مرحبا بالعالم 2026", "hebrew": "שלום עולם"}
 
 
+def header_lines(ui):
+    """What the header draws: the lines of the model's name (Kivy's laid-out text) and the note under it."""
+    ids = ui.ids()
+    lines = ["".join(w.text for w in line.words) for line in ids.header._label._cached_lines]
+    return {"lines": lines, "texture_w": ids.header.texture_size[0], "width": ids.header.width,
+            "note": ids.route_note.text}
+
+
 def label_of(ui, index):
     """The bubble widget showing message `index` (it must be on screen)."""
     rv = ui.ids().messages
@@ -32,6 +40,11 @@ def main():
     ui.wait_ready()
     res = {}
     ids = ui.ids()
+
+    # 0. The header: the model's name is shortened at its end when it does not fit, never cut at its start.
+    header = ids.header
+    ui.pump(timeout=0.3)
+    res["header"] = header_lines(ui) | {"name": app.model_name}
 
     # 1. A long first reply is followed to its end.
     app.max_new_tokens = 220

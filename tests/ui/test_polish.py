@@ -22,11 +22,18 @@ def test_any_script_long_reply_focus_settings_and_a_bad_bundle(tiny_bundle, run_
     shutil.copytree(tiny_bundle, bundle)
     manifest = json.loads((bundle / "edge_manifest.json").read_text())
     manifest["generation"].update(repetition_penalty=1.25, top_p=0.95)
+    manifest["name"] = "smollm2-135m-instruct-a-name-far-too-long-for-a-phone-" + manifest["name"]
     (bundle / "edge_manifest.json").write_text(json.dumps(manifest))
     # A short window, so that a reply of the tiny model (at most ~230 tokens of context) overflows it.
     res = run_scenario("scenario_polish.py", UI_BUNDLE=bundle, UI_BAD_BUNDLE=bad, UI_SCREENSHOT=shot,
                        UI_HEIGHT=360, timeout=400)
 
+    header = res["header"]  # was: wrapped inside a word, its start scrolled out of view ("nstruct")
+    assert header["name"].startswith("smollm2-135m-instruct-a-name")
+    assert header["texture_w"] <= header["width"] + 1, header
+    (line,) = header["lines"]  # one line, the name's start, an ellipsis at its end
+    assert line.startswith("smollm2-135m-instruct") and line.endswith("...") and len(line) < len(header["name"])
+    assert header["note"] == "on-device · private"
     assert res["focus_after_send"], "Send took the focus away from the input"
     long = res["long_reply"]
     assert long["content_h"] > long["view_h"], long  # the reply is longer than the screen...
