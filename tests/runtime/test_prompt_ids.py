@@ -132,3 +132,36 @@ def test_settle_runs_the_reply_now_and_the_answer_does_not_change(model, tiny_bu
         marker = "\ue000"
         known = len(settled._prompt_ids.prefix([*settled.messages, {"role": "user", "content": marker}], marker))
         assert model.decoder.clean >= known
+
+
+class CountingProxy(Counting):
+    """Counting, and everything else of the real tokenizer (the detokenizer reads its decoder)."""
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_session_turn_tokenizes_only_its_new_text(model):
+    """The session's own path (fits, then the turn; add_exchange): the characters tokenized per turn stay the
+    same as the conversation grows (re-encoding it would grow with it, two or three times per turn)."""
+    real = model.tokenizer
+    model.tokenizer = counting = CountingProxy(real)
+    try:
+        chat = model.chat(system="be brief")
+        per_turn, history = [], []
+        for turn in range(6):
+            counting.chars = 0
+            user = f"sea {turn}"
+            assert chat.fits(user)
+            chat.send(user, max_new_tokens=3)
+            if turn % 2:
+                chat.add_exchange(f"sky {turn}", f"blue {turn}")
+            per_turn.append(counting.chars)
+            history.append(sum(len(m["content"]) for m in chat.messages))
+        # Turns 2 and 4 alike, 3 and 5 alike (an exchange more); the first turns also probe the template's
+        # parts for special tokens, once.
+        for a, b in ((2, 4), (3, 5)):
+            assert abs(per_turn[a] - per_turn[b]) < 30, (per_turn, history)
+        assert history[-1] - history[2] > 40, history  # while the conversation grew
+    finally:
+        model.tokenizer = real
