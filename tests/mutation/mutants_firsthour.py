@@ -30,7 +30,7 @@ MUTANTS = (
            "        s = resolve_defaults({}, known)",
            ("tests/exporters/test_generation_defaults.py::test_sampling_defaults_round_trip_into_generate",)),
     Mutant("greedy defaults to no repetition penalty", "runtime/generation_defaults.py",
-           '    "repetition_penalty": 1.1,', '    "repetition_penalty": 1.0,',
+           '    "repetition_penalty": 1.15,', '    "repetition_penalty": 1.0,',
            ("tests/runtime/test_decode_loop.py::test_default_sampling_equals_transformers_with_the_same_settings",)),
     Mutant("speculative decoding drops the repetition penalty", "runtime/model.py",
            'processor=sampling.make_logits_processor(s["repetition_penalty"]))',
