@@ -172,3 +172,18 @@ def test_runnable_block(doc, line, info, body, workdir):
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     if skipped:
         print(f"{doc}:{line}: skipped " + "; ".join(skipped))
+
+
+def test_the_app_looks_where_the_docs_export():
+    """The chat app finds its default bundles where the README and docs/ tell a user to export them."""
+    from mobile_demo.bundle_paths import DEFAULT_EMBEDDER, DEFAULT_MODEL, EMBEDDER_DIR
+
+    outputs: dict[str, set[str]] = {}
+    for _, _, _, body in blocks():
+        for command in commands(body):
+            words = _words(command)
+            if words[:2] == ["edge-sdk", "export"] and "--output" in words and len(words) > 3:
+                outputs.setdefault(words[2], set()).add(words[words.index("--output") + 1])
+    assert f"bundles/{EMBEDDER_DIR}" in outputs[DEFAULT_EMBEDDER], outputs[DEFAULT_EMBEDDER]
+    assert {o for o in outputs[DEFAULT_EMBEDDER] if o.startswith("bundles/")} == {f"bundles/{EMBEDDER_DIR}"}
+    assert f"bundles/{DEFAULT_MODEL}" in outputs[DEFAULT_MODEL]
