@@ -409,6 +409,7 @@ class ChatApp(DocumentsMixin, App):
         caption = "\n".join(c for c in (route_caption(result.route, self.fallback_name),
                                          sources_caption(self.last_sources)) if c)
         self.messages[-1] = _bubble("assistant", text, caption)
+        self._scroll_to_bottom()  # the last pieces (and a caption) can land after the last scroll: follow them too
         if result.route and result.route.get("target") == "cloud":
             self.status_text = _fmt_status(used=result.tokens_used, max_context=self.model.max_context,
                                            note=f"answered by {self.fallback_name} in {result.elapsed_s:.1f} s")

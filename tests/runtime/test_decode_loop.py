@@ -49,7 +49,8 @@ def test_default_sampling_equals_transformers_with_the_same_settings(model, refe
         out = hf.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), do_sample=False,
                           repetition_penalty=defaults["repetition_penalty"], max_new_tokens=24,
                           eos_token_id=model.eos_token_ids, pad_token_id=model.eos_token_ids[0])[0, len(ids):].tolist()
-    assert model.generate(msgs, max_new_tokens=24) == tok.decode(out, skip_special_tokens=True)
+    # (a reply cut by max_new_tokens mid-character ends before it, where transformers' decode shows U+FFFD)
+    assert model.generate(msgs, max_new_tokens=24) == tok.decode(out, skip_special_tokens=True).rstrip("\ufffd")
 
 
 def test_stream_pieces_join_to_generate(model):
