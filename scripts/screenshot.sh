@@ -11,7 +11,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 SDL_VIDEODRIVER=offscreen PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" UI_BUNDLE="$bundle" \
     UI_SCREENSHOT="$tmp/chat.png" UI_SCREENSHOT_AT_CHARS=60 UI_MAX_NEW_TOKENS=96 \
-    UI_PROMPT3="Thanks! Now tell me about Berlin in two sentences." \
+    UI_PROMPT3="Thanks! Give me three tips for a first visit to Paris." \
     "$py" tests/ui/scenario_chat.py >"$tmp/log" 2>&1 || true
 shot="$("$py" - "$tmp/log" <<'PY'
 import json, sys
