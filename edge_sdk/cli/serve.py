@@ -14,8 +14,8 @@ endpoints (OpenAI API):
 
 Omitted sampling fields take the bundle's defaults, not OpenAI's temperature 1: its manifest's
 `generation` section (from the model's generation_config.json at export), else edge-sdk's (greedy,
-repetition penalty 1.15); the same defaults as `edge-sdk run` and `chat`. Change them per request, or for
-good in the manifest's `generation` section. Every answer carries where it was produced: a "route"
+repetition penalty 1.15); the same defaults as `edge-sdk run` and `chat`. A request's fields override
+them; to change them for good, edit the manifest's `generation` section. Every answer carries where it was produced: a "route"
 object and an X-Edge-Route header.
 
 Hybrid routing (--fallback): the device answers first; the fallback endpoint (any OpenAI-compatible
