@@ -10,7 +10,8 @@ Mark a block runnable when it finishes on its own in seconds to a minute or two 
 marked: blocks that serve or open a window (serve, the chat app), need another machine (a Pi, a phone,
 Android tools), or train for minutes (examples/lora). Inside a marked block:
 
-- ``pip install ...`` lines are skipped and reported: the test environment is the install;
+- ``pip install ...`` lines are skipped and reported: the test environment is the install; so is
+  ``edge-sdk package`` when the package index cannot be reached (it downloads the target's wheels);
 - the default exports (``edge-sdk export smollm2-135m-instruct --output DIR``, ``edge-sdk export
   all-minilm-l6-v2 --output DIR``, nothing else on the line) reuse the session's bundles (the
   ``smollm2_bundle`` and ``minilm_bundle`` fixtures: EDGE_SDK_TEST_BUNDLE / EDGE_SDK_TEST_EMBEDDER, see
@@ -147,10 +148,27 @@ def workdir(tmp_path_factory, smollm2_bundle, minilm_bundle):
     return work, env
 
 
+def _index_reachable() -> bool:
+    """Whether pip's package index answers (a device build downloads the target's wheels from it)."""
+    import socket
+    import urllib.parse
+
+    host = urllib.parse.urlparse(os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple")).hostname or "pypi.org"
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
 def _script(body: str) -> tuple[str, list[str]]:
     lines, skipped = [], []
+    offline = None
     for command in commands(body):
         why = next((w for prefix, w in SKIPPED.items() if command.startswith(prefix)), None)
+        if why is None and command.startswith("edge-sdk package"):
+            offline = (not _index_reachable()) if offline is None else offline
+            why = "it downloads the target's wheels and the package index cannot be reached" if offline else None
         if why:
             skipped.append(f"{command} ({why})")
             lines.append(f"echo {shlex.quote('(docs test) skipped: ' + command)}")
