@@ -4,8 +4,10 @@
     generate_tokens          token-level loop: sample, stop on eos / length; knows nothing of text
     stream_text              detokenize incrementally, apply stop strings, yield text pieces
 
-`Decoder.prefill` reuses the longest prefix the cache already holds, so a chat turn (or a prompt
-sharing a system prompt with the previous one) only runs its new tokens.
+`Decoder.prefill` reuses the longest prefix the cache already holds that was computed as a prompt, so a
+prompt sharing a system prompt (or a conversation) with the previous one runs only what follows it. Tokens
+decoded one at a time are not reused (see MIN_PREFILL_ROWS): a chat turn runs the previous reply again,
+unless ChatSession.settle() already did, right after that reply.
 """
 from __future__ import annotations
 

@@ -18,6 +18,8 @@ from .chat_template import ChatTemplate
 from .tokenizer import StreamingDetokenizer
 from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
+from .generation_defaults import resolve as resolve_defaults
+from .prompt_ids import PromptIds
 from .bundle import read_manifest, resolve
 from .bundle.manifest import manifest_kind
 from .bundle.schema import MAX_THREADS
@@ -174,14 +176,18 @@ class Model:
         return self.template.encode(messages, self.tokenizer, add_generation_prompt=True)
 
     # -- generation ---------------------------------------------------------------------------------
+    @property
+    def generation_defaults(self) -> dict[str, Any]:
+        """The settings a call that names none generates with: the bundle's `generation` section, and
+        edge-sdk's defaults for what it leaves out (runtime/generation_defaults.py)."""
+        return self._settings({})
+
     def _settings(self, kw: dict[str, Any]) -> dict[str, Any]:
         known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop"}
         unknown = set(kw) - known
         if unknown:
             raise TypeError(f"unknown generation argument(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        s = {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
-             "repetition_penalty": 1.0, "seed": None, "stop": None}
-        s.update({k: v for k, v in self.defaults.items() if k in known and v is not None})  # null = not set
+        s = resolve_defaults(self.defaults, known)  # edge-sdk's, then the bundle's (null = not set)
         s.update({k: v for k, v in kw.items() if v is not None or k == "seed"})
         sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"])
         n = s["max_new_tokens"]
@@ -206,7 +212,7 @@ class Model:
         """Text pieces generated after `prompt_ids` (the layer chat sessions and the CLI share).
 
         speculative: prompt-lookup decoding (drafts copied from the context, verified in one pass);
-        greedy only, and the output is token-identical to plain greedy decoding.
+        greedy only (with or without a repetition penalty), token-identical to plain greedy decoding.
         confidence: an object whose `observe(logits, token)` sees every sampled token (hybrid.Confidence).
         adapter: the LoRA adapter for this generation (None: the base model; default: `self.adapter`).
         constraint: a grammar for this one generation (runtime/structured: structured.generation.constraint_for).
@@ -219,15 +225,16 @@ class Model:
         if speculative:
             from .speculative import SpeculativeStats, generate_tokens_speculative
 
-            if s["temperature"] != 0 or s["repetition_penalty"] != 1.0:
-                raise ValueError("speculative=True needs greedy decoding: temperature=0 and repetition_penalty=1.0")
+            if s["temperature"] != 0:
+                raise ValueError("speculative=True needs greedy decoding: temperature=0")
             if constraint is not None:
                 raise ValueError("speculative=True does not combine with structured output (response_format, grammar, "
                                  "tools) yet")
             stats = stats if stats is not None else SpeculativeStats()
             self.last_stats = stats
             tokens = generate_tokens_speculative(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"],
-                                                 eos_ids=self.eos_token_ids, stats=stats)
+                                                 eos_ids=self.eos_token_ids, stats=stats,
+                                                 processor=sampling.make_logits_processor(s["repetition_penalty"]))
         else:
             stats = stats if stats is not None else GenerationStats()
             self.last_stats = stats
@@ -299,7 +306,16 @@ def _observed(sampler, processor, observer):
 
 
 class ChatSession:
-    """Turn N runs only the tokens the cache does not hold yet (the new user message and template)."""
+    """A conversation that keeps its KV cache between turns.
+
+    What a turn runs: the conversation's earlier prompts stay in the cache; the previous reply does not,
+    because its tokens were decoded one at a time, and onnxruntime's one-row kernels give slightly other
+    numbers than the many-row ones a prompt runs with (int8 activations: logits off by up to ~1.3; fp32:
+    ~5e-5). Running the reply again as part of a prompt keeps "the same conversation gives the same
+    answer, whatever the cache held". `settle()` does that as soon as a reply is finished (the CLI and
+    the app call it while you read), so the next turn runs only its new message and the template around
+    it; without it, the next turn runs the reply too. Each message's text is tokenized once.
+    """
 
     def __init__(self, model: Model, system: str | None = None, adapter: str | None = None):
         if system is not None and not isinstance(system, str):
@@ -311,6 +327,8 @@ class ChatSession:
         self.last_stats = GenerationStats()
         self.last_reply = None  # the Reply of the last turn
         self._busy = _OneAtATime("ChatSession")
+        # Keeps the previous prompt's ids: a turn tokenizes only its new message and the reply before it.
+        self._prompt_ids = PromptIds(model.template, model.tokenizer) if model.template is not None else None
         self.reset()
 
     def reset(self) -> None:
@@ -379,6 +397,33 @@ class ChatSession:
         """Whether the device model has room for `user_text` after this conversation (and for a reply)."""
         return len(self._next_ids(user_text)) < self.model.max_context
 
+    def settle(self) -> int:
+        """Run the last reply (and the template's end of its turn) as a prompt pass now, so that the next
+        turn runs only its own message: call it while the user reads. Returns the tokens run (0: nothing
+        to do). It takes the time the next turn would otherwise spend first, and leaves the cache exactly
+        as that turn would have: the answer does not change."""
+        done = [0]
+
+        def work():
+            done[0] = self._settle()
+            yield from ()
+
+        for _ in self._busy.hold(self.model._busy.hold(work())):  # the session's lock first, as a turn takes them
+            pass
+        return done[0]
+
+    def _settle(self) -> int:
+        if (self._prompt_ids is None or not self.messages or self.messages[-1]["role"] != "assistant"
+                or _has_tool_turns(self.messages)):  # tool turns render through the structured encoder
+            return 0
+        marker = "\ue000next\ue001"  # a private-use stand-in for the next message: no template touches it
+        ids = self._prompt_ids.prefix([*self.messages, {"role": "user", "content": marker}], marker)
+        decoder = self.model.decoder
+        if len(ids) >= self.model.max_context or (decoder.clean >= len(ids) and decoder.tokens[:len(ids)] == ids):
+            return 0  # no room for a next turn anyway, or already settled
+        self.model._activate(self.adapter)
+        return decoder.prefill(ids)[1]
+
     def _next_ids(self, user_text: str | None, spec=None) -> list[int]:
         """The prompt of the next turn: this conversation, `user_text`, and the assistant's header."""
         turn = [] if user_text is None else [{"role": "user", "content": user_text}]
@@ -389,7 +434,9 @@ class ChatSession:
             from .structured.generation import encode
 
             return encode(self.model, messages, spec)
-        return self.model.encode_prompt(messages)
+        if self._prompt_ids is None:
+            return self.model.encode_prompt(messages)  # a clear error that names the missing template
+        return self._prompt_ids(messages)
 
     def _turn(self, user_text: str | None, confidence, kw: dict, structured=None, sink=None) -> Iterator[str]:
         spec, constraint = structured or (None, None)

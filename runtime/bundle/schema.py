@@ -207,6 +207,7 @@ def validate(m: dict[str, Any]) -> None:
     _number(gen, "min_p", "generation", 0.0, 0.999999)
     _number(gen, "repetition_penalty", "generation", 0.0, 100.0, lo_open=True)
     _int(gen, "seed", "generation", 0, 2**63 - 1, required=False)
+    _str(gen, "source", "generation", required=False, limit=MAX_STR)  # where the defaults came from (for people)
     stop = gen.get("stop")
     from ..stopping import MAX_STOP_CHARS, MAX_STOP_STRINGS  # the limits every generation applies
 
