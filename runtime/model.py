@@ -219,6 +219,11 @@ class Model:
         """
         adapter = self._adapter if adapter is _DEFAULT else adapter
         self._check_adapter(adapter)
+        if constraint is not None and kw.get("repetition_penalty") is None:
+            # Structured answers copy from the prompt (a name, a figure), and the penalty weighs every token
+            # already in the context, the prompt's included: at 1.15 greedy extracted "Ana" aged 28 from "Ana
+            # Lima is 34". So a grammar turns the default penalty off; a caller who sets one keeps it.
+            kw = dict(kw, repetition_penalty=1.0)
         s = self._settings(kw)
         stops = s["stop"]
         stop = StopStrings([stops] if isinstance(stops, str) else list(stops)) if stops else None
