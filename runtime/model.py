@@ -166,15 +166,17 @@ class Model:
 
     # -- generation ---------------------------------------------------------------------------------
     def _settings(self, kw: dict[str, Any]) -> dict[str, Any]:
-        known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop"}
+        known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "frequency_penalty",
+                 "presence_penalty", "seed", "stop"}
         unknown = set(kw) - known
         if unknown:
             raise TypeError(f"unknown generation argument(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
         s = {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
-             "repetition_penalty": 1.0, "seed": None, "stop": None}
+             "repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0, "seed": None, "stop": None}
         s.update({k: v for k, v in self.defaults.items() if k in known and v is not None})  # null = not set
         s.update({k: v for k, v in kw.items() if v is not None or k == "seed"})
-        sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"])
+        sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"],
+                          frequency_penalty=s["frequency_penalty"], presence_penalty=s["presence_penalty"])
         n = s["max_new_tokens"]
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"max_new_tokens must be an integer >= 0, got {n!r}")
@@ -207,8 +209,9 @@ class Model:
         if speculative:
             from .speculative import SpeculativeStats, generate_tokens_speculative
 
-            if s["temperature"] != 0 or s["repetition_penalty"] != 1.0:
-                raise ValueError("speculative=True needs greedy decoding: temperature=0 and repetition_penalty=1.0")
+            if s["temperature"] != 0 or s["repetition_penalty"] != 1.0 or s["frequency_penalty"] or s["presence_penalty"]:
+                raise ValueError("speculative=True needs greedy decoding: temperature=0 and no repetition, frequency or "
+                                 "presence penalty")
             stats = stats if stats is not None else SpeculativeStats()
             self.last_stats = stats
             tokens = generate_tokens_speculative(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"],
@@ -217,7 +220,8 @@ class Model:
             stats = stats if stats is not None else GenerationStats()
             self.last_stats = stats
             sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
-            processor = sampling.make_logits_processor(s["repetition_penalty"])
+            processor = sampling.make_logits_processor(s["repetition_penalty"], s["frequency_penalty"],
+                                                       s["presence_penalty"], prompt_tokens=len(prompt_ids))
             if confidence is not None:
                 sampler, processor = _observed(sampler, processor, confidence)
             tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
@@ -235,7 +239,8 @@ class Model:
         """Yield the reply as text pieces as they are decoded.
 
         `prompt` is a user message (str) or a list of chat messages; keyword arguments are
-        max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, seed, stop.
+        max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, frequency_penalty and
+        presence_penalty (OpenAI's, in [-2, 2]: they count only the reply's own tokens), seed, stop.
         """
         return self.stream_ids(self.encode_prompt(prompt, raw=raw), speculative=speculative, **kw)
 
