@@ -25,10 +25,12 @@ class FakeModel:
         self.ran: list[str] = []  # the prompt text of every generation that started
         self.last_stats = None
         self._texts: dict[tuple, str] = {}
+        self.heavy_started = threading.Event()
 
     def encode_prompt(self, prompt, *, raw: bool = False) -> list[int]:
         text = prompt if raw else " ".join(m["content"] for m in prompt)
         if "HEAVY" in text:
+            self.heavy_started.set()
             time.sleep(self.heavy_s)
         self.encoded.append(text)
         ids = [len(self._texts) + 1] + [hash(w) % 1000 for w in text.split()]
