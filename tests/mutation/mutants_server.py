@@ -1,0 +1,107 @@
+"""Mutants of the local server (runtime/server/*) and of the OpenAI penalties in the sampler: the breakages issue 24
+found or feared, each with the tests that must catch it."""
+from __future__ import annotations
+
+from .mutants import Mutant
+
+_ABUSE = "tests/server/test_abuse.py"
+_PROTOCOL = "tests/server/test_protocol.py"
+_GUARD = "tests/server/test_guard.py"
+_SERVER = "tests/server/test_server.py"
+_PENALTIES = "tests/runtime/test_penalties.py"
+
+MUTANTS = (
+    # -- the event loop and what a request may cost (item 2)
+    Mutant("server prepares requests on the event loop", "runtime/server/app.py",
+           "req, ids = await self._off_loop(self._prepare, request.url.path, data, kind)",
+           "req, ids = self._prepare(request.url.path, data, kind)",
+           (f"{_ABUSE}::test_health_and_other_streams_keep_answering_while_a_heavy_prompt_is_prepared",)),
+    Mutant("server tokenizes prompts of any size", "runtime/server/app.py",
+           "            self._check_size(model, req, param)\n", "            pass\n",
+           (f"{_ABUSE}::test_bad_values_are_400s_that_name_them",)),
+    Mutant("server body cap only from Content-Length", "runtime/server/intake.py",
+           "            if size > limit:  # a chunked body", "            if False:  # a chunked body",
+           (f"{_ABUSE}::test_a_chunked_body_over_the_cap_is_refused_as_it_comes",)),
+    Mutant("server waits for a trickling body for ever", "runtime/server/intake.py",
+           "        await asyncio.wait_for(read(), seconds)", "        await read()",
+           (f"{_ABUSE}::test_a_body_that_trickles_in_is_cut_off",)),
+    Mutant("server logs a traceback when a client drops mid-body", "runtime/server/intake.py",
+           "    except ClientDisconnect:", "    except ZeroDivisionError:",
+           (f"{_ABUSE}::test_a_client_that_drops_mid_body_leaves_one_log_line",)),
+    # -- queue places of clients that hung up (item 8)
+    Mutant("server keeps the queue place of a client that hung up", "runtime/server/app.py",
+           "                    task.cancel()\n                    return", "                    return",
+           (f"{_ABUSE}::test_a_client_that_hangs_up_while_queued_gives_its_place_back",)),
+    Mutant("pool hands a model to a client that is gone", "runtime/server/pool.py",
+           "        if job is not None and job.stop.is_set():", "        if False:",
+           ("tests/server/test_pool.py::test_a_model_is_never_handed_to_a_client_that_is_gone",)),
+    # -- values (item 8)
+    Mutant("server API key compared with ==", "runtime/server/app.py",
+           'if not hmac.compare_digest(sent, f"Bearer {self.api_key}".encode()):',
+           'if sent != f"Bearer {self.api_key}".encode():',
+           (f"{_ABUSE}::test_the_api_key_is_compared_in_constant_time",)),
+    Mutant("server JSON reads NaN and Infinity", "runtime/server/intake.py",
+           "json.loads(data, parse_constant=_not_a_number)", "json.loads(data)",
+           (f"{_PROTOCOL}::test_non_finite_numbers_are_a_400",)),
+    Mutant("server range check lets NaN through", "runtime/server/protocol.py",
+           "not math.isfinite(value) or ", "",
+           (f"{_PROTOCOL}::test_nan_is_refused_by_the_range_check_too",)),
+    Mutant("server deep JSON is a 500", "runtime/server/intake.py",
+           "    except RecursionError:", "    except ZeroDivisionError:",
+           (f"{_PROTOCOL}::test_deeply_nested_json_is_a_400",)),
+    Mutant("server lets lone surrogates through", "runtime/server/protocol.py",
+           "    check_text(body)  # first", "    pass  # first",
+           (f"{_PROTOCOL}::test_a_lone_surrogate_is_a_400_anywhere",)),
+    Mutant("server takes any truthy allow_cloud_pii as consent", "runtime/server/protocol.py",
+           'allow_pii = body.get("allow_cloud_pii", False)', 'allow_pii = bool(body.get("allow_cloud_pii", False))',
+           (f"{_PROTOCOL}::test_allow_cloud_pii_takes_only_a_json_boolean",)),
+    Mutant("server stop strings of any length", "runtime/server/protocol.py",
+           "        if any(len(s) > MAX_STOP_CHARS for s in stops):", "        if False:",
+           (f"{_PROTOCOL}::test_stop_strings",)),
+    Mutant("server ignores audio modalities", "runtime/server/protocol.py",
+           'if modalities is not None and modalities != ["text"]:', "if False:",
+           (f"{_PROTOCOL}::test_audio_options_are_refused_by_name",)),
+    # -- the protocol (item 9)
+    Mutant("server splits a stop string into characters", "runtime/server/protocol.py",
+           "        stops = [stop] if isinstance(stop, str) else stop  #", "        stops = list(stop)  #",
+           (f"{_SERVER}::test_a_stop_string_is_one_stop_not_its_characters",)),
+    Mutant("server sends the usage chunk unasked", "runtime/server/app.py",
+           "                if req.include_usage:", "                if True:",
+           (f"{_SERVER}::test_no_usage_chunk_unless_asked",)),
+    Mutant("server says stop when max_tokens cut the answer", "runtime/server/protocol.py",
+           '"length": "length", "context"', '"length": "stop", "context"',
+           (f"{_ABUSE}::test_finish_reason_is_stop_at_eos_and_length_at_max_tokens",
+            f"{_SERVER}::test_chat_with_the_openai_client")),
+    Mutant("server says length when the model ended its answer", "runtime/server/protocol.py",
+           'FINISH = {"eos": "stop",', 'FINISH = {"eos": "length",',
+           (f"{_ABUSE}::test_finish_reason_is_stop_at_eos_and_length_at_max_tokens",)),
+    Mutant("server lists models without the API key", "runtime/server/app.py",
+           "    async def models(self, request):\n        self._authorize(request)\n",
+           "    async def models(self, request):\n",
+           (f"{_SERVER}::test_more_errors",)),
+    # -- cross-site requests (item 5)
+    Mutant("server answers any Host on loopback", "runtime/server/guard.py",
+           "if self.allowed is not None and host is not None and host_name(host) not in self.allowed:", "if False:",
+           (f"{_GUARD}::test_other_names_are_refused_on_a_loopback_bind",)),
+    Mutant("server takes POSTs of any content type", "runtime/server/guard.py",
+           '            if media != "application/json":', "            if False:",
+           (f"{_GUARD}::test_a_post_that_is_not_json_is_a_415",)),
+    Mutant("server request log world-readable", "runtime/server/__init__.py",
+           'fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)',
+           'fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)',
+           (f"{_ABUSE}::test_the_request_log_is_private_and_never_follows_a_symlink",)),
+    Mutant("server request log follows a planted symlink", "runtime/server/__init__.py",
+           '| getattr(os, "O_NOFOLLOW", 0) |', "|",
+           (f"{_ABUSE}::test_the_request_log_is_private_and_never_follows_a_symlink",)),
+    # -- OpenAI's penalties in the sampler (item 8)
+    Mutant("sampler ignores frequency and presence penalties", "runtime/sampling.py",
+           "    if frequency_penalty != 0.0 or presence_penalty != 0.0:\n        steps.append(",
+           "    if False:\n        steps.append(",
+           (f"{_PENALTIES}::test_greedy_generation_follows_the_formula",)),
+    Mutant("penalties count the prompt's tokens", "runtime/sampling.py",
+           "seen[prompt_tokens:], frequency_penalty", "seen, frequency_penalty",
+           (f"{_PENALTIES}::test_the_processor_counts_only_the_reply_and_runs_after_the_repetition_penalty",)),
+    Mutant("presence penalty applied per occurrence", "runtime/sampling.py",
+           "(counts * frequency_penalty + presence_penalty)", "(counts * (frequency_penalty + presence_penalty))",
+           (f"{_PENALTIES}::test_the_penalties_are_openais_formula",)),
+)
