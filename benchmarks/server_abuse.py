@@ -8,7 +8,7 @@ answer is compared with a serial run of the same request (the quality column: th
 The abuser, in abused rounds only, loops over:
   huge       a 7 MB chat body announced by Content-Length           (413 before reading)
   chunked    a 64 MB chunked body (no Content-Length)                (413 once the cap is read)
-  big prompt a prompt under the body cap, far over the context       (400 before tokenizing)
+  big prompt a 247 KB prompt, just under the body cap, far over the context (400 before tokenizing)
   deep JSON  200 000 nested arrays                                   (400)
   messages   5 000 messages                                          (400)
   long stops four 60 000-character stop strings                      (400)
@@ -114,7 +114,7 @@ def raw(port: int, head: bytes, body: bytes = b"", chunked_total: int = 0, hang_
 def abuser(server: Server, stop: threading.Event, counts: dict):
     ok = {"model": server.model_id, "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}
     huge = json.dumps({**ok, "messages": [{"role": "user", "content": "tell me more " * 570_000}]}).encode()
-    big_prompt = json.dumps({**ok, "messages": [{"role": "user", "content": "tell me more " * 60_000}]}).encode()
+    big_prompt = json.dumps({**ok, "messages": [{"role": "user", "content": "tell me more " * 19_000}]}).encode()
     deep = json.dumps(ok)[:-1].encode() + b', "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     many = json.dumps({**ok, "messages": ok["messages"] * 5000}).encode()
     stops = json.dumps({**ok, "stop": ["s" * 60_000] * 4}).encode()

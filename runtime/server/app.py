@@ -66,10 +66,11 @@ class Server:
         longest = intake.longest_token_bytes(model.tokenizer) if hasattr(model, "tokenizer") else None
         # A prompt of more bytes than this cannot fit the model's context (see intake.py); None: no bound known.
         self.prompt_limit = model.max_context * longest if longest else None
-        # The body cap: room for any prompt that could fit, escaped (\uXXXX is 6 bytes a character); the full
-        # 8 MB when a fallback's larger model may take what the device cannot.
+        # The body cap: room for any prompt that could fit, twice over for JSON's escapes (\uXXXX: 6 bytes for a
+        # 3-byte character) and twice again for the rest; the full 8 MB when a fallback's larger model may take what
+        # the device cannot. Every byte over what can be answered is work an abusive client makes us do.
         self.max_body = protocol.MAX_BODY if router is not None or self.prompt_limit is None else \
-            min(protocol.MAX_BODY, max(intake.MIN_BODY, 8 * self.prompt_limit))
+            min(protocol.MAX_BODY, max(intake.MIN_BODY, 4 * self.prompt_limit))
         # Requests are parsed and tokenized here, off the event loop. Two threads: the GIL runs one at a time
         # anyway, and a second lets a small request pass while a large one is prepared.
         self._prep = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-sdk-prep")
@@ -95,7 +96,7 @@ class Server:
     async def _http_error(self, request, exc: HTTPException):
         kind = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else None
         return JSONResponse(ApiError(exc.status_code, exc.detail or "error", code=kind).body(),
-                            status_code=exc.status_code)
+                            status_code=exc.status_code, headers=protocol.CLOSE)  # its body was not read
 
     async def _unexpected(self, request, exc: Exception):
         # The details (which may hold server paths) go to the server log with the traceback, not to the client.
@@ -109,7 +110,7 @@ class Server:
         sent = request.headers.get("authorization", "").encode("latin-1")  # the header's bytes, as received
         if not hmac.compare_digest(sent, f"Bearer {self.api_key}".encode()):
             raise ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
-                           type="authentication_error", code="invalid_api_key")
+                           type="authentication_error", code="invalid_api_key", headers=protocol.CLOSE)
 
     async def _off_loop(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._prep, fn, *args)
@@ -168,6 +169,12 @@ class Server:
         """Body bytes -> (validated request, prompt ids). CPU work: runs on a thread, never on the event loop."""
         body = intake.parse_json(data)
         self._log_request(path, body)
+        messages = body.get("messages") if isinstance(body, dict) and kind == "chat" else None
+        if self.router is None and isinstance(messages, list) and len(messages) > self.pool.model.max_context:
+            # before validating thousands of messages: each takes at least one token, so they cannot fit
+            raise ApiError(400, f"this model's maximum context is {self.pool.model.max_context} tokens and the request "
+                                f"has {len(messages)} messages (each takes at least one token); shorten it",
+                           param="messages", code="context_length_exceeded")
         req = protocol.parse(body, kind)
         if req.model not in self.model_ids():
             served = ", ".join(repr(m) for m in self.model_ids())

@@ -19,7 +19,7 @@ import ipaddress
 
 from starlette.responses import JSONResponse
 
-from .protocol import ApiError
+from .protocol import CLOSE, ApiError
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -66,7 +66,8 @@ class Guard:
         if scope["type"] == "http":
             error = self.check(scope)
             if error is not None:
-                await JSONResponse(error.body(), status_code=error.status)(scope, receive, send)
+                # Refused before its body is read: close the connection rather than read the body (protocol.CLOSE).
+                await JSONResponse(error.body(), status_code=error.status, headers=CLOSE)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -2,8 +2,9 @@
 work is done, and the work runs off the event loop.
 
 - the body: at most `limit` bytes (413, whether announced by Content-Length or sent chunked), within a
-  deadline (408: a body sent a byte at a time cannot hold a connection for ever); a client that hangs up
-  mid-body leaves one line in the log, not a traceback;
+  deadline (408: a body sent a byte at a time cannot hold a connection for ever); both close the connection,
+  so the rest of the body is never read; a client that hangs up mid-body leaves one line in the log, not a
+  traceback;
 - the JSON: strict (NaN and Infinity are not JSON numbers; Python's json reads them), nesting bounded by the
   interpreter's recursion limit (a clear 400, not a RecursionError);
 - the prompt: a lower bound on its token count from its size, checked before tokenizing. A token covers at
@@ -23,19 +24,19 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
-from .protocol import ApiError, ClientGone
+from .protocol import CLOSE, ApiError, ClientGone
 
 log = logging.getLogger("uvicorn.error")  # the server's own log (uvicorn configures and prints it)
 
 BODY_SECONDS = 30.0  # the whole body must arrive within this (a slow phone link still sends 1 MB in 30 s)
-MIN_BODY = 1 << 20  # the body cap when the device model alone answers: room for any prompt that could fit
+MIN_BODY = 256 << 10  # the least body cap when the device model alone answers (see Server.max_body)
 NORMALIZER_SHRINK = 4  # how much a tokenizer's normalizer may shrink text (NFC/NFKC at most 3x)
 
 
 async def read_body(request, limit: int, seconds: float = BODY_SECONDS) -> bytes:
     """The request body, at most `limit` bytes, arrived within `seconds`."""
     too_large = ApiError(413, f"the request body is larger than this server accepts ({_size(limit)})",
-                         code="request_too_large")
+                         code="request_too_large", headers=CLOSE)
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise too_large  # refused from the headers, before reading
@@ -54,7 +55,7 @@ async def read_body(request, limit: int, seconds: float = BODY_SECONDS) -> bytes
         await asyncio.wait_for(read(), seconds)
     except asyncio.TimeoutError:
         raise ApiError(408, f"the request body did not arrive within {seconds:.0f} s ({size} bytes came); send it "
-                            "at once", code="request_timeout") from None
+                            "at once", code="request_timeout", headers=CLOSE) from None
     except ClientDisconnect:
         client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
         log.warning("%s hung up while sending its request body (%d bytes came); request dropped", client, size)

@@ -31,6 +31,12 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+# For an error answered before the request body was read: close the connection after it. Else uvicorn keeps the
+# connection for the next request and reads (and discards) the rest of the body first: a client could stream an
+# endless body into a refused request and keep the server parsing it.
+CLOSE = {"Connection": "close"}
+
+
 class ClientGone(ApiError):
     """The client hung up (mid-body, or while its request waited for a model): nobody reads the answer."""
 

@@ -195,13 +195,15 @@ def _raw(port: int, head: bytes, body: bytes = b"", chunked: bool = False, total
 
 
 def test_a_chunked_body_over_the_cap_is_refused_as_it_comes(serve, tiny_bundle):
-    """No Content-Length to refuse from: the server counts and stops reading at its cap (1 MB for this bundle),
-    never reading the 64 MB the client tries to send."""
+    """No Content-Length to refuse from: the server counts and stops reading at its cap (256 KB for this bundle),
+    and closes the connection: it never reads the 64 MB the client tries to send."""
     server = serve(tiny_bundle)
     head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")
     status, sent = _raw(server.port, head, chunked=True, total=64 << 20)
-    assert status == 413 or (status is None and sent < 48 << 20), (status, sent)
+    # Refused, the connection is closed: the client's send fails after what the socket buffers hold (a few MB).
+    # A server that answered 413 and kept the connection would read (and drop) all 64 MB: `sent` would be 64 MB.
+    assert status in (413, None) and sent < 16 << 20, (status, sent)
     assert server.health()["status"] == "ok"
 
 
@@ -237,7 +239,7 @@ def test_bad_values_are_400s_that_name_them(serve, tiny_bundle):
         (json.dumps({**ok, "modalities": ["text", "audio"]}).encode(), "modalities"),
         (json.dumps({**ok, "stop": ["x" * 60_000]}).encode(), "stop"),
         (json.dumps({**ok, "messages": [{"role": "user", "content": "x"}] * 300}).encode(), "messages"),
-        (json.dumps({**ok, "messages": [{"role": "user", "content": "tell me more " * 50_000}]}).encode(), "bytes"),
+        (json.dumps({**ok, "messages": [{"role": "user", "content": "tell me more " * 15_000}]}).encode(), "bytes"),
     ]
     for body, words in cases:
         status, text = _post(server.url, body)
@@ -284,7 +286,7 @@ def test_an_abusive_client_does_not_stall_the_others(serve, tiny_bundle):
     ok = {"model": server.model_id, "messages": msgs, "max_tokens": 16}
     head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     huge = json.dumps({**ok, "messages": [{"role": "user", "content": "tell me more " * 600_000}]}).encode()  # 7 MB
-    under_cap = json.dumps({**ok, "messages": [{"role": "user", "content": "x y " * 200_000}]}).encode()  # 800 KB
+    under_cap = json.dumps({**ok, "messages": [{"role": "user", "content": "x y " * 60_000}]}).encode()  # 240 KB
     stop = threading.Event()
     seen: dict[int | None, int] = {}
 
