@@ -60,3 +60,8 @@ class DocumentReadError(EdgeError):
     Index.add records it as a failed file and indexes the rest."""
 
     exit_code = 1
+
+
+class StructuredOutputError(EdgeError):
+    """Structured output or tool calling (response_format, grammar, tools) cannot be served: the optional
+    grammar engine is not installed (the ``[structured]`` extra), or it gave up on a grammar mid-generation."""

@@ -1,23 +1,31 @@
-"""The export pipeline: source -> graph -> recipe -> bundle -> validation, one direction.
+"""The export pipeline, one direction: resolve -> load -> adapt -> emit -> quantize -> write -> validate.
 
     export("smollm2-135m-instruct", "bundles/smollm2", device="x86-64-laptop")
 
-Writes into a temporary folder that replaces `output` only when every check has passed.
+`_export` is the list of steps; each concern owns its step: sources.py resolves what the user typed,
+adapters/ decides what happens to LoRA adapters (merged or switchable, checked for the profile), gguf/
+decides which of a GGUF's own blocks the graph can take, the bundle kind picks its exporter (an encoder
+goes to embedder/export.py), the flavour its graph emitter, validate.py checks the bundle against
+transformers. Everything is written into a temporary folder that replaces `output` only when every
+check has passed.
 """
 from __future__ import annotations
 
 import datetime
 import json
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edge_sdk.errors import UnsupportedModelError
 
 from .bundle import check_output, save_onnx, staging, write_manifest
 from .graph.io import KV_TEMPLATES
 from .progress import Progress, quiet_libraries
-from .recipes import RECIPES, get_recipe
+from .recipes import RECIPES, Recipe, get_recipe
 
 
 def _versions() -> dict[str, str]:
@@ -114,256 +122,222 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
                        validate=validate, progress=progress, adapter=adapter, adapters=adapters)
 
 
-def _peft_reference(hf_model, adapter_dir: Path):
-    """The base model with the adapter applied by PEFT itself (not merged): the reference we validate against."""
-    try:
-        from peft import PeftModel
-    except ImportError as e:
-        from edge_sdk import install_hint
-        from edge_sdk.errors import SourceError
-
-        raise SourceError(f"exporting with an adapter needs peft (the reference it is checked against): "
-                          f"{install_hint('export')}") from e
-    return PeftModel.from_pretrained(hf_model, str(adapter_dir)).eval()
-
-
-def _read_switchable(adapters: dict, profile, progress) -> dict:
-    """{name: LoraAdapter} for --adapters, checked before any slow work."""
-    if not adapters:
-        return {}
-    from edge_sdk.runtime.lora.slots import MAX_ADAPTERS, valid_name
-
-    from .adapters import read_adapter
-
-    if profile.flavour != "fused":
-        raise UnsupportedModelError(
-            f"run-time adapters (--adapters) need the CPU graph; {profile.name} compiles a static graph whose weights "
-            "the NPU holds as constants (a QNN context binary bakes them in), so there an adapter is merged: "
-            "--adapter PEFT_DIR")
-    if len(adapters) > MAX_ADAPTERS:
-        raise UnsupportedModelError(f"at most {MAX_ADAPTERS} adapters per bundle, got {len(adapters)}")
-    out = {}
-    for name, path in adapters.items():
-        if not valid_name(name):
-            raise UnsupportedModelError(f"adapter name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
-        out[name] = read_adapter(path, name)
-        progress.note(f"adapter {name}: LoRA rank {out[name].describe()['rank']}, {len(out[name].modules)} modules, "
-                      "switchable at run time")
-    return out
-
-
-def _base_names(src) -> list[str]:
-    """The names this source goes by, against which an adapter's base_model_name_or_path is checked."""
-    names = [src.provenance.get("hub_id"), src.spec, src.provenance.get("gguf_name"), src.config.get("_name_or_path")]
-    return [str(n) for n in names if n]
-
-
-def _gguf_blocks(src, args, weights, rec, profile, *, merged: bool, progress) -> tuple[dict, dict]:
-    """A GGUF's own quantized blocks for the CPU default recipe (exporters/gguf/weights.py): each matrix the
-    file holds in a block format with an exact int4/int8 form is used as it is, not re-quantized.
-    Returns ({HF name: Blocks}, the manifest's `gguf_import` entry)."""
-    if src.kind != "gguf" or rec.name != "int4-b32" or profile.flavour != "fused" or merged:
-        return {}, {}
-    from edge_sdk.runtime.lora import SLOTS
-
-    from .gguf.weights import keep_whole_groups, read_source_blocks, summarize
-
-    progress.stage("reading the GGUF's quantized blocks (taken exactly, checked against transformers' weights)")
-    names = [n for n in args.expected_weights() if weights[n].ndim == 2]
-    blocks, report = read_source_blocks(src.path, src.provenance.get("gguf_arch") or args.model_type,
-                                        args.num_hidden_layers, weights, names)
-    keep_whole_groups(blocks, report, ([args.weight_name(lg, i) for lg in packed] for packed in SLOTS.values()
-                                       for i in range(args.num_hidden_layers)))
-    summary = summarize(report)
-    for qtype, row in summary.items():
-        progress.note(f"GGUF {qtype}: {row['exact']} tensors taken exactly (max |difference| {row['max_abs_diff']:.2g}), "
-                      f"{row['requantized']} re-quantized as {rec.name}")
-    for name, entry in report.items():
-        if not entry.get("exact") and entry.get("type") is not None:
-            progress.note(f"  {name} ({entry['type']}): {entry['why']}")
-    # Fused checkpoint tensors (Phi-3's qkv_proj) split into the rows the emitter reads, as the weights were.
-    return args.prepare_weights(blocks), {"gguf_import": {"summary": summary, "tensors": report}}
-
-
-def _write_switchable(tmp: Path, switchable: dict, packed: dict, args, weights) -> dict[str, Any]:
-    """The adapter files and the manifest's `lora` section."""
-    from .adapters import slot_dims, write_adapter_file
-
-    section = {"layers": args.num_hidden_layers, "slots": slot_dims(args, weights), "adapters": {}}
-    for name, lora in switchable.items():
-        file = f"adapters/{name}.npz"
-        write_adapter_file(packed[name], tmp / file)
-        section["adapters"][name] = {"file": file, **lora.describe()}
-    return section
-
-
-def _with_peft_adapter(hf_model, name: str, path: Path):
-    """The PEFT reference with adapter `name` active (the first one wraps the base model)."""
-    from peft import PeftModel
-
-    if isinstance(hf_model, PeftModel):
-        hf_model.load_adapter(str(path), adapter_name=name)
-        hf_model.set_adapter(name)
-        return hf_model.eval()
-    return PeftModel.from_pretrained(hf_model, str(path), adapter_name=name).eval()
-
-
 def _export(source, output, *, device, recipe, max_context, force, validate, progress: Progress,
             adapter=None, adapters=None) -> dict[str, Any]:
     from edge_sdk.devices import DEFAULT_PROFILE, load_profile
 
+    from .adapters import plan_adapters
+    from .gguf.weights import source_blocks
+    from .sources import resolve
+
+    # resolve: the output, device, recipe, adapters and source, each checked before any slow work
     output = Path(output)
-    check_output(output, force)  # before any slow work
+    check_output(output, force)
     profile = load_profile(device or DEFAULT_PROFILE)
-    rec = get_recipe(recipe or profile.recipe)
+    if recipe is not None:
+        _recipe(recipe, profile)
+    plan = plan_adapters(adapter, adapters, profile, progress)
+    progress.stage(f"resolving {source}")
+    src = resolve(source, progress)
+    if src.role == "embedder":  # the bundle kind picks its exporter
+        from .embedder.export import export_embedder
+
+        return export_embedder(src, output, profile=profile, recipe=recipe, max_context=max_context,
+                               adapters=bool(plan), force=force, validate=validate, progress=progress,
+                               versions=_versions())
+    args = src.args
+    target = _target(args, recipe, profile, max_context, progress)
+
+    # load: the reference model, its tokenizer and its fp32 weights
+    ref = _load(src, progress)
+
+    # adapt: a merged adapter into the checkpoint's own tensors (Phi-3's fused qkv_proj), then the tensors split
+    # as the emitter reads them, switchable adapters packed into slots, and a GGUF's own blocks where exact
+    weights, reference = plan.merge(ref.weights, ref.model, src.names, progress)
+    weights = args.prepare_weights(weights)
+    packed = plan.pack(args, weights, src.names)
+    blocks, gguf_import = source_blocks(src, args, weights, target.recipe, profile.flavour,
+                                        merged=plan.merged is not None, progress=progress)
+
+    with staging(output, force) as tmp:
+        # emit and quantize: the profile's flavour of graph, its weights in the recipe's formats
+        progress.stage(f"emitting the {profile.flavour} graph")
+        if profile.flavour == "static":  # the NPU's fixed-shape graphs, calibrated and QDQ-quantized inside
+            from .npu_export import export_static_bundle
+
+            graph = export_static_bundle(args, weights, tmp, profile=profile, recipe=target.recipe,
+                                         max_context=target.max_context, hf_tok=ref.tokenizer, progress=progress)
+        else:
+            graph = _fused_graph(args, weights, tmp, target, lora_slots=bool(plan.switchable), source_blocks=blocks,
+                                 progress=progress)
+        del blocks
+        # the manifest's quantization details: the static flavour's calibration, the GGUF blocks taken
+        details = {**graph.pop("quantization_details", {}), **gguf_import}
+
+        # write: the tokenizer, chat template and adapter files, and the manifest that lists every file
+        files = _write_tokenizer(tmp, ref)
+        adapted = plan.write(tmp, packed, args, weights)
+        name = plan.bundle_name(f"{src.spec.rstrip('/').split('/')[-1].removesuffix('.gguf').lower()}-"
+                                f"{target.recipe.name}-{profile.flavour}")
+        manifest = write_manifest(tmp, _manifest(name, src, ref, target, graph, files, adapted, details))
+
+        # validate: the bundle, run by our runtime, against transformers (and PEFT for each adapter)
+        if validate:
+            manifest = _validate(tmp, manifest, graph, reference, ref.tokenizer, target, plan, progress)
+        progress.stage(f"bundle written to {output}")
+    return manifest
+
+
+def _recipe(name: str, profile) -> Recipe:
+    """The named recipe, if it applies to the device profile's flavour."""
+    rec = get_recipe(name)
     if profile.flavour not in rec.flavours:
         raise UnsupportedModelError(
             f"recipe {rec.name!r} does not apply to the {profile.flavour!r} flavour of device {profile.name!r}; "
             f"recipes for it: {', '.join(r for r, v in RECIPES.items() if profile.flavour in v.flavours)}"
         )
+    return rec
 
-    from . import sources
 
-    lora = None
-    if adapter is not None:  # read and checked before minutes of loading
-        from .adapters import read_adapter
+@dataclass
+class _Target:
+    """What the bundle is built for, decided before minutes of loading."""
 
-        lora = read_adapter(adapter)
-        progress.note(f"adapter {lora.name}: LoRA rank {lora.describe()['rank']}, {len(lora.modules)} modules "
-                      f"({', '.join(lora.targets)})")
-    switchable = _read_switchable(adapters or {}, profile, progress)
-    progress.stage(f"resolving {source}")
-    src = sources.resolve(source, progress)
-    if src.role == "embedder":
-        if lora is not None or switchable:
-            raise UnsupportedModelError("adapters apply to language models, not to embedders")
-        from .embedder.export import export_embedder
+    profile: Any  # the device profile (devices/*.json)
+    recipe: Recipe
+    max_context: int
+    fit: dict[str, Any]  # the memory-fit estimate (exporters/fit.py)
 
-        if max_context is not None:
-            raise UnsupportedModelError("--max-context applies to decoders; an embedder's input length comes from "
-                                        "its sentence-transformers config")
-        return export_embedder(src, output, profile=profile, recipe=recipe, force=force, validate=validate,
-                               progress=progress, versions=_versions())
-    args = src.args
+
+def _target(args, recipe: str | None, profile, max_context: int | None, progress) -> _Target:
+    """The decoder's recipe (the profile's unless named), context and memory fit, checked for this model."""
+    from .fit import check_fit
+
+    rec = _recipe(recipe or profile.recipe, profile)
     ctx = int(max_context or min(profile.max_context, args.max_context_limit))
     progress.note(f"{args.model_type}: {args.num_hidden_layers} layers, hidden {args.hidden_size}, "
                   f"{args.parameter_count() / 1e6:.1f} M parameters; device {profile.name}: {profile.flavour} flavour, "
                   f"recipe {rec.name}, context {ctx}")
-    args.check_context(ctx)  # before minutes of loading
-    from .fit import check_fit
+    args.check_context(ctx)
+    return _Target(profile, rec, ctx, check_fit(args, rec, profile, ctx))
 
-    fit = check_fit(args, rec, profile, ctx)
 
+@dataclass
+class _Loaded:
+    """The source as transformers loads it: the reference model, its tokenizer, its fp32 weights."""
+
+    model: Any
+    tokenizer: Any
+    tokenizer_json: str  # normalised (a GGUF's), as the bundle ships it
+    notes: list[str]  # what the normalisation changed
+    weights: dict[str, np.ndarray]
+
+
+def _load(src, progress) -> _Loaded:
     progress.stage("loading weights with transformers (fp32)")
     hf_model = src.load_model()
-    hf_tok, tokenizer_json, tok_notes = src.load_tokenizer()
-    for note in tok_notes:
+    hf_tok, tokenizer_json, notes = src.load_tokenizer()
+    for note in notes:
         progress.note(f"tokenizer: {note}")
     if not hf_tok.chat_template:
         progress.note("the model has no chat template: prompts will be plain text")
     weights = {k: v.detach().float().numpy() for k, v in hf_model.state_dict().items()}
-    missing = [n for n in args.expected_weights() if n not in weights]
+    missing = [n for n in src.args.expected_weights() if n not in weights]
     if missing:
-        raise UnsupportedModelError(f"the checkpoint lacks weights the {args.model_type} architecture needs: {missing[:5]}")
-    if lora is not None:  # into the checkpoint's own tensors (Phi-3's fused qkv_proj), before they are split
-        from .adapters import merge_adapter
+        raise UnsupportedModelError(f"the checkpoint lacks weights the {src.args.model_type} architecture needs: "
+                                    f"{missing[:5]}")
+    return _Loaded(hf_model, hf_tok, tokenizer_json, notes, weights)
 
-        progress.stage(f"merging the adapter {lora.name} into the weights")
-        weights = merge_adapter(weights, lora, _base_names(src))
-        hf_model = _peft_reference(hf_model, lora.path)
-    weights = args.prepare_weights(weights)
-    packed = {}
-    if switchable:
-        from .adapters import pack_adapter
 
-        packed = {n: pack_adapter(a, args, weights, _base_names(src)) for n, a in switchable.items()}
+def _fused_graph(args, weights, folder: Path, target: _Target, *, lora_slots: bool, source_blocks,
+                 progress) -> dict[str, Any]:
+    """The CPU graph (onnxruntime contrib ops), its weights written in the recipe's formats or quantized by
+    onnxruntime's MatMulNBits quantizer; returns the manifest's graph and kv_cache sections."""
+    from .graph.decoder import emit_decoder
+    from .quantize import apply_recipe
+    from .recipes import emitter_options
 
-    source_blocks, gguf_import = _gguf_blocks(src, args, weights, rec, profile, merged=lora is not None,
-                                              progress=progress)
+    rec, ctx = target.recipe, target.max_context
+    model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress, lora_slots=lora_slots,
+                         source_blocks=source_blocks, **emitter_options(rec))
+    if rec.method == "ort-nbits":
+        progress.stage(f"quantizing: {rec.description}")
+        model = apply_recipe(model, rec)
+    files = save_onnx(model, folder, "model.onnx")
+    return {
+        "graph": {"flavour": "fused", "files": {"decoder": files[0]}, "max_context": ctx,
+                  "inputs": ["input_ids", "seqlens_k", "total_sequence_length", "num_logits_to_keep"],
+                  "outputs": ["logits"]},
+        "kv_cache": {"mode": "shared-buffer", "layout": "BNSD", "dtype": "float32",
+                     "num_layers": args.num_hidden_layers, "num_kv_heads": args.num_key_value_heads,
+                     "head_dim": args.head_dim, "past": KV_TEMPLATES["past"], "present": KV_TEMPLATES["present"]},
+    }
 
-    with staging(output, force) as tmp:
-        progress.stage(f"emitting the {profile.flavour} graph")
-        if profile.flavour == "static":
-            from .npu_export import export_static_bundle
 
-            graph_section = export_static_bundle(args, weights, tmp, profile=profile, recipe=rec, max_context=ctx,
-                                                 hf_tok=hf_tok, progress=progress)
-        else:
-            from .graph.decoder import emit_decoder
-            from .quantize import apply_recipe
-            from .recipes import emitter_options
+def _write_tokenizer(folder: Path, ref: _Loaded) -> dict[str, dict[str, Any]]:
+    """tokenizer.json, the pure backend's fast-loading copy (a phone has no `tokenizers`; validation runs
+    through it) and the chat template, if the model has one; returns the manifest entries naming them."""
+    from edge_sdk.runtime.tokenizer.compact import COMPACT_FILE, write_compact
 
-            model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress, lora_slots=bool(switchable),
-                                 source_blocks=source_blocks, **emitter_options(rec))
-            del source_blocks
-            if rec.method == "ort-nbits":
-                progress.stage(f"quantizing: {rec.description}")
-                model = apply_recipe(model, rec)
-            files = save_onnx(model, tmp, "model.onnx")
-            del model
-            graph_section = {
-                "graph": {"flavour": "fused", "files": {"decoder": files[0]}, "max_context": ctx,
-                          "inputs": ["input_ids", "seqlens_k", "total_sequence_length", "num_logits_to_keep"],
-                          "outputs": ["logits"]},
-                "kv_cache": {"mode": "shared-buffer", "layout": "BNSD", "dtype": "float32",
-                             "num_layers": args.num_hidden_layers, "num_kv_heads": args.num_key_value_heads,
-                             "head_dim": args.head_dim,
-                             "past": KV_TEMPLATES["past"], "present": KV_TEMPLATES["present"]},
-            }
-        quant_details = graph_section.pop("quantization_details", {})  # static flavour: calibration etc.
-        if switchable:
-            graph_section["lora"] = _write_switchable(tmp, switchable, packed, args, weights)
-        (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
-        from edge_sdk.runtime.tokenizer.compact import COMPACT_FILE, write_compact
+    (folder / "tokenizer.json").write_text(ref.tokenizer_json, encoding="utf-8")
+    compact = write_compact(json.loads(ref.tokenizer_json), folder / COMPACT_FILE)
+    chat = {}
+    if ref.tokenizer.chat_template:
+        (folder / "chat_template.jinja").write_text(ref.tokenizer.chat_template, encoding="utf-8")
+        chat = {"file": "chat_template.jinja"}
+    return {"tokenizer": {"compact_file": COMPACT_FILE} if compact else {}, "chat_template": chat}
 
-        # The pure backend's fast-loading copy (a phone has no `tokenizers`); validation runs through it.
-        compact = write_compact(json.loads(tokenizer_json), tmp / COMPACT_FILE)
-        chat = {}
-        if hf_tok.chat_template:
-            (tmp / "chat_template.jinja").write_text(hf_tok.chat_template, encoding="utf-8")
-            chat = {"file": "chat_template.jinja"}
-        name = f"{src.spec.rstrip('/').split('/')[-1].removesuffix('.gguf').lower()}-{rec.name}-{profile.flavour}"
-        if lora is not None:
-            name = f"{name}+{lora.name.lower()}"
-        manifest = {
-            "name": name,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "architecture": args.to_dict(),
-            **graph_section,
-            "tokenizer": {**_token_section(hf_tok, src), **({"compact_file": COMPACT_FILE} if compact else {})},
-            "chat_template": chat,
-            "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0},
-            "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,
-                             "block_size": rec.block_size, "symmetric": rec.symmetric,
-                             "accuracy_level": rec.accuracy_level, "method": rec.method,
-                             "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head,
-                             **quant_details, **gguf_import},
-            "device": {"profile": profile.name, "execution_providers": list(profile.execution_providers),
-                       "threads": profile.threads, "npu_only": profile.npu_only, "memory_fit": fit},
-            "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": tok_notes},
-            **({"adapter": {"merged": True, **lora.describe()}} if lora is not None else {}),
-            "validation": {"passed": None, "skipped": True},
-        }
-        manifest = write_manifest(tmp, manifest)
-        if validate:
-            from .validate import validate_bundle
 
-            # NPU bundles are validated as QDQ on this host's CPU (a simulated HTP takes ~10 s a token);
-            # the HTP itself is checked below for full offload.
-            on_host = DEFAULT_PROFILE if profile.flavour == "static" else None
-            progress.stage("validating against transformers" + (" (QDQ graphs on the host CPU)" if on_host else ""))
-            manifest["validation"] = validate_bundle(tmp, hf_model, hf_tok, rec, progress, device=on_host)
-            for name, spec in switchable.items():
-                progress.stage(f"validating the adapter {name} against PEFT")
-                hf_model = _with_peft_adapter(hf_model, name, spec.path)
-                result = validate_bundle(tmp, hf_model, hf_tok, rec, progress, device=on_host, adapter=name)
-                manifest["lora"]["adapters"][name]["validation"] = result
-            if "QNNExecutionProvider" in profile.execution_providers:
-                from .npu_export import calibration_ids
+def _manifest(name: str, src, ref: _Loaded, target: _Target, graph: dict, files: dict, adapted: dict,
+              details: dict) -> dict[str, Any]:
+    """The manifest before validation: every section the runtime reads (bundle.write_manifest adds the hashes)."""
+    rec, profile = target.recipe, target.profile
+    return {
+        "name": name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "architecture": src.args.to_dict(),
+        **graph,
+        **({"lora": adapted["lora"]} if "lora" in adapted else {}),
+        "tokenizer": {**_token_section(ref.tokenizer, src), **files["tokenizer"]},
+        "chat_template": files["chat_template"],
+        "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0},
+        "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,
+                         "block_size": rec.block_size, "symmetric": rec.symmetric,
+                         "accuracy_level": rec.accuracy_level, "method": rec.method,
+                         "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head,
+                         **details},
+        "device": {"profile": profile.name, "execution_providers": list(profile.execution_providers),
+                   "threads": profile.threads, "npu_only": profile.npu_only, "memory_fit": target.fit},
+        "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": ref.notes},
+        **({"adapter": adapted["adapter"]} if "adapter" in adapted else {}),
+        "validation": {"passed": None, "skipped": True},
+    }
 
-                # 12 tokens of a chat prompt: its start token is the one with the extreme activations.
-                prompt = calibration_ids(hf_tok, 12)[0]
-                manifest["validation"]["htp_offload"] = _htp_offload(tmp, graph_section, profile, progress, prompt)
-            manifest = write_manifest(tmp, manifest)
-        progress.stage(f"bundle written to {output}")
-    return manifest
+
+def _validate(folder: Path, manifest: dict, graph: dict, reference, hf_tok, target: _Target, plan,
+              progress) -> dict[str, Any]:
+    """The validation sections of the manifest (ValidationFailedError if a check fails); the manifest rewritten."""
+    from edge_sdk.devices import DEFAULT_PROFILE
+
+    from .references import with_peft_adapter
+    from .validate import validate_bundle
+
+    rec, profile = target.recipe, target.profile
+
+    # NPU bundles are validated as QDQ on this host's CPU (a simulated HTP takes ~10 s a token);
+    # the HTP itself is checked below for full offload.
+    on_host = DEFAULT_PROFILE if profile.flavour == "static" else None
+    progress.stage("validating against transformers" + (" (QDQ graphs on the host CPU)" if on_host else ""))
+    manifest["validation"] = validate_bundle(folder, reference, hf_tok, rec, progress, device=on_host)
+    for name, lora in plan.switchable.items():
+        progress.stage(f"validating the adapter {name} against PEFT")
+        reference = with_peft_adapter(reference, name, lora.path)
+        result = validate_bundle(folder, reference, hf_tok, rec, progress, device=on_host, adapter=name)
+        manifest["lora"]["adapters"][name]["validation"] = result
+    if "QNNExecutionProvider" in profile.execution_providers:
+        from .npu_export import calibration_ids
+
+        # 12 tokens of a chat prompt: its start token is the one with the extreme activations.
+        prompt = calibration_ids(hf_tok, 12)[0]
+        manifest["validation"]["htp_offload"] = _htp_offload(folder, graph, profile, progress, prompt)
+    return write_manifest(folder, manifest)

@@ -61,6 +61,8 @@ from typing import Sequence
 import numpy as np
 import onnx
 
+from .graph.io import KEEP_FLOAT
+
 # onnx.save refuses protobufs over 2 GB; stay well under it and spill weights to a side file.
 EXTERNAL_DATA_BYTES = 1_800_000_000
 
@@ -241,8 +243,6 @@ def float_nodes(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
     """Names of the nodes to leave unquantized: those the emitter tagged KEEP_FLOAT (the residual
     stream), the consumers of the `float_weights` initializers, and, with `outlier_range`, any
     node with a float output whose |range| exceeds it."""
-    from edge_sdk.exporters.graph.static import KEEP_FLOAT
-
     names = []
     for node in model.graph.node:
         if node.doc_string == KEEP_FLOAT or any(i in float_weights for i in node.input):
@@ -394,8 +394,6 @@ def _int4_tensor(name: str, q: np.ndarray) -> onnx.TensorProto:
 
 
 def _tagged(model: onnx.ModelProto) -> set[str]:
-    from edge_sdk.exporters.graph.static import KEEP_FLOAT
-
     return {n.name for n in model.graph.node if n.doc_string == KEEP_FLOAT}
 
 

@@ -57,6 +57,12 @@ class ModelSource:
     def model_dir(self) -> Path:
         return self.path if self.kind == "hf-folder" else self.path.parent
 
+    @property
+    def names(self) -> list[str]:
+        """The names this source goes by, against which an adapter's base_model_name_or_path is checked."""
+        names = [self.provenance.get("hub_id"), self.spec, self.provenance.get("gguf_name"), self.config.get("_name_or_path")]
+        return [str(n) for n in names if n]
+
     def _hf_kwargs(self) -> dict[str, Any]:
         return {"gguf_file": self.path.name} if self.kind == "gguf" else {}
 

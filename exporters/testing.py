@@ -77,7 +77,9 @@ def random_hf_model(model_type: str = "llama", seed: int = 0, **config_extra):
     return args, AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg)).eval()
 
 
-def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: int = 0, **config) -> Path:
+def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: int = 0, *, chat: bool = True,
+                        **config) -> Path:
+    """A Hugging Face folder of a random model; `chat=False`: a base model, whose tokenizer has no chat template."""
     import torch
     from transformers import PreTrainedTokenizerFast
 
@@ -93,7 +95,8 @@ def make_tiny_model_dir(out_dir: str | Path, model_type: str = "llama", seed: in
     model.save_pretrained(out)
     tok = PreTrainedTokenizerFast(tokenizer_object=make_tokenizer(args.vocab_size, specials), bos_token=bos,
                                   eos_token=eos, pad_token=pad, unk_token=None)
-    tok.chat_template = template
+    if chat:
+        tok.chat_template = template
     tok.save_pretrained(out)
     return out
 
@@ -110,18 +113,6 @@ def make_tiny_bundle(out_dir: str | Path, model_type: str = "llama", recipe: str
         src = make_tiny_model_dir(Path(tmp) / f"tiny-{model_type}", model_type, seed)
         export(str(src), out, recipe=recipe, max_context=max_context, force=force, progress=False)
     return out
-
-
-def hf_greedy(hf_model, ids, max_new_tokens: int, eos_ids=(2,)) -> list[int]:
-    """transformers' greedy continuation of `ids`, without the final eos (our generator never yields it)."""
-    import torch
-
-    eos = list(eos_ids)
-    with torch.no_grad():
-        out = hf_model.generate(torch.tensor([list(ids)]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=int(eos[0]))
-    tokens = out[0, len(ids):].tolist()
-    return tokens[:-1] if tokens and tokens[-1] in eos else tokens
 
 
 def write_gguf(path: str | Path, arch: str | None = "llama", *, block_count: int | None = None,

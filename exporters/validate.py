@@ -1,9 +1,11 @@
 """Validation inside export: the bundle, run by our own runtime, against references we did not write.
 
 - tokenizer parity: the device tokenizer (pure Python) versus Hugging Face `tokenizers` on the exported
-  tokenizer.json, over a varied text set; plus the chat prompts versus transformers' apply_chat_template;
+  tokenizer.json, over a varied text set; plus the prompts as the device builds them versus transformers:
+  through the chat template (apply_chat_template), or, for a base model with no chat template, as plain
+  text (the tokenizer with its special tokens, e.g. BOS);
 - logits versus transformers on several prompts (max abs difference, top-1 agreement);
-- greedy tokens versus transformers `generate` on chat prompts;
+- greedy tokens versus transformers `generate` on those prompts;
 - perplexity on the built-in eval text versus transformers fp32 (the quality bound of the recipe).
 A check that fails raises ValidationFailedError naming the check and the figure; the figures go
 into the manifest either way.
@@ -19,7 +21,7 @@ import numpy as np
 from edge_sdk.errors import ValidationFailedError
 
 from .recipes import Recipe
-from .testing import hf_greedy
+from .references import hf_greedy
 
 CHAT_PROMPTS = [
     "What is the capital of France?",
@@ -100,6 +102,19 @@ def _chat_ids(model, hf_tok) -> tuple[Check, list[list[int]]]:
         ids_all.append(theirs)
     msg = f"chat prompt ids differ from transformers' apply_chat_template for {bad}" if bad else ""
     return Check("chat_template_ids", not bad, {"prompts": len(CHAT_PROMPTS), "mismatches": len(bad)}, msg), ids_all
+
+
+def _plain_ids(model, hf_tok) -> tuple[Check, list[list[int]]]:
+    """A base model's prompts: plain text, with the special tokens its tokenizer adds (BOS), as transformers does."""
+    bad, ids_all = [], []
+    for p in CHAT_PROMPTS:
+        ours = model.encode_prompt(p)
+        theirs = list(hf_tok(p)["input_ids"])
+        if ours != theirs:
+            bad.append(p)
+        ids_all.append(theirs)
+    msg = f"plain-text prompt ids differ from the transformers tokenizer's for {bad}" if bad else ""
+    return Check("plain_prompt_ids", not bad, {"prompts": len(CHAT_PROMPTS), "mismatches": len(bad)}, msg), ids_all
 
 
 def _logits(model, hf_model, prompts: list[list[int]], recipe: Recipe) -> Check:
@@ -187,13 +202,14 @@ def validate_bundle(bundle_dir: Path, hf_model, hf_tok, recipe: Recipe, progress
     model.adapter = adapter  # a run-time adapter, checked against the PEFT model `hf_model`
     checks = [_tokenizer_parity(model, bundle_dir, hf_tok)]
     progress.note(f"tokenizer parity: {checks[-1].figures['mismatches']} mismatches on {checks[-1].figures['chars']} chars")
-    chat_check, chat_ids = _chat_ids(model, hf_tok)
-    checks.append(chat_check)
+    # The prompts as the device builds them: a chat turn, or plain text for a model with no chat template.
+    prompt_check, prompt_ids = (_chat_ids if model.template is not None else _plain_ids)(model, hf_tok)
+    checks.append(prompt_check)
     raw_ids = [hf_tok.encode(t, add_special_tokens=False) for t in RAW_PROMPTS]
-    checks.append(_logits(model, hf_model, chat_ids + raw_ids, recipe))
+    checks.append(_logits(model, hf_model, prompt_ids + raw_ids, recipe))
     f = checks[-1].figures
     progress.note(f"logits: max abs diff {f['max_abs_diff']:.2e}, top-1 agreement {f['top1_agreement']:.2%} over {f['positions']} positions")
-    checks.append(_greedy(model, hf_model, chat_ids, recipe, n_tokens, model.eos_token_ids))
+    checks.append(_greedy(model, hf_model, prompt_ids, recipe, n_tokens, model.eos_token_ids))
     f = checks[-1].figures
     progress.note(f"greedy: {f['identical']}/{f['prompts']} prompts identical over {n_tokens} tokens (prefixes {f['matching_prefix']})")
     checks.append(_quality(model, hf_model, recipe))

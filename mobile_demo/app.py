@@ -266,6 +266,8 @@ class ChatApp(DocumentsMixin, App):
             self.banner_text = f"Cloud fallback not changed: {e}. Still {_policy_words(self.policy)}."
             self.banner_action = ""
             return False
+        if self.router is not None:
+            self.router.close()  # its fallback threads end once a call still running (if any) is done
         self.router = router
         self.policy, self.fallback_url, self.fallback_model = policy, url, name
         self.fallback_key, self.redact = fallback_key, bool(redact)
@@ -452,7 +454,7 @@ class ChatApp(DocumentsMixin, App):
             Clock.schedule_once(partial(_scroll_end, rv), 0)
 
 
-FALLBACK_TIMEOUT_S = 20.0  # per attempt (one retry): the device answers when the fallback does not
+FALLBACK_TIMEOUT_S = 20.0  # for the whole call (a retry included): then the device answers
 
 
 def _bubble(role: str, text: str, route: str = "") -> dict:

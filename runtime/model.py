@@ -20,8 +20,9 @@ from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
 from .bundle import read_manifest, resolve
 from .bundle.manifest import manifest_kind
+from .bundle.schema import MAX_THREADS
 from .providers import SessionConfig
-from .stopping import StopStrings
+from .stopping import StopStrings, check_stop_limits
 from .tokenizer import Tokenizer
 
 Messages = Sequence[dict[str, str]]
@@ -67,11 +68,17 @@ def _session_config(manifest: dict[str, Any], device: str | None, threads: int |
         dev.update(execution_providers=list(profile.execution_providers), threads=profile.threads,
                    npu_only=profile.npu_only, provider_options=getattr(profile, "provider_options", {}) or {})
     providers = dev.get("execution_providers") or ["CPUExecutionProvider"]
-    if threads is None:
-        env = os.environ.get("EDGE_SDK_THREADS")
-        threads = int(env) if env else dev.get("threads")
-    if threads is not None and int(threads) < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    env = os.environ.get("EDGE_SDK_THREADS") if threads is None else None
+    if env:  # bounded as a manifest's and a profile's threads are (issue 11: `threads: 300` started 302 threads)
+        if not env.isdigit() or not 1 <= int(env) <= MAX_THREADS:
+            from edge_sdk.errors import DeviceError
+
+            raise DeviceError(f"EDGE_SDK_THREADS must be an integer from 1 to {MAX_THREADS}, got {env[:20]!r}")
+        threads = int(env)
+    threads = dev.get("threads") if threads is None else threads
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
     return SessionConfig(providers=list(providers), threads=threads, npu_only=bool(dev.get("npu_only", False)),
                          provider_options=dev.get("provider_options", {}) or {})
 
@@ -144,14 +151,15 @@ class Model:
 
     # -- prompts ------------------------------------------------------------------------------------
     def encode_prompt(self, prompt: str | Messages, *, raw: bool = False) -> list[int]:
-        """Token ids for a prompt: a string is one user turn through the chat template (unless `raw`)."""
+        """Token ids for a prompt: a string is one user turn through the chat template (unless `raw`);
+        a model without a chat template (a base model) takes a string as plain text."""
         if isinstance(prompt, (bytes, bytearray)):
             raise TypeError("prompt must be text (str), not bytes: decode it first, e.g. prompt.decode('utf-8')")
         if not isinstance(prompt, (str, list, tuple)):
             raise TypeError(f"prompt must be a str or a list of chat messages, got {type(prompt).__name__}")
         if isinstance(prompt, str) and not prompt:
             raise ValueError("prompt is empty: give the text to answer")
-        if raw:
+        if raw or (self.template is None and isinstance(prompt, str)):
             if not isinstance(prompt, str):
                 raise ValueError("raw=True needs a string prompt, not messages")
             ids = self.tokenizer.encode(prompt)
@@ -161,7 +169,8 @@ class Model:
             return ids
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         if self.template is None:
-            raise BundleError("this bundle has no chat template; pass raw=True to generate from plain text")
+            raise ValueError("this model has no chat template (a base model): give the prompt as plain text (a str), "
+                             "not chat messages")
         return self.template.encode(messages, self.tokenizer, add_generation_prompt=True)
 
     # -- generation ---------------------------------------------------------------------------------
@@ -190,16 +199,19 @@ class Model:
                 raise TypeError(f"stop must be a string or a list of strings, got {stop!r}")
             if not stops or not all(stops):
                 raise ValueError(f"stop strings must not be empty, got {stop!r}")
+            check_stop_limits(stops)  # bounded: they come from requests and the command line
         return s
 
     def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, *,
-                   speculative: bool = False, confidence=None, adapter=_DEFAULT, **kw) -> Iterator[str]:
+                   speculative: bool = False, confidence=None, adapter=_DEFAULT, constraint=None,
+                   **kw) -> Iterator[str]:
         """Text pieces generated after `prompt_ids` (the layer chat sessions and the CLI share).
 
         speculative: prompt-lookup decoding (drafts copied from the context, verified in one pass);
         greedy only, and the output is token-identical to plain greedy decoding.
         confidence: an object whose `observe(logits, token)` sees every sampled token (hybrid.Confidence).
         adapter: the LoRA adapter for this generation (None: the base model; default: `self.adapter`).
+        constraint: a grammar for this one generation (runtime/structured: structured.generation.constraint_for).
         """
         adapter = self._adapter if adapter is _DEFAULT else adapter
         self._check_adapter(adapter)
@@ -212,6 +224,9 @@ class Model:
             if s["temperature"] != 0 or s["repetition_penalty"] != 1.0 or s["frequency_penalty"] or s["presence_penalty"]:
                 raise ValueError("speculative=True needs greedy decoding: temperature=0 and no repetition, frequency or "
                                  "presence penalty")
+            if constraint is not None:
+                raise ValueError("speculative=True does not combine with structured output (response_format, grammar, "
+                                 "tools) yet")
             stats = stats if stats is not None else SpeculativeStats()
             self.last_stats = stats
             tokens = generate_tokens_speculative(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"],
@@ -222,13 +237,17 @@ class Model:
             sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
             processor = sampling.make_logits_processor(s["repetition_penalty"], s["frequency_penalty"],
                                                        s["presence_penalty"], prompt_tokens=len(prompt_ids))
+            if constraint is not None:  # only tokens the grammar allows, sampled as from the masked logits
+                sampler = constraint.sampler(sampler, temperature=s["temperature"], top_k=s["top_k"],
+                                             top_p=s["top_p"], min_p=s["min_p"])
             if confidence is not None:
                 sampler, processor = _observed(sampler, processor, confidence)
             tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
-                                     processor=processor, eos_ids=self.eos_token_ids, stats=stats)
+                                     processor=processor, eos_ids=self.eos_token_ids, stats=stats, constraint=constraint)
         tokens = self._with_adapter(adapter, tokens)
-        return self._busy.hold(stream_text(tokens, StreamingDetokenizer(self.tokenizer, skip_special_tokens=True),
-                                           stop, stats))
+        # Under a grammar, special tokens are part of the syntax (a tool-call marker); it admits no others.
+        detokenizer = StreamingDetokenizer(self.tokenizer, skip_special_tokens=constraint is None)
+        return self._busy.hold(stream_text(tokens, detokenizer, stop, stats))
 
     def _with_adapter(self, adapter: str | None, tokens: Iterator[int]) -> Iterator[int]:
         # Bound when the generation starts (inside the one-at-a-time lock), not when it is requested.
@@ -240,13 +259,24 @@ class Model:
 
         `prompt` is a user message (str) or a list of chat messages; keyword arguments are
         max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, frequency_penalty and
-        presence_penalty (OpenAI's, in [-2, 2]: they count only the reply's own tokens), seed, stop.
+        presence_penalty (OpenAI's, in [-2, 2]: they count only the reply's own tokens), seed, stop, and the
+        structured-output fields of OpenAI's API (docs/structured.md): response_format, grammar=("lark" |
+        "regex", text), tools, tool_choice, parallel_tool_calls. With tools, the stream also yields
+        ToolCallDelta events (the call's id and name first, then its arguments' JSON text).
         """
+        fields = structured_fields(kw)
+        if fields or _has_tool_turns(prompt):
+            from .structured.generation import stream_reply
+
+            return stream_reply(self, prompt, raw=raw, fields=fields, stream_ids_kw=dict(kw, speculative=speculative))
         return self.stream_ids(self.encode_prompt(prompt, raw=raw), speculative=speculative, **kw)
 
     def generate(self, prompt: str | Messages, *, raw: bool = False, **kw) -> str:
-        """The whole reply as one string (see `stream` for the arguments)."""
-        return "".join(self.stream(prompt, raw=raw, **kw))
+        """The whole reply (see `stream` for the arguments) as a Reply: a str, plus `.tool_calls` (ToolCall
+        objects: id, name, arguments parsed) and `.finish_reason` ("stop", "length" or "tool_calls")."""
+        from .structured.generation import collect
+
+        return collect(self.stream(prompt, raw=raw, **kw), self)
 
     def chat(self, system: str | None = None, *, adapter=_DEFAULT) -> "ChatSession":
         """A multi-turn conversation that keeps its KV cache between turns (with `adapter`, default self.adapter)."""
@@ -282,8 +312,9 @@ class ChatSession:
         self.model = model
         self.system = system
         self.adapter = adapter  # every turn runs with it (another adapter in between costs a recompute)
-        self.messages: list[dict[str, str]] = []
+        self.messages: list[dict] = []
         self.last_stats = GenerationStats()
+        self.last_reply = None  # the Reply of the last turn
         self._busy = _OneAtATime("ChatSession")
         self.reset()
 
@@ -296,15 +327,28 @@ class ChatSession:
         """Tokens this conversation occupies in the context (0 for a new chat)."""
         return self._tokens_used
 
-    def stream(self, user_text: str, *, confidence=None, **kw) -> Iterator[str]:
+    def stream(self, user_text: str | None, *, confidence=None, **kw) -> Iterator[str]:
         """Yield the assistant's reply to `user_text`; the reply (even a stopped one) joins the history.
 
         confidence: see Model.stream_ids (the hybrid router scores the reply with it).
+        Structured output and tools take the fields Model.stream does; after a reply with tool calls, give
+        each call's result to add_tool_result() and call stream(None, tools=...) for the model's answer.
         Turns from several threads on one session run one after the other, each on the history as
         the previous turn left it."""
-        _check_user_text(user_text)
+        return self._start(user_text, confidence, kw)
+
+    def _start(self, user_text: str | None, confidence, kw: dict, sink: list | None = None) -> Iterator[str]:
+        fields = structured_fields(kw)
+        if user_text is not None or not self.messages or self.messages[-1]["role"] != "tool":
+            _check_user_text(user_text)  # None continues after tool results only
         self.model._settings(kw)  # bad arguments fail here, at the call, not at the first next()
-        return self._busy.hold(self._turn(user_text, confidence, kw))
+        structured = None
+        if fields:  # bad fields too, and the grammar is compiled now
+            from .structured.generation import constraint_for, prepare
+
+            spec = prepare(self.model, fields)
+            structured = (spec, constraint_for(self.model, spec))
+        return self._busy.hold(self._turn(user_text, confidence, kw, structured, sink))
 
     def add_exchange(self, user_text: str, reply: str) -> None:
         """Put a turn answered elsewhere (the hybrid router's fallback) into the history: the next turn
@@ -313,7 +357,7 @@ class ChatSession:
         if not isinstance(reply, str):
             raise TypeError(f"reply must be a str, got {type(reply).__name__}")
         self.messages += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
-        self._tokens_used = len(self.model.encode_prompt(self.messages))
+        self._tokens_used = len(self._encode(self.messages))
 
     def revise_reply(self, reply: str) -> None:
         """Replace the last assistant reply (the router's fallback answered instead). The cache keeps the
@@ -323,18 +367,38 @@ class ChatSession:
         if not self.messages or self.messages[-1]["role"] != "assistant":
             raise ValueError("there is no reply to revise: the conversation does not end with one")
         self.messages[-1] = {"role": "assistant", "content": reply}
-        self._tokens_used = len(self.model.encode_prompt(self.messages))
+        self._tokens_used = len(self._encode(self.messages))
+
+    def add_tool_result(self, tool_call_id: str, content) -> None:
+        """The result of one of the last reply's tool calls (a str; other values are sent as JSON)."""
+        called = {c.get("id") for m in self.messages if m["role"] == "assistant" for c in m.get("tool_calls") or ()}
+        if tool_call_id not in called:
+            raise ValueError(f"no tool call with id {tool_call_id!r} in this conversation")
+        if not isinstance(content, str):
+            import json
+
+            content = json.dumps(content, ensure_ascii=False)
+        self.messages.append({"role": "tool", "tool_call_id": tool_call_id, "content": content})
 
     def fits(self, user_text: str) -> bool:
         """Whether the device model has room for `user_text` after this conversation (and for a reply)."""
         return len(self._next_ids(user_text)) < self.model.max_context
 
-    def _next_ids(self, user_text: str) -> list[int]:
+    def _next_ids(self, user_text: str | None, spec=None) -> list[int]:
         """The prompt of the next turn: this conversation, `user_text`, and the assistant's header."""
-        return self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
+        turn = [] if user_text is None else [{"role": "user", "content": user_text}]
+        return self._encode([*self.messages, *turn], spec)
 
-    def _turn(self, user_text: str, confidence, kw: dict) -> Iterator[str]:
-        ids = self._next_ids(user_text)
+    def _encode(self, messages, spec=None) -> list[int]:
+        if spec is not None or _has_tool_turns(messages):
+            from .structured.generation import encode
+
+            return encode(self.model, messages, spec)
+        return self.model.encode_prompt(messages)
+
+    def _turn(self, user_text: str | None, confidence, kw: dict, structured=None, sink=None) -> Iterator[str]:
+        spec, constraint = structured or (None, None)
+        ids = self._next_ids(user_text, spec)
         if len(ids) >= self.model.max_context:  # fail before the history changes; leave room for a reply
             from edge_sdk.errors import ContextLengthError
 
@@ -344,20 +408,49 @@ class ChatSession:
             )
         stats = GenerationStats()
         self.last_stats = stats
-        pieces = self.model.stream_ids(ids, stats=stats, confidence=confidence, adapter=self.adapter, **kw)
-        self.messages.append({"role": "user", "content": user_text})
+        pieces = self.model.stream_ids(ids, stats=stats, confidence=confidence, adapter=self.adapter,
+                                       constraint=constraint, **kw)
+        if structured is not None or _has_tool_turns(self.messages):
+            from .structured.generation import ReplyStream
+
+            pieces = ReplyStream(pieces, spec, stats)
+        if user_text is not None:
+            self.messages.append({"role": "user", "content": user_text})
         reply: list[str] = []
         try:
             for piece in pieces:
-                reply.append(piece)
+                if isinstance(piece, str):
+                    reply.append(piece)
                 yield piece
         finally:
             pieces.close()
-            self.messages.append({"role": "assistant", "content": "".join(reply)})
+            from .structured.generation import finished_reply
+
+            self.last_reply = finished_reply(pieces, "".join(reply), stats)
+            if sink is not None:  # send()'s own reply, whatever turn another thread runs next
+                sink.append(self.last_reply)
+            self.messages.append(self.last_reply.message())
             self._tokens_used = len(self.model.decoder.tokens)
 
-    def send(self, user_text: str, **kw) -> str:
-        return "".join(self.stream(user_text, **kw))
+    def send(self, user_text: str | None, **kw) -> str:
+        """The whole reply as a Reply (a str with .tool_calls and .finish_reason; see Model.generate)."""
+        sink: list = []
+        for _ in self._start(user_text, kw.pop("confidence", None), kw, sink):
+            pass
+        return sink[0]
+
+
+def structured_fields(kw: dict) -> dict:
+    """Take the structured-output fields (response_format, grammar, tools, ...) out of generation arguments."""
+    from .structured.generation import pop_fields
+
+    return pop_fields(kw)
+
+
+def _has_tool_turns(prompt) -> bool:
+    from .structured.render import has_tool_turns
+
+    return has_tool_turns(prompt)
 
 
 def _check_user_text(user_text) -> None:

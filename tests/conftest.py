@@ -27,6 +27,25 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny_model_dir(tmp_path_factory.mktemp("tinysrc") / "tiny-llama", "llama")
 
 
+@pytest.fixture(scope="session")
+def tiny_base_model_dir(tmp_path_factory) -> Path:
+    """The tiny llama as a base model: its tokenizer has no chat template."""
+    pytest.importorskip("torch")
+    from edge_sdk.exporters.testing import make_tiny_model_dir
+
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tinybase") / "tiny-base", "llama", chat=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_bundle(tmp_path_factory, tiny_base_model_dir) -> Path:
+    """A validated fp32 bundle of the base model (no chat template: prompts are plain text)."""
+    from edge_sdk.exporters.export import export
+
+    out = tmp_path_factory.mktemp("tinybase-bundle") / "bundle"
+    export(str(tiny_base_model_dir), out, recipe="fp32", max_context=256, progress=False)
+    return out
+
+
 def require_pypi(what: str) -> None:
     """Skip, saying why, when the package index cannot be reached (an offline machine): never an error."""
     import socket

@@ -54,9 +54,24 @@ def seed(text: str) -> int:
 
 
 def stop_text(text: str) -> str:
+    from edge_sdk.runtime.stopping import MAX_STOP_CHARS  # stdlib only: cheap
+
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
+    if len(text) > MAX_STOP_CHARS:
+        raise argparse.ArgumentTypeError(f"a stop string is at most {MAX_STOP_CHARS} characters, this one has {len(text)}")
     return text
+
+
+class _AppendStop(argparse._AppendAction):
+    """--stop, repeatable up to the runtime's limit on the number of stop strings."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from edge_sdk.runtime.stopping import MAX_STOP_STRINGS
+
+        if len(getattr(namespace, self.dest, None) or []) >= MAX_STOP_STRINGS:
+            raise argparse.ArgumentError(self, f"at most {MAX_STOP_STRINGS} stop strings")
+        super().__call__(parser, namespace, values, option_string)
 
 
 def add_load_args(p: argparse.ArgumentParser) -> None:
@@ -77,7 +92,7 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-p", type=min_p, default=0.0, help="drop tokens below min-p x the top probability (0 = off)")
     g.add_argument("--repetition-penalty", type=penalty, default=1.0, help="> 1 discourages repeats (1.0 = off)")
     g.add_argument("--seed", type=seed, help="random seed: the same seed gives the same text")
-    g.add_argument("--stop", action="append", type=stop_text, metavar="TEXT",
+    g.add_argument("--stop", action=_AppendStop, type=stop_text, metavar="TEXT",
                    help="stop when TEXT is generated (repeatable)")
 
 

@@ -28,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
     if args.system is not None:
         read_text_arg(args.system, "--system")
     model = load_model(args)
+    if model.template is None:  # a base model continues text; a conversation needs the template's turns
+        print(f"error: {args.bundle} has no chat template (a base model): continue plain text with "
+              f"`edge-sdk run {args.bundle} --prompt TEXT`", file=sys.stderr)
+        return 2
     chat = model.chat(system=args.system)
     kw = sampling_kwargs(args)
     print(f"{model.manifest['name']} - context {model.max_context} tokens. {HELP}", file=sys.stderr)

@@ -10,11 +10,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="generate a reply to one prompt",
                        description="Stream the model's reply to one prompt, then print tokens, time to first "
                                    "token and tokens/s. The prompt goes through the bundle's chat template "
-                                   "as one user message unless --raw.")
+                                   "as one user message unless --raw; a model without a chat template (a base "
+                                   "model) takes it as plain text.")
     add_load_args(p)
     p.add_argument("-p", "--prompt", required=True, help="the user message (use - to read it from stdin)")
     p.add_argument("--system", help="system prompt")
-    p.add_argument("--raw", action="store_true", help="feed the prompt as plain text, without the chat template")
+    p.add_argument("--raw", action="store_true", help="feed the prompt as plain text, without the chat template "
+                                                      "(always so for a model that has none)")
     p.add_argument("--json", action="store_true", help="print one JSON object (text + figures) instead of streaming")
     p.add_argument("--speculative", action="store_true",
                    help="prompt-lookup speculative decoding (greedy only; same text, faster on extraction/summaries)")
@@ -41,14 +43,16 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = load_model(args)
     load_s = time.perf_counter() - t0
-    if args.raw:
+    raw = args.raw or model.template is None  # a base model has no chat template: its prompts are plain text
+    if raw:
         if args.system:
-            print("error: --system cannot be combined with --raw", file=sys.stderr)
+            why = "cannot be combined with --raw" if args.raw else "needs a chat template, and this model has none"
+            print(f"error: --system {why}", file=sys.stderr)
             return 2
         request = prompt
     else:
         request = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
-    pieces = model.stream(request, raw=args.raw, speculative=args.speculative, **sampling_kwargs(args))
+    pieces = model.stream(request, raw=raw, speculative=args.speculative, **sampling_kwargs(args))
     if args.json:
         text = "".join(pieces)
         s = model.last_stats

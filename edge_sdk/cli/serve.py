@@ -77,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--confidence-threshold", type=float, metavar="X",
                    help="escalate under auto when the device answer's confidence is below X (default: calibrated, "
                         "see docs/server.md)")
-    h.add_argument("--fallback-timeout", type=float, default=30.0, metavar="S", help="seconds per fallback request (30)")
+    h.add_argument("--fallback-timeout", type=float, default=30.0, metavar="S",
+                   help="deadline in seconds for a whole fallback call, retries included (30)")
     p.set_defaults(func=run)
 
 

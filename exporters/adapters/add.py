@@ -111,16 +111,16 @@ def _restore(path: Path, data: bytes) -> None:
 
 
 def _validate(bundle: Path, manifest: dict, name: str, adapter_path: Path, source: str, progress) -> dict[str, Any]:
-    from ..export import _with_peft_adapter
     from ..progress import Progress
     from ..recipes import get_recipe
+    from ..references import with_peft_adapter
     from ..sources import resolve
     from ..validate import validate_bundle
 
     progress = progress or Progress(enabled=False)
     src = resolve(source, progress)
     hf_tok, _, _ = src.load_tokenizer()
-    reference = _with_peft_adapter(src.load_model(), name, adapter_path)
+    reference = with_peft_adapter(src.load_model(), name, adapter_path)
     return validate_bundle(bundle, reference, hf_tok, get_recipe(manifest["quantization"]["recipe"]), progress,
                            adapter=name)
 

@@ -58,7 +58,14 @@ def _special_ids(tokenizer_json: str) -> tuple[list[int], list[int]]:
 
 
 def export_embedder(src, output: Path, *, profile, recipe: str | None, force: bool, validate: bool,
-                    progress: Progress, versions: dict[str, str]) -> dict[str, Any]:
+                    progress: Progress, versions: dict[str, str], max_context: int | None = None,
+                    adapters: bool = False) -> dict[str, Any]:
+    """Export the encoder `src` (resolved by exporters/sources.py) to an embedder bundle at `output`."""
+    if adapters:
+        raise UnsupportedModelError("adapters apply to language models, not to embedders")
+    if max_context is not None:
+        raise UnsupportedModelError("--max-context applies to decoders; an embedder's input length comes from "
+                                    "its sentence-transformers config")
     if profile.flavour != "fused":
         raise UnsupportedModelError(f"device {profile.name!r} runs {profile.flavour} graphs (an NPU); embedders are "
                                     "exported for CPU devices only - choose a CPU profile (edge-sdk devices)")

@@ -13,7 +13,8 @@ transformers loaded:
 
 A tensor is used only if all three hold and the difference is float rounding; anything else (F16/F32
 tensors, formats without an exact form such as Q2_K, Q3_K, IQ*, a mismatch) is left to the recipe's
-quantizer and reported as re-quantized.
+quantizer and reported as re-quantized. `source_blocks` is the export's step: it decides whether an
+export takes a file's blocks at all (`takes_blocks`) and reports what it took.
 """
 from __future__ import annotations
 
@@ -126,3 +127,35 @@ def summarize(report: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         row["exact" if entry.get("exact") else "requantized"] += 1
         row["max_abs_diff"] = max(row["max_abs_diff"], float(entry.get("max_abs_diff", 0.0)))
     return by_type
+
+
+def takes_blocks(src, recipe, flavour: str, *, merged: bool) -> bool:
+    """Whether this export keeps a GGUF's own blocks: a GGUF source, the CPU default recipe (whose emitter
+    writes int4 blocks with offsets and an int8 head, the forms the GGUF formats map to exactly), the fused
+    graph, and weights that are still the file's (a merged adapter changes every matrix it touches)."""
+    return src.kind == "gguf" and recipe.name == "int4-b32" and flavour == "fused" and not merged
+
+
+def source_blocks(src, args, weights: Mapping[str, np.ndarray], recipe, flavour: str, *, merged: bool,
+                  progress) -> tuple[dict[str, Blocks], dict[str, Any]]:
+    """The GGUF's own quantized blocks for the matrices that have an exact int4/int8 form, used as they are,
+    not re-quantized. Returns ({HF name: Blocks}, the manifest's quantization entries: `gguf_import`)."""
+    if not takes_blocks(src, recipe, flavour, merged=merged):
+        return {}, {}
+    from edge_sdk.runtime.lora import SLOTS
+
+    progress.stage("reading the GGUF's quantized blocks (taken exactly, checked against transformers' weights)")
+    names = [n for n in args.expected_weights() if weights[n].ndim == 2]
+    blocks, report = read_source_blocks(src.path, src.provenance.get("gguf_arch") or args.model_type,
+                                        args.num_hidden_layers, weights, names)
+    keep_whole_groups(blocks, report, ([args.weight_name(lg, i) for lg in packed] for packed in SLOTS.values()
+                                       for i in range(args.num_hidden_layers)))
+    summary = summarize(report)
+    for qtype, row in summary.items():
+        progress.note(f"GGUF {qtype}: {row['exact']} tensors taken exactly (max |difference| {row['max_abs_diff']:.2g}), "
+                      f"{row['requantized']} re-quantized as {recipe.name}")
+    for name, entry in report.items():
+        if not entry.get("exact") and entry.get("type") is not None:
+            progress.note(f"  {name} ({entry['type']}): {entry['why']}")
+    # Fused checkpoint tensors (Phi-3's qkv_proj) split into the rows the emitter reads, as the weights were.
+    return args.prepare_weights(blocks), {"gguf_import": {"summary": summary, "tensors": report}}

@@ -100,10 +100,13 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable[[str, np.ndarray], str]) -> Path:
+def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable[[str, np.ndarray], str], *,
+                     add_bos: bool = False) -> Path:
     """GGUF of the transformers model folder `model_dir` (llama, qwen2, qwen3, gemma3_text; byte-level BPE).
 
-    `qtype_of(gguf_name, weight)` picks each 2-D weight's type ("F32", "Q4_K", ...); norms and biases stay F32."""
+    `qtype_of(gguf_name, weight)` picks each 2-D weight's type ("F32", "Q4_K", ...); norms and biases stay F32.
+    `add_bos`: the file's tokenizer.ggml.add_bos_token (plain-text prompts start with BOS, as many base models'
+    do). The chat template is the folder's chat_template.jinja, if it has one (a base model has none)."""
     import gguf
     from safetensors.numpy import load_file
 
@@ -151,7 +154,7 @@ def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable
     for key, add in (("bos_token", w.add_bos_token_id), ("eos_token", w.add_eos_token_id), ("pad_token", w.add_pad_token_id)):
         if tcfg.get(key) in added:
             add(added[tcfg[key]])
-    w.add_add_bos_token(False)
+    w.add_add_bos_token(add_bos)
     template = model_dir / "chat_template.jinja"
     if template.is_file():
         w.add_chat_template(template.read_text())

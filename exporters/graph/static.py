@@ -25,15 +25,12 @@ import numpy as np
 from edge_sdk.exporters.architectures import DecoderArgs
 
 from .decoder import FLAVOURS, DecoderOps, emit_decoder, rope_cache
-from .io import kv_names
+from .io import KEEP_FLOAT, kv_names
 
 # Additive mask value for hidden positions. Not -inf: a 16-bit quantized graph spreads its
 # activation grid over the mask's range, so a huge value would crush the resolution of the
 # attention scores it is added to. exp(-100) is already 0 in float32 for any sane score range.
 MASK_VALUE = -100.0
-
-# doc_string of nodes that must not be quantized (the residual stream; see StaticOps.norm).
-KEEP_FLOAT = "edge_sdk:keep-float"
 
 
 class StaticOps(DecoderOps):

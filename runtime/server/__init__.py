@@ -49,7 +49,7 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
     if router_options:
         from edge_sdk.runtime.hybrid import Router
 
-        router = Router(**router_options)
+        router = Router(**{"queue": max_queue, **router_options})  # fallback calls wait in a queue as long
     server = Server(ModelPool(models, max_queue), model_id, api_key=api_key, router=router, request_log=log,
                     allowed_hosts=allowed_hosts(host))
     config = uvicorn.Config(server.app, host=host, port=port, log_level="warning", access_log=False,

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from edge_sdk.errors import ContextLengthError, EdgeError
+from edge_sdk.runtime.hybrid import Confidence, RouteRequest
 
 from . import intake, protocol
 from .guard import Guard
@@ -69,7 +70,8 @@ class Server:
         # The body cap: room for any prompt that could fit, twice over for JSON's escapes (\uXXXX: 6 bytes for a
         # 3-byte character) and twice again for the rest; the full 8 MB when a fallback's larger model may take what
         # the device cannot. Every byte over what can be answered is work an abusive client makes us do.
-        self.max_body = protocol.MAX_BODY if router is not None or self.prompt_limit is None else \
+        self._fallback = router is not None and router.client is not None and router.policy.name != "local-only"
+        self.max_body = protocol.MAX_BODY if self._fallback or self.prompt_limit is None else \
             min(protocol.MAX_BODY, max(intake.MIN_BODY, 4 * self.prompt_limit))
         # Requests are parsed and tokenized here, off the event loop. Two threads: the GIL runs one at a time
         # anyway, and a second lets a small request pass while a large one is prepared.
@@ -125,9 +127,12 @@ class Server:
 
     # -- endpoints ----------------------------------------------------------------------------------
     async def health(self, request):
-        return JSONResponse({"status": "ok", "model": self.model_id, "instances": len(self.pool.models),
-                             "running": self.pool.running, "waiting": self.pool.waiting,
-                             "served": self.pool.served, "cancelled": self.pool.cancelled})
+        health = {"status": "ok", "model": self.model_id, "instances": len(self.pool.models),
+                  "running": self.pool.running, "waiting": self.pool.waiting,
+                  "served": self.pool.served, "cancelled": self.pool.cancelled}
+        if self.router is not None:
+            health["cloud"] = self.router.stats()  # fallback calls: running, waiting, served, failed, refused
+        return JSONResponse(health)
 
     def model_ids(self) -> dict[str, Any]:
         """Served model id -> the adapter it runs with: the bundle (with the serve default) and each of its
@@ -155,22 +160,69 @@ class Server:
         req, ids = await self._off_loop(self._prepare, request.url.path, data, kind)
         model = self.pool.model
         room = model.max_context - len(ids)
-        if room < 1 or (req.max_tokens is not None and req.max_tokens > room):
-            if self.router is not None and self.router.can_escalate(req):  # a bigger model may take it
-                return await self.router.answer(self, request, req, ids, reason="context")
-            raise ApiError(400, f"this model's maximum context is {model.max_context} tokens; the prompt has {len(ids)}"
-                           + (f" and max_tokens asks for {req.max_tokens} more" if req.max_tokens else ""),
-                           param="messages" if kind == "chat" else "prompt", code="context_length_exceeded")
+        fits = room >= 1 and not (req.max_tokens is not None and req.max_tokens > room)
         if self.router is not None:
-            return await self.router.answer(self, request, req, ids)
+            return await self._routed(request, req, ids, fits)
+        if not fits:
+            raise self._too_long(model, req, ids)
         return await self.respond_from_device(request, req, ids, {"target": "device", "reason": "local-only"})
+
+    @staticmethod
+    def _too_long(model, req: protocol.Request, ids) -> ApiError:
+        return ApiError(400, f"this model's maximum context is {model.max_context} tokens; the prompt has {len(ids)}"
+                        + (f" and max_tokens asks for {req.max_tokens} more" if req.max_tokens else ""),
+                        param="messages" if req.kind == "chat" else "prompt", code="context_length_exceeded")
+
+    # -- hybrid routing: the server drives the router's decision (hybrid/decision.py) ----------------------
+    async def _routed(self, request: HttpRequest, req: protocol.Request, ids: list[int], fits: bool):
+        router = self.router
+        settings = {"max_tokens": req.max_tokens, **{k: req.sampling.get(k) for k in ("temperature", "top_p", "seed",
+                                                                                          "stop")}}
+        facts = RouteRequest(req.kind, req.messages, req.prompt, req.model, settings, req.route, req.allow_cloud_pii,
+                             fits)
+        findings = await asyncio.to_thread(router.inspect, facts)  # the privacy gate is CPU work: off the loop
+        score = outcome = text = reply = job = None
+        route = router.decide(facts, findings)
+        while route.next:
+            if route.next == "device":  # final: streams token by token
+                if not fits:
+                    raise self._too_long(self.pool.model, req, ids)
+                return await self.respond_from_device(request, req, ids, route.public())
+            if route.next == "judge":  # the whole answer is needed for its confidence
+                confidence, job = Confidence(), Job()
+                text = await self._collect(request, self.device_pieces(req, ids, job, observer=confidence), job)
+                score = round(confidence.score, 4)
+            else:
+                reply, outcome = await router.fallback_async(facts, findings, route)
+            route = router.decide(facts, findings, score, outcome)
+        if route.target == "refuse":
+            tokens = f"the prompt ({len(ids)} tokens) does not fit this model's context"
+            if route.error == "server_busy":
+                raise ApiError(503, f"{tokens}, and the fallback is busy; retry shortly", type="server_error",
+                               code="server_busy", headers={"Retry-After": "1"})
+            why = ("holds personal data, so it was not sent to the fallback" if route.reason == "personal_data"
+                   else "the fallback could not answer it (the server log says why)")
+            raise ApiError(400, f"{tokens} and {why}", code="context_length_exceeded")
+        if route.target == "cloud":
+            usage = {k: reply.usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+            return self._answer(req, reply.text, reply.finish, usage, route.public())
+        return self._answer(req, text, None, self._usage(ids, job), route.public(), job)
+
+    def _answer(self, req, text: str, finish, usage, route, job=None):
+        """A whole answer (the fallback's, or a judged device answer), as JSON or as a one-piece stream."""
+        if req.stream:
+            async def once():
+                yield text
+
+            return self.sse(req, once(), route, lambda: usage, job, finish=finish)
+        return self.json(req, text, job, [], route, finish=finish, usage=usage)
 
     def _prepare(self, path: str, data: bytes, kind: str) -> tuple[protocol.Request, list[int]]:
         """Body bytes -> (validated request, prompt ids). CPU work: runs on a thread, never on the event loop."""
         body = intake.parse_json(data)
         self._log_request(path, body)
         messages = body.get("messages") if isinstance(body, dict) and kind == "chat" else None
-        if self.router is None and isinstance(messages, list) and len(messages) > self.pool.model.max_context:
+        if not self._fallback and isinstance(messages, list) and len(messages) > self.pool.model.max_context:
             # before validating thousands of messages: each takes at least one token, so they cannot fit
             raise ApiError(400, f"this model's maximum context is {self.pool.model.max_context} tokens and the request "
                                 f"has {len(messages)} messages (each takes at least one token); shorten it",
@@ -184,12 +236,16 @@ class Server:
 
     def _prompt_ids(self, model, req: protocol.Request) -> list[int]:
         param = "messages" if req.kind == "chat" else "prompt"
-        if not (self.router is not None and self.router.can_escalate(req)):  # else the fallback may take it
+        if not self._may_escalate(req):  # else the fallback may take what the device cannot
             self._check_size(model, req, param)
         from jinja2.exceptions import TemplateError
 
         try:
             if req.kind == "chat":
+                if model.template is None:
+                    raise ApiError(400, "this model has no chat template (a base model): it continues plain text; "
+                                   "send the text to /v1/completions as `prompt`", param="messages",
+                                   code="no_chat_template")
                 return model.encode_prompt(req.messages)
             return model.encode_prompt(req.prompt, raw=True)
         except (ValueError, TypeError, TemplateError) as e:  # TemplateError: the template's raise_exception
@@ -198,6 +254,13 @@ class Server:
             log.error("encoding a prompt failed: %s", e)  # may name server paths: the log's, not the client's
             raise ApiError(500, "this bundle could not encode the prompt; the server log has the details",
                            type="server_error") from None
+
+    def _may_escalate(self, req: protocol.Request) -> bool:
+        """Whether a prompt too long for the device may still go to the fallback (hybrid/decision.py: not under
+        local-only, not when the caller asks for the device)."""
+        router = self.router
+        return router is not None and router.client is not None and router.policy.name != "local-only" \
+            and req.route != "device"
 
     def _check_size(self, model, req: protocol.Request, param: str) -> None:
         """Refuse before tokenizing a prompt too large to fit: tokenizing megabytes would hold a CPU (and the GIL)

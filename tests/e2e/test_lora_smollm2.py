@@ -82,7 +82,7 @@ def test_switchable_and_merged_match_peft(lora_setup):
     merged = _ours(edge_sdk.load(s["merged"]), s["ids"])
     assert np.abs(merged - ref_a).max() <= 1e-3 and np.abs(merged - results["a"][0]).max() <= 1e-3
     # Greedy: the switchable bundle with "a" generates PEFT's tokens.
-    from edge_sdk.exporters.testing import hf_greedy
+    from edge_sdk.exporters.references import hf_greedy
     from edge_sdk.runtime.generate import generate_tokens
     from edge_sdk.runtime.sampling import make_sampler
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import edge_sdk
-from edge_sdk.exporters.testing import hf_greedy
+from edge_sdk.exporters.references import hf_greedy
 
 pytestmark = pytest.mark.e2e
 torch = pytest.importorskip("torch")

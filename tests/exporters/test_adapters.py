@@ -70,7 +70,7 @@ def test_merged_fp32_matches_peft(base_dir, tmp_path, config):
     plain = export(str(base_dir), tmp_path / "plain", recipe="fp32", progress=False, validate=False)
     assert plain and np.abs(_logits(tmp_path / "plain", IDS) - theirs).max() > 0.1
     # Greedy tokens equal PEFT's generate.
-    from edge_sdk.exporters.testing import hf_greedy
+    from edge_sdk.exporters.references import hf_greedy
     from edge_sdk.runtime.generate import generate_tokens
     from edge_sdk.runtime.sampling import make_sampler
 

@@ -74,7 +74,7 @@ def test_generate_and_chat_take_an_adapter_per_call(setup):
     one = model.generate("hello world", max_new_tokens=12, adapter="one")
     assert one != base and model.adapter is None  # a per-call adapter does not change the default
     assert model.generate("hello world", max_new_tokens=12) == base  # the cache was not reused across adapters
-    from edge_sdk.exporters.testing import hf_greedy
+    from edge_sdk.exporters.references import hf_greedy
     from edge_sdk.runtime.generate import generate_tokens
     from edge_sdk.runtime.sampling import make_sampler
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import edge_sdk
-from edge_sdk.exporters.testing import hf_greedy
+from edge_sdk.exporters.references import hf_greedy
 from edge_sdk.errors import BundleError, ContextLengthError
 
 torch = pytest.importorskip("torch")

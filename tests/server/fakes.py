@@ -18,6 +18,7 @@ class FakeModel:
     adapters: list[str] = []
     adapter = None
     defaults: dict = {}
+    template = "a chat template"  # not None: a chat model
 
     def __init__(self, pieces: int = 5, piece_s: float = 0.0, heavy_s: float = 0.0, stop_reason: str = "length"):
         self.pieces, self.piece_s, self.heavy_s, self.stop_reason = pieces, piece_s, heavy_s, stop_reason
