@@ -183,13 +183,15 @@ class Model:
         return self._settings({})
 
     def _settings(self, kw: dict[str, Any]) -> dict[str, Any]:
-        known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop"}
+        known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "frequency_penalty",
+                 "presence_penalty", "seed", "stop"}
         unknown = set(kw) - known
         if unknown:
             raise TypeError(f"unknown generation argument(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
         s = resolve_defaults(self.defaults, known)  # edge-sdk's, then the bundle's (null = not set)
         s.update({k: v for k, v in kw.items() if v is not None or k == "seed"})
-        sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"])
+        sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"],
+                          frequency_penalty=s["frequency_penalty"], presence_penalty=s["presence_penalty"])
         n = s["max_new_tokens"]
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"max_new_tokens must be an integer >= 0, got {n!r}")
@@ -230,8 +232,9 @@ class Model:
         if speculative:
             from .speculative import SpeculativeStats, generate_tokens_speculative
 
-            if s["temperature"] != 0:
-                raise ValueError("speculative=True needs greedy decoding: temperature=0")
+            if s["temperature"] != 0 or s["frequency_penalty"] or s["presence_penalty"]:
+                raise ValueError("speculative=True needs greedy decoding: temperature=0 and no frequency or presence "
+                                 "penalty (a repetition penalty is fine)")
             if constraint is not None:
                 raise ValueError("speculative=True does not combine with structured output (response_format, grammar, "
                                  "tools) yet")
@@ -244,7 +247,8 @@ class Model:
             stats = stats if stats is not None else GenerationStats()
             self.last_stats = stats
             sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
-            processor = sampling.make_logits_processor(s["repetition_penalty"])
+            processor = sampling.make_logits_processor(s["repetition_penalty"], s["frequency_penalty"],
+                                                       s["presence_penalty"], prompt_tokens=len(prompt_ids))
             if constraint is not None:  # only tokens the grammar allows, sampled as from the masked logits
                 sampler = constraint.sampler(sampler, temperature=s["temperature"], top_k=s["top_k"],
                                              top_p=s["top_p"], min_p=s["min_p"])
@@ -266,7 +270,8 @@ class Model:
         """Yield the reply as text pieces as they are decoded.
 
         `prompt` is a user message (str) or a list of chat messages; keyword arguments are
-        max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, seed, stop, and the
+        max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, frequency_penalty and
+        presence_penalty (OpenAI's, in [-2, 2]: they count only the reply's own tokens), seed, stop, and the
         structured-output fields of OpenAI's API (docs/structured.md): response_format, grammar=("lark" |
         "regex", text), tools, tool_choice, parallel_tool_calls. With tools, the stream also yields
         ToolCallDelta events (the call's id and name first, then its arguments' JSON text).
