@@ -188,7 +188,6 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-@pytest.mark.ui
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 30},
                                            "age": {"type": "integer", "minimum": 0, "maximum": 120},
                                            "city": {"type": "string", "maxLength": 30}},
@@ -217,6 +216,7 @@ def test_a_schema_constrained_answer_on_arm64(pi, arm64_device, tmp_path):
     assert "Ana" in answer["name"] and answer["age"] == 34 and answer["city"] == "Porto", answer
 
 
+@pytest.mark.ui
 def test_chat_app_on_arm64(smollm2_bundle, arm64_gui_device, tmp_path_factory):
     """The --app chat build: Kivy's aarch64 wheel, the installed app, one message through the UI."""
     require_pypi("the linux-aarch64 build (it downloads aarch64 wheels)")
