@@ -6,7 +6,8 @@ latin1.txt), UI_EXTRA (one more good file, added together with the bad ones), UI
 UI_EMBEDDER (an embedder bundle folder, or "fake": tests/rag/fake_embedder.py's bag of words),
 UI_QUESTION, UI_SCREENSHOT and UI_SCREENSHOT_PANEL (optional PNG paths: the chat, the panel).
 
-The RAG API is edge_sdk.rag's (Index, prepare, cited_sources); only the embedder may be a stand-in.
+The RAG API is edge_sdk.rag's (Index, prepare, before_generating, after_generating); only the embedder may be
+a stand-in.
 """
 from __future__ import annotations
 

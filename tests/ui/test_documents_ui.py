@@ -63,8 +63,13 @@ def test_documents_panel_indexes_files_and_answers_name_their_sources(tiny_bundl
     assert sent["role"] == "user" and sent["content"] != question  # ...the model was given the excerpts too
     assert question in sent["content"] and "Marta Quell" in sent["content"]
     assert "vellmoor_history.txt" in [name for name, _chunk, _n in g["sources"]], g["sources"]
-    caption = g["bubbles"][1]["route"]
-    assert caption.startswith("Sources: [") and "vellmoor_history.txt, chunk " in caption
+    # The random decoder's reply holds no word of a relevant excerpt: the bubble says so, and the caption
+    # shows the draft and what the model was given, each excerpt with its evidence.
+    reply, caption = g["bubbles"][1]["text"], g["bubbles"][1]["route"]
+    assert reply == "Not in your documents.", g["bubbles"]
+    assert caption.startswith("Your documents do not back the model's answer (evidence 0.00, needs 0.55): \u201c")
+    assert "\nGiven: [1] " in caption and "vellmoor_history.txt, chunk " in caption and ", evidence 0.00" in caption
+    assert g["history"][-1]["role"] == "assistant" and g["history"][-1]["content"] in caption  # the draft, verbatim
     assert any(s == "Searching your documents…" for s in g["statuses"]), g["statuses"]
     follow = res["follow_up"]  # the second question fits beside the first (fewer excerpts if need be)
     assert [b["role"] for b in follow["bubbles"]] == ["user", "assistant"] * 2 and not follow["banner"], follow
