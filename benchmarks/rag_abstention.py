@@ -1,24 +1,27 @@
 """Choose the abstention thresholds on one half of the questions, report on the other half.
 
-    .venv/bin/python benchmarks/rag_abstention.py RESULT.json [RESULT.json ...] [--max-loss 0.05] [--splits 200]
+    .venv/bin/python benchmarks/rag_abstention.py RESULT.json[+RESULT.json ...] ... [--max-loss 0] [--splits 200]
 
-Each RESULT.json is the --json output of benchmarks/rag_quality.py for one decoder bundle (same questions,
-same index): every question's draft answer, whether it is correct, its retrieval and support scores and the
-alternative support signals. Nothing is generated here.
+Each argument is one decoder bundle: the --json output of benchmarks/rag_quality.py, or several joined with
+"+" (question sets asked of the same bundle, taken as one list). Every argument must hold the same questions
+in the same order. A run holds every question's draft answer, whether it is correct, its retrieval and
+support scores and the alternative support signals; nothing is generated here.
 
 A signal abstains when retrieval < min_retrieval or signal < min_support. For each signal, the two
 thresholds are chosen on the *calibration* questions (grid of 0.025 steps): the most unanswerable questions
-abstained while the answerable ones lose at most --max-loss of their rows to abstention (all bundles
-pooled; ties go to the lowest thresholds), then applied unchanged to the *test* questions:
+abstained while the answerable ones lose at most --max-loss of their rows to abstention (default: none; all
+bundles pooled; ties go to the lowest thresholds), then applied unchanged to the *test* questions:
 
-- the fixed split: questions at even positions of questions.json and of unanswerable.json calibrate, odd
-  ones test (the shipped Policy() was chosen this way);
+- the fixed split: the answerable questions at even positions (in the order given: questions.json, then the
+  next set's) and the unanswerable ones at even positions calibrate, the odd ones test (the shipped Policy()
+  was chosen this way, on tests/rag/data and tests/rag/data/holdout);
 - --splits random halves (stratified, seeded): the spread of the held-out figures.
 
 Signals: "evidence" (edge_sdk.rag's: a relevant sentence holds a word the answer adds; "one threshold": the
 same value for min_retrieval, the shipped form), "token overlap"
 (the answer's new words found in its cited sources), "answer similarity" (the answer's embedding similarity to
-the closest source sentence), and "retrieval only" (no support check).
+the closest source sentence), "retrieval only" (no support check), and "chunk cosine only" (the best retrieved chunk's cosine to the question,
+the index's own search score, as the one threshold).
 """
 from __future__ import annotations
 
@@ -31,27 +34,29 @@ import numpy as np
 
 SIGNALS = {"evidence, one threshold": lambda g: g["support"], "evidence": lambda g: g["support"],
            "token overlap": lambda g: g["alternatives"]["token_overlap"],
-           "answer similarity": lambda g: g["alternatives"]["answer_similarity"], "retrieval only": lambda g: 1.0}
+           "answer similarity": lambda g: g["alternatives"]["answer_similarity"], "retrieval only": lambda g: 1.0,
+           "chunk cosine only": lambda g: g["sources"][0]["similarity"] if g["sources"] else 0.0}
+CHUNK = "chunk cosine only"  # the index's own score of the best chunk, thresholded alone (no sentence, no answer)
 GRID = np.round(np.arange(0.0, 1.0001, 0.025), 3)
 # Support is the relevance of one of the sentences whose best is the retrieval score, so support <= retrieval:
 # with min_retrieval == min_support the retrieval check only spares generating answers that would fail anyway.
 TIED = "evidence, one threshold"
 
 
-def load(paths: list[Path]) -> tuple[dict, list[str]]:
+def load(args: list[str]) -> tuple[dict, list[str]]:
     """Arrays over all (bundle, question) rows: question id, answerable, draft correct, retrieval, signals."""
     cols: dict[str, list] = {"qid": [], "pos": [], "answerable": [], "correct": [], "retrieval": [], "bundle": []}
     cols.update({name: [] for name in SIGNALS})
     questions = None
-    for b, path in enumerate(paths):
-        result = json.loads(path.read_text(encoding="utf-8"))
-        asked = [r["question"] for r in result["questions"]]
+    for b, arg in enumerate(args):
+        rows = [r for part in arg.split("+") for r in json.loads(Path(part).read_text(encoding="utf-8"))["questions"]]
+        asked = [r["question"] for r in rows]
         if questions is None:
             questions = asked
         elif asked != questions:
-            raise SystemExit(f"{path} asked other questions than {paths[0]}: compare runs of one question set")
+            raise SystemExit(f"{arg} asked other questions than {args[0]}: compare runs of the same question sets")
         position = {True: 0, False: 0}
-        for i, r in enumerate(result["questions"]):
+        for i, r in enumerate(rows):
             g = r["grounded"]
             cols["qid"].append(i)
             cols["pos"].append(position[r["answerable"]])
@@ -62,7 +67,7 @@ def load(paths: list[Path]) -> tuple[dict, list[str]]:
             cols["bundle"].append(b)
             for name, get in SIGNALS.items():
                 cols[name].append(get(g))
-    return {k: np.asarray(v) for k, v in cols.items()}, [Path(p).stem for p in paths]
+    return {k: np.asarray(v) for k, v in cols.items()}, [Path(a.split("+")[0]).stem for a in args]
 
 
 def abstains(d: dict, signal: str, t: tuple[float, float]) -> np.ndarray:
@@ -79,7 +84,7 @@ def fit(d: dict, signal: str, calibrate: np.ndarray, max_loss: float,
     correct = d["correct"] & calibrate
     best, best_t = -1, (0.0, 0.0)
     supports = GRID if signal != "retrieval only" else [0.0]
-    retrievals = GRID if fixed_retrieval is None else [fixed_retrieval]
+    retrievals = GRID if fixed_retrieval is None and signal != CHUNK else [fixed_retrieval or 0.0]
     for ts in supports:  # ascending: the first maximum is the lowest threshold
         for tr in ([ts] if signal == TIED else retrievals):
             a = abstains(d, signal, (tr, ts))
@@ -119,9 +124,12 @@ def random_halves(d: dict, n: int, seed: int) -> list[np.ndarray]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("results", nargs="+", type=Path, help="rag_quality.py --json outputs, one per bundle")
-    p.add_argument("--max-loss", type=float, default=0.05, help="answerable accuracy the calibration may give up "
-                                                                "(fraction, default %(default)s)")
+    p.add_argument("results", nargs="+", help="rag_quality.py --json outputs, one argument per bundle (join the "
+                                              "runs of several question sets with +)")
+    p.add_argument("--max-loss", type=float, default=0.0,
+                   help="share of the calibration's answerable rows that may go from correct to abstained (default "
+                        "%(default)s: with 25-30 answerable questions a 5%% budget is one or two answers, and a "
+                        "threshold that spends it sits at the edge of the correct answers, losing more on the test half)")
     p.add_argument("--splits", type=int, default=200, help="random halves for the spread (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-retrieval", type=float, default=None,
