@@ -125,9 +125,14 @@ def run(args) -> dict:
                 bare = model.generate(q["question"], max_new_tokens=args.max_new_tokens)
                 row["bare"] = {"reply": bare, "correct": contains_answer(bare, q["answers"]),
                                "latency_s": time.perf_counter() - t0}
-            # What ask(abstain=False) does, with the generation replaceable by an earlier run's draft.
+            # What ask(abstain=False) does, with the generation replaceable by an earlier run's draft, and the
+            # evidence step (embedding the sources' sentences) timed on its own.
             t0 = time.perf_counter()
-            grounded = rag.prepare(model, index, q["question"], k=args.k, reply_tokens=args.max_new_tokens)
+            grounded = rag.prepare(model, index, q["question"], k=args.k, reply_tokens=args.max_new_tokens,
+                                   evidence=False)
+            t1 = time.perf_counter()
+            grounded.evidence = evidence.gather(q["question"], grounded.sources, embedder)
+            evidence_s = time.perf_counter() - t1
             if args.rescore:
                 before = earlier[q["question"]]["grounded"]
                 text, latency = before["draft"], before["latency_s"]
@@ -144,6 +149,7 @@ def run(args) -> dict:
                 "draft_correct": bool(q["answerable"] and contains_answer(draft.text, q["answers"])),
                 "correct": bool(q["answerable"] and not reason and contains_answer(draft.text, q["answers"])),
                 "retrieval": draft.retrieval, "support": draft.support, "latency_s": latency,
+                "evidence_s": evidence_s, "sentences": len(grounded.evidence.sentences),
                 "sources": [{"source": f"{Path(s.path).name}#{s.chunk_no}", "similarity": s.score,
                              "evidence": s.evidence} for s in draft.sources],
                 "cited": [f"{Path(s.path).name}#{s.chunk_no}" for s in draft.cited],
@@ -159,12 +165,13 @@ def run(args) -> dict:
     return {"bundle": str(args.bundle), "embedder": str(args.embedder), "k": args.k,
             "max_new_tokens": args.max_new_tokens, "policy": {"min_retrieval": policy.min_retrieval,
                                                               "min_support": policy.min_support},
-            "questions": rows, "summary": summarise(rows, args.k)}
+            "rescored": bool(args.rescore), "questions": rows, "summary": summarise(rows, args.k)}
 
 
 def all_questions(args) -> list[dict]:
-    return load_questions(args.questions) + (load_questions(args.unanswerable, answerable=False)
-                                             if args.unanswerable else [])
+    limit = getattr(args, "limit", None)  # the first N of each set: a quick run, e.g. to time the evidence step
+    return (load_questions(args.questions)[:limit]
+            + (load_questions(args.unanswerable, answerable=False)[:limit] if args.unanswerable else []))
 
 
 def alternative_support(embedder, question: str, answer) -> dict:
@@ -197,6 +204,9 @@ def summarise(rows: list[dict], k: int) -> dict:
                         "accuracy": _share(g["correct"] for g in grounded),
                         "abstained": _share(bool(g["abstained"]) for g in grounded),
                         "mean_latency_s": statistics.fmean(g["latency_s"] for g in grounded) if grounded else None},
+           "evidence_s_median": statistics.median(r["grounded"]["evidence_s"] for r in rows) if rows else None,
+           "sentences_median": statistics.median(r["grounded"]["sentences"] for r in rows) if rows else None,
+           "latency_s_median": statistics.median(r["grounded"]["latency_s"] for r in rows) if rows else None,
            f"recall@{k}": _share(r["grounded"]["recalled"] for r in answerable),
            "unanswerable_abstained": _share(bool(r["grounded"]["abstained"]) for r in unanswerable)}
     if answerable and "bare" in answerable[0]:
@@ -224,7 +234,10 @@ def markdown(result: dict, verbose: bool) -> str:
                  f"{g['mean_latency_s']:.2f} s |")
     lines.append(f"| grounded (k={k}), abstention on | {g['accuracy'] * n:.0f}/{n} (abstained on {g['abstained'] * n:.0f}) | "
                  f"{(s['unanswerable_abstained'] or 0) * nu:.0f}/{nu} | |")
-    lines += ["", f"retrieval recall@{k} (the answer's file among the sources): {s[f'recall@{k}']:.0%}"]
+    lines += ["", f"retrieval recall@{k} (the answer's file among the sources): {s[f'recall@{k}']:.0%}",
+              f"evidence step (embedding the sources' sentences, median {s['sentences_median']:.0f} per question): "
+              f"median {1000 * s['evidence_s_median']:.0f} ms of the {s['latency_s_median']:.2f} s a grounded question takes "
+              f"(median, generation included{'; the drafts were not generated in this run' if result.get('rescored') else ''})"]
     if verbose:
         lines += ["", "| # | question | expected | grounded | retrieval | support | draft |", "|---|---|---|---|---|---|---|"]
         for i, r in enumerate(result["questions"], 1):
@@ -257,6 +270,9 @@ def main(argv=None) -> int:
     p.add_argument("--rescore", type=Path, metavar="RESULT.json",
                    help="take the drafts (and bare replies) of this earlier --json run instead of generating, and "
                         "score them again (the evidence code changed, the greedy drafts did not)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="ask only the first N questions of each set (a quick run: the evidence step's time beside "
+                        "generation's)")
     p.add_argument("--docs", type=Path, default=DATA / "docs")
     p.add_argument("--verbose", action="store_true", help="one row per question")
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of markdown")
@@ -273,6 +289,8 @@ def main(argv=None) -> int:
             p.error(f"--{name} must be an edge bundle folder (holding edge_manifest.json), got {folder}")
     if args.k < 1:
         p.error("-k must be >= 1")
+    if args.limit is not None and args.limit < 1:
+        p.error("--limit must be >= 1")
     from edge_sdk.rag import Policy
 
     default = Policy()
