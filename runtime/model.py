@@ -90,7 +90,7 @@ class Model:
     Model per thread to generate in parallel)."""
 
     def __init__(self, bundle_dir: Path, manifest: dict[str, Any], config: SessionConfig,
-                 tokenizer_backend: str = "auto"):
+                 tokenizer_backend: str = "auto", capacity: int | None = None):
         self.bundle_dir = bundle_dir
         self.manifest = manifest
         tok = manifest["tokenizer"]
@@ -112,7 +112,8 @@ class Model:
         self.template = ChatTemplate(template, bos_token=tok.get("bos_token") or "",
                                      eos_token=tok.get("eos_token") or "") if template else None
         self.defaults: dict[str, Any] = dict(manifest["generation"])
-        self.engine = engine_class(manifest["graph"]["flavour"])(manifest, bundle_dir, config)
+        sized = {"capacity": capacity} if capacity else {}  # a smaller KV cache than the graph's max_context
+        self.engine = engine_class(manifest["graph"]["flavour"])(manifest, bundle_dir, config, **sized)
         self.decoder = Decoder(self.engine)
         self.last_stats = GenerationStats()
         self._busy = _OneAtATime("Model")
@@ -521,7 +522,8 @@ _WRONG_KIND = {
 
 
 def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int | None = None,
-         tokenizer_backend: str = "auto", trusted_keys=None, kind: str | None = None) -> "Model | Embedder":
+         tokenizer_backend: str = "auto", trusted_keys=None, kind: str | None = None, *,
+         max_context: int | None = None, force: bool = False) -> "Model | Embedder":
     """Load an edge bundle: check its manifest, confine and hash its files, open its graph(s).
 
     Returns a Model (generates text) or, for a bundle of kind "embedder", an Embedder (sentence vectors).
@@ -531,6 +533,9 @@ def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int 
     threads: intra-op threads (default: the profile's; env EDGE_SDK_THREADS overrides).
     trusted_keys: Ed25519 public keys (key lines, raw bytes or key files); when given, the bundle must
         be signed by one of them (`edge-sdk sign`), else BundleError.
+    max_context: size the KV cache for fewer tokens than the bundle's maximum (fused bundles): less memory.
+    force: load even when the memory estimate exceeds what the device has available (runtime/fit.py);
+        without it that is a DeviceFitError, raised before onnxruntime allocates anything.
     """
     bundle_dir = Path(os.path.realpath(bundle_dir))
     manifest = read_manifest(bundle_dir, trusted_keys=trusted_keys)
@@ -540,4 +545,11 @@ def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int 
         from .embed import Embedder
 
         return Embedder(bundle_dir, manifest, _session_config(manifest, device, threads), tokenizer_backend)
-    return Model(bundle_dir, manifest, _session_config(manifest, device, threads), tokenizer_backend)
+    from .fit import check_context, check_fit
+
+    capacity = check_context(manifest, max_context)
+    config = _session_config(manifest, device, threads)
+    need = check_fit(manifest, capacity, force=force)
+    model = Model(bundle_dir, manifest, config, tokenizer_backend, capacity=capacity)
+    model.memory_need = need  # the estimate it was admitted with (edge-sdk run --json reports it)
+    return model

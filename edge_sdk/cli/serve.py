@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_load_args, count, positive
+from ._common import add_load_args, count, load_options, positive
 
 EPILOG = """\
 endpoints (OpenAI API):
@@ -134,5 +134,5 @@ def run(args: argparse.Namespace) -> int:
     serve(args.bundle, host=args.host, port=args.port, instances=args.instances, max_queue=args.max_queue,
           api_key=api_key, model_name=args.model_name, device=args.device, threads=args.threads,
           trusted_keys=args.trusted_key, router_options=router, request_log=args.log_requests, on_ready=ready,
-          adapter=args.adapter)
+          adapter=args.adapter, load_options=load_options(args))
     return 0

@@ -19,12 +19,15 @@ from typing import Any
 def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int = 1, max_queue: int = 8,
           api_key: str | None = None, model_name: str | None = None, device: str | None = None,
           threads: int | None = None, trusted_keys=None, router_options: dict[str, Any] | None = None,
-          request_log: str | None = None, on_ready=None, adapter: str | None = None) -> None:
+          request_log: str | None = None, on_ready=None, adapter: str | None = None,
+          load_options: dict[str, Any] | None = None) -> None:
     """Load `instances` copies of `bundle` and serve them until SIGINT/SIGTERM (uvicorn handles both).
 
     The bundle's run-time adapters are served as models of their own, "MODEL:ADAPTER"; `adapter` is the
     one requests for plain "MODEL" get (default: none, the base model). On a loopback `host` only requests
-    addressed to a loopback name are answered (guard.py); `request_log` is created private (0600)."""
+    addressed to a loopback name are answered (guard.py); `request_log` is created private (0600).
+    `load_options` go to edge_sdk.load (max_context, force): each instance is checked against the memory left
+    after the ones before it."""
     import uvicorn
 
     import edge_sdk
@@ -34,8 +37,8 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
     from .pool import ModelPool
 
     log = open_private_log(request_log) if request_log else None  # before the models load: fail fast
-    models = [edge_sdk.load(bundle, device=device, threads=threads, trusted_keys=trusted_keys, kind="decoder")
-              for _ in range(instances)]
+    models = [edge_sdk.load(bundle, device=device, threads=threads, trusted_keys=trusted_keys, kind="decoder",
+                            **(load_options or {})) for _ in range(instances)]
     if adapter is not None:
         from edge_sdk.errors import BundleError
 
