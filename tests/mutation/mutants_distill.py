@@ -5,6 +5,8 @@ from .mutants import Mutant
 
 LOG = "tests/hybrid/test_teacher_log.py"
 LOGFILE = "runtime/hybrid/teacher_log.py"
+MERGE = "tests/exporters/test_adapter_merge.py"
+COMBINE = "exporters/adapters/combine.py"
 
 MUTANTS = (
     Mutant("the teacher log keeps the request unredacted", LOGFILE,
@@ -35,4 +37,32 @@ MUTANTS = (
     Mutant("serve drops --learn", "edge_sdk/cli/serve.py",
            '**({"learn": args.learn} if args.learn else {})', "",
            (f"{LOG}::test_serve_learn_reaches_the_router",)),
+    Mutant("adapter merge cat forgets the source scales", COMBINE,
+           "a = np.concatenate([w * s * a for", "a = np.concatenate([w * a for",
+           (f"{MERGE}::test_merging_matches_peft[cat-one+four+two]",)),
+    Mutant("adapter merge linear signs both factors", COMBINE,
+           "wb = np.array([math.sqrt(abs(x)) for x in signed])", "wb = wa",
+           (f"{MERGE}::test_merging_matches_peft[linear-one+two]",)),
+    Mutant("adapter merge ties elects the sign of the weighted tensors", COMBINE,
+           'total = stack.sum(axis=0) if majority_sign == "total"',
+           'total = weighted.sum(axis=0) if majority_sign == "total"',
+           (f"{MERGE}::test_the_combination_functions_equal_peft_merge_utils",)),
+    Mutant("adapter merge ties does not prune", COMBINE,
+           "tensors = [_keep_largest(t, density) for t in tensors]", "tensors = list(tensors)",
+           (f"{MERGE}::test_the_combination_functions_equal_peft_merge_utils",
+            f"{MERGE}::test_merging_matches_peft[ties-one+two]")),
+    Mutant("adapter merge ties averages over every tensor", COMBINE,
+           "/ np.maximum(agree.sum(axis=0), 1)", "/ len(tensors)",
+           (f"{MERGE}::test_the_combination_functions_equal_peft_merge_utils",)),
+    Mutant("adapter merge ignores the first adapter's rsLoRA", COMBINE,
+           '"use_rslora": bool(first.get("use_rslora"))', '"use_rslora": False',
+           (f"{MERGE}::test_merging_matches_peft[linear-two]",)),
+    Mutant("adapter merge dare forgets the rescale", COMBINE,
+           "tensors = [t * (rng.random(t.shape) < density) / density for t in tensors]",
+           "tensors = [t * (rng.random(t.shape) < density) for t in tensors]",
+           (f"{MERGE}::test_dare_drops_at_random_and_keeps_the_expectation",)),
+    Mutant("adapter merge unpacks without alpha patterns", COMBINE,
+           'al = float(_pattern_value(entry.get("alpha_pattern"), module, alpha))', "al = alpha",
+           (f"{MERGE}::test_unpacking_gives_back_the_peft_matrices",
+            f"{MERGE}::test_merging_matches_peft[cat-two+pat]")),
 )
