@@ -200,6 +200,8 @@ def _keep_largest(t: np.ndarray, density: float) -> np.ndarray:
 
 def _max_rank(entry: dict) -> int:
     """PEFT's adapter rank for combining: r, or the largest of its rank_pattern."""
+    if "r" in entry:  # recorded with patterns: PEFT takes r or the largest pattern rank, used or not
+        return int(max([entry["r"], *(entry.get("rank_pattern") or {}).values()]))
     rank = entry.get("rank")
     return int(max(rank) if isinstance(rank, list) else rank)
 
