@@ -28,8 +28,8 @@ setup = {"root": root, "base": base,
          "pat": mk(base, root / "pat", seed=4, r=8, alpha_pattern={"v_proj": 3, "down_proj": 40}, target_modules=qvd)}
 export(str(base), root / "bundle", recipe="fp32", adapters={k: str(setup[k]) for k in ("one", "two", "four", "pat")},
        progress=False, validate=False)
-for method, parts, opts in t.CASES:
-    b = root / f"b-{method}"
+for i, (method, parts, opts) in enumerate(t.CASES):
+    b = root / f"case-{i}"
     shutil.copytree(root / "bundle", b)
     merge_adapters(b, "mix", parts, method, **opts)
     ours = t._ours(b, "mix")
