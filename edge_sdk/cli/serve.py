@@ -83,6 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "see docs/server.md)")
     h.add_argument("--fallback-timeout", type=float, default=30.0, metavar="S",
                    help="deadline in seconds for a whole fallback call, retries included (30)")
+    h.add_argument("--learn", metavar="DIR", help="log every answer of the fallback, personal data redacted, to DIR "
+                                                  "(JSONL, rotated): a dataset to distill from (docs/distill.md)")
     p.set_defaults(func=run)
 
 
@@ -108,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     if policy != "local-only" and not args.fallback:
         print(f"error: --policy {policy} needs --fallback URL", file=sys.stderr)
         return 2
+    if args.learn and not args.fallback:
+        print("error: --learn DIR logs the fallback's answers: it needs --fallback URL", file=sys.stderr)
+        return 2
     router = None
     if args.fallback or args.policy:
         fallback_key = None
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 return 2
         router = {"policy": policy, "fallback_url": args.fallback, "fallback_model": args.fallback_model,
                   "fallback_key": fallback_key, "redact": args.redact, "timeout": args.fallback_timeout,
-                  "threshold": args.confidence_threshold}
+                  "threshold": args.confidence_threshold, **({"learn": args.learn} if args.learn else {})}
     from edge_sdk.runtime.server import serve
 
     from edge_sdk.runtime.server.guard import is_loopback

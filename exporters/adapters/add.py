@@ -46,8 +46,9 @@ def _shapes(manifest: dict[str, Any]):
 
 
 def add_adapter(bundle: str | os.PathLike, name: str, adapter_dir: str | os.PathLike, *, force: bool = False,
-                source: str | None = None, progress=None) -> dict[str, Any]:
-    """Add adapter `name` from a PEFT folder to `bundle`; returns its manifest entry."""
+                source: str | None = None, progress=None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Add adapter `name` from a PEFT folder to `bundle`; returns its manifest entry (`extra`: more fields for
+    it, e.g. how a merged adapter was made)."""
     from ..bundle import write_manifest
 
     bundle = Path(bundle)
@@ -69,7 +70,7 @@ def add_adapter(bundle: str | os.PathLike, name: str, adapter_dir: str | os.Path
     old_manifest = (bundle / MANIFEST_NAME).read_bytes()
     signature = bundle / SIGNATURE_NAME
     old_signature = signature.read_bytes() if signature.exists() else None
-    entry = {"file": file, **adapter.describe(),
+    entry = {"file": file, **adapter.describe(), **(extra or {}),
              "validation": {"passed": None, "skipped": True,
                             "reason": "added with `edge-sdk adapter add` without --source; shapes checked only"}}
     base = {k: v for k, v in manifest.items() if k not in ("format", "schema_version", "files")}

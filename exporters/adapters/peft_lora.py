@@ -64,7 +64,11 @@ class LoraAdapter:
         return {"name": self.name, "source": self.path.name, "sha256": self.sha256, "peft_type": "LORA",
                 "rank": ranks[0] if len(ranks) == 1 else ranks, "lora_alpha": self.config.get("lora_alpha"),
                 "use_rslora": bool(self.config.get("use_rslora")), "targets": self.targets,
-                "modules": len(self.modules), "base_model": self.config.get("base_model_name_or_path")}
+                "modules": len(self.modules), "base_model": self.config.get("base_model_name_or_path"),
+                # per-module ranks and scales, for `edge-sdk adapter merge` (which reads the bundle's packed file)
+                **({"r": self.config.get("r", 8), "rank_pattern": self.config.get("rank_pattern") or {},
+                    "alpha_pattern": self.config.get("alpha_pattern") or {}}
+                   if self.config.get("rank_pattern") or self.config.get("alpha_pattern") else {})}
 
 
 def _pattern_value(patterns: dict, module: str, default):

@@ -15,6 +15,7 @@ normalize.py   the text the gate reads: lookalikes folded, invisible characters 
 redact.py      personal data out as placeholders, back in the reply
 confidence.py  the device answer's confidence, from the logits it computed anyway
 client.py      the fallback: any OpenAI-compatible endpoint, with a deadline, retries, no redirects
+teacher_log.py opt-in: the fallback's answers, redacted, as a JSONL dataset to distill from (learn=DIR)
 calls.py       fallback calls bounded (threads of their own, a bounded queue) and counted for /health
 
 Nothing here imports the server: the server drives the decision with `inspect`, `decide` and
@@ -30,7 +31,8 @@ from .pii import Findings, find_pii, scan
 from .redact import Redactor
 from .request import Reply, RouteRequest
 from .router import Answer, Event, Router
+from .teacher_log import TeacherLog, read_log
 
 __all__ = ["Router", "Answer", "Event", "POLICIES", "DEFAULT_THRESHOLD", "Confidence", "FallbackClient",
            "FallbackError", "FallbackBusy", "Redactor", "find_pii", "scan", "Findings", "Policy", "Route", "decide",
-           "RouteRequest", "Reply"]
+           "RouteRequest", "Reply", "TeacherLog", "read_log"]

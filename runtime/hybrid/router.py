@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -24,6 +25,7 @@ from .decision import DEFAULT_THRESHOLD, POLICIES, Policy, Route, decide
 from .pii import Findings, scan
 from .redact import Redactor
 from .request import Reply, RouteRequest, parse_reply
+from .teacher_log import TeacherLog
 
 log = logging.getLogger("edge_sdk.hybrid")
 _NOTHING = Findings((), ())
@@ -54,15 +56,21 @@ class Event:
 class Router:
     def __init__(self, policy: str = "local-only", fallback_url: str | None = None, fallback_model: str | None = None,
                  fallback_key: str | None = None, redact: bool = False, timeout: float = 30.0,
-                 threshold: float | None = None, retries: int = 2, concurrency: int = 4, queue: int = 8):
+                 threshold: float | None = None, retries: int = 2, concurrency: int = 4, queue: int = 8,
+                 learn: str | os.PathLike | TeacherLog | None = None):
         """timeout: seconds for a whole fallback call (retries included); concurrency: fallback calls at once;
-        queue: calls that may wait for one (more are not made: the device answers, marked degraded)."""
+        queue: calls that may wait for one (more are not made: the device answers, marked degraded);
+        learn: a directory (or a TeacherLog) where every answer of the fallback is logged, redacted, to
+        distill from (teacher_log.py; off by default)."""
         self.policy = Policy(policy, DEFAULT_THRESHOLD if threshold is None else float(threshold), bool(redact))
         if policy != "local-only" and not fallback_url:
             raise ValueError(f"policy {policy!r} needs a fallback URL")
         self.client = FallbackClient(fallback_url, model=fallback_model, api_key=fallback_key, timeout=timeout,
                                      retries=retries) if fallback_url else None
         self.calls = Calls(concurrency, queue)
+        if learn is not None and not fallback_url:
+            raise ValueError("learn= logs the fallback's answers: it needs a fallback URL")
+        self.teacher_log = learn if isinstance(learn, TeacherLog) or learn is None else TeacherLog(learn)
 
     @property
     def threshold(self) -> float:
@@ -89,7 +97,7 @@ class Router:
 
     # -- the fallback ---------------------------------------------------------------------------------------
     def _ask(self, request: RouteRequest, findings: Findings, redactor: Redactor | None,
-             deadline: float | None = None) -> Reply:
+             deadline: float | None = None, route: Route | None = None) -> Reply:
         texts = redactor.redact_all(findings) if redactor is not None else None
         body = request.body(self.client.model, texts)
         reply = self.client.complete("chat/completions" if request.kind == "chat" else "completions", body, deadline)
@@ -97,11 +105,14 @@ class Router:
             got = parse_reply(request.kind, reply)
         except ValueError as e:
             raise FallbackError(f"the fallback at {self.client.base_url}: {e}") from None
-        return replace(got, text=redactor.restore(got.text)) if redactor is not None else got
+        got = replace(got, text=redactor.restore(got.text)) if redactor is not None else got
+        if self.teacher_log is not None and route is not None:  # the answer arrived: a lesson for the device
+            self.teacher_log.record(request, got.text, got.finish, route, self.client.model)
+        return got
 
     def _submit(self, request: RouteRequest, findings: Findings, route: Route):
         redactor = Redactor() if route.redacted is not None else None
-        return self.calls.submit(partial(self._ask, request, findings, redactor), self.client.timeout)
+        return self.calls.submit(partial(self._ask, request, findings, redactor, route=route), self.client.timeout)
 
     def fallback(self, request: RouteRequest, findings: Findings, route: Route) -> tuple[Reply | None, str]:
         """Ask the fallback as `route` says (redacted or not); blocking. (reply, "ok"), or (None, "failed" |

@@ -1,0 +1,68 @@
+"""Breakages of the teacher log (and adapter merging) that the fast suite must catch."""
+from __future__ import annotations
+
+from .mutants import Mutant
+
+LOG = "tests/hybrid/test_teacher_log.py"
+LOGFILE = "runtime/hybrid/teacher_log.py"
+MERGE = "tests/exporters/test_adapter_merge.py"
+COMBINE = "exporters/adapters/combine.py"
+
+MUTANTS = (
+    Mutant("the teacher log keeps the request unredacted", LOGFILE,
+           "body = request.body(model, redactor.redact_all(findings))", "body = request.body(model)",
+           (f"{LOG}::test_personal_data_never_reaches_the_log",)),
+    Mutant("the teacher log keeps the teacher's answer unredacted", LOGFILE,
+           "said = redactor.redact(answer)", "said = answer",
+           (f"{LOG}::test_personal_data_never_reaches_the_log",)),
+    Mutant("the teacher log appends after a torn line", LOGFILE,
+           "size = _cut_torn_tail(fd)", "size = os.fstat(fd).st_size",
+           (f"{LOG}::test_a_torn_last_line_is_skipped_and_cut_before_the_next_record",
+            f"{LOG}::test_a_writer_killed_mid_write_never_breaks_the_log")),
+    Mutant("the teacher log reader raises on a torn line", LOGFILE,
+           "                except ValueError:\n                    if stats",
+           "                except KeyError:\n                    if stats",
+           (f"{LOG}::test_a_torn_last_line_is_skipped_and_cut_before_the_next_record",
+            f"{LOG}::test_a_writer_killed_mid_write_never_breaks_the_log")),
+    Mutant("the teacher log never rotates", LOGFILE,
+           "if size and size + len(line) > self.max_bytes:", "if False:",
+           (f"{LOG}::test_rotation_bounds_the_log",)),
+    Mutant("the teacher log keeps every old file", LOGFILE,
+           "for old in [*files, path][:-self.keep]:", "for old in []:",
+           (f"{LOG}::test_rotation_bounds_the_log",)),
+    Mutant("the router never writes the teacher log", "runtime/hybrid/router.py",
+           "if self.teacher_log is not None and route is not None:", "if False:",
+           (f"{LOG}::test_personal_data_never_reaches_the_log",
+            f"{LOG}::test_only_the_fallbacks_answers_are_logged_with_reason_and_confidence")),
+    Mutant("serve drops --learn", "edge_sdk/cli/serve.py",
+           '**({"learn": args.learn} if args.learn else {})', "",
+           (f"{LOG}::test_serve_learn_reaches_the_router",)),
+    Mutant("adapter merge cat forgets the source scales", COMBINE,
+           "a = np.concatenate([w * s * a for", "a = np.concatenate([w * a for",
+           (f"{MERGE}::test_merging_matches_peft[cat-one+four+two]",)),
+    Mutant("adapter merge linear signs both factors", COMBINE,
+           "wb = np.array([math.sqrt(abs(x)) for x in signed])", "wb = wa",
+           (f"{MERGE}::test_merging_matches_peft[linear-one+two]",)),
+    Mutant("adapter merge ties elects the sign of the weighted tensors", COMBINE,
+           'total = stack.sum(axis=0) if majority_sign == "total"',
+           'total = weighted.sum(axis=0) if majority_sign == "total"',
+           (f"{MERGE}::test_the_combination_functions_equal_peft_merge_utils",)),
+    Mutant("adapter merge ties does not prune", COMBINE,
+           "tensors = [_keep_largest(t, density) for t in tensors]", "tensors = list(tensors)",
+           (f"{MERGE}::test_the_combination_functions_equal_peft_merge_utils",
+            f"{MERGE}::test_merging_matches_peft[ties-one+two]")),
+    Mutant("adapter merge ties averages over every tensor", COMBINE,
+           "/ np.maximum(agree.sum(axis=0), 1)", "/ len(tensors)",
+           (f"{MERGE}::test_the_combination_functions_equal_peft_merge_utils",)),
+    Mutant("adapter merge ignores the first adapter's rsLoRA", COMBINE,
+           '"use_rslora": bool(first.get("use_rslora"))', '"use_rslora": False',
+           (f"{MERGE}::test_merging_matches_peft[linear-two]",)),
+    Mutant("adapter merge dare forgets the rescale", COMBINE,
+           "tensors = [t * (rng.random(t.shape) < density) / density for t in tensors]",
+           "tensors = [t * (rng.random(t.shape) < density) for t in tensors]",
+           (f"{MERGE}::test_dare_drops_at_random_and_keeps_the_expectation",)),
+    Mutant("adapter merge unpacks without alpha patterns", COMBINE,
+           'al = float(_pattern_value(entry.get("alpha_pattern"), module, alpha))', "al = alpha",
+           (f"{MERGE}::test_unpacking_gives_back_the_peft_matrices",
+            f"{MERGE}::test_merging_matches_peft[cat-two+pat]")),
+)
