@@ -2,7 +2,9 @@
 
 Each mutant runs in a copy of the package (laid out as installed: edge_sdk.runtime, edge_sdk.exporters
 ...) with the mutation applied, and the named tests are run there by a separate pytest. Only those tests
-run, so the whole check takes a few minutes. Run it alone with `pytest -m mutation`.
+run. The selected mutants' runs start as soon as the first mutant test does, EDGE_SDK_MUTATION_WORKERS
+(default 2) at a time: a run is mostly one Python process importing and exporting, so two of them keep two
+cores busy, and the check takes half as long. Run it alone with `pytest -m mutation`.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -70,19 +73,42 @@ def test_the_copy_is_what_the_tests_import(tree, tiny_bundle):
     assert clean.returncode == 0, clean.stdout[-2000:]  # unmutated, the tests pass
 
 
-@pytest.mark.parametrize("mutant", ALL, ids=lambda m: m.name)
-def test_mutant_is_caught(mutant, tree, tiny_bundle, tmp_path):
-    if mutant.file.startswith("runtime/qnn") and not _has_qnn():
-        pytest.skip("onnxruntime-qnn is not installed (the [npu] extra): the QNN mutant cannot be tested here")
-    clean, mapping = tree
-    root = tmp_path / "mutant"
+def _run(mutant, clean: Path, mapping: dict[str, str], root: Path, tiny_bundle) -> subprocess.CompletedProcess:
+    """The mutant's tests, run by their own pytest in a mutated copy of the tree."""
     shutil.copytree(clean, root, symlinks=True)
     target = root / _installed_path(mutant.file, mapping)
     source = target.read_text()
     assert source.count(mutant.old) == 1, f"{mutant.file} no longer contains the text this mutant changes: update it"
     target.write_text(source.replace(mutant.old, mutant.new))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutant.tests],
+    # a basetemp of its own: concurrent runs never share (or clean up) each other's temporary folders
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                           f"--basetemp={root.parent / 'tmp'}", *mutant.tests],
                           cwd=root, env=_env(tiny_bundle), capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def runs(request, tree, tiny_bundle, tmp_path_factory):
+    """{mutant name: Future of its run} for every mutant this session selected, started all at once on a pool."""
+    clean, mapping = tree
+    selected = [item.callspec.params["mutant"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_mutant_is_caught"]
+    workers = int(os.environ.get("EDGE_SDK_MUTATION_WORKERS", "2"))
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    futures: dict[str, Future] = {}
+    for mutant in selected:
+        if mutant.file.startswith("runtime/qnn") and not _has_qnn():
+            continue
+        work = tmp_path_factory.mktemp("mutant")
+        futures[mutant.name] = pool.submit(_run, mutant, clean, mapping, work / "tree", tiny_bundle)
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("mutant", ALL, ids=lambda m: m.name)
+def test_mutant_is_caught(mutant, runs):
+    if mutant.file.startswith("runtime/qnn") and not _has_qnn():
+        pytest.skip("onnxruntime-qnn is not installed (the [npu] extra): the QNN mutant cannot be tested here")
+    proc = runs[mutant.name].result()
     assert proc.returncode == 1, (f"mutant '{mutant.name}' survived (pytest exit {proc.returncode}):\n"
                                   f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
 
