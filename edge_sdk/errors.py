@@ -60,3 +60,9 @@ class DocumentReadError(EdgeError):
     Index.add records it as a failed file and indexes the rest."""
 
     exit_code = 1
+
+
+class StoreError(EdgeError):
+    """A model store operation failed (edge_sdk.store): an unreachable or malformed server, a file that does not
+    match its hash or signature, a full disk, a version that failed its smoke prompt. The store is left as it
+    was: the active version (if any) still loads."""
