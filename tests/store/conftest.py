@@ -30,7 +30,7 @@ class Behaviour:
 
     drop_after: dict[str, list[int]] = field(default_factory=dict)  # cut the connection after N body bytes (each once)
     tamper: dict[str, bytes] = field(default_factory=dict)  # serve these bytes instead
-    redirect: dict[str, str] = field(default_factory=dict)  # answer 302 to this URL
+    redirect: dict[str, str] = field(default_factory=dict)  # answer 302 to this URL (once)
     ignore_range: bool = False  # a server without Range support (always 200, the whole file)
     delay: float = 0.0  # seconds to sleep per 64 KB sent (lets two pulls overlap)
 
@@ -75,9 +75,11 @@ class StaticServer:
         hit = Hit(path, 0, 0, h.headers.get("Authorization"), h.headers.get("Host"))
         with self.lock:
             self.hits.append(hit)
-        if tail in b.redirect:
+        with self.lock:
+            target = b.redirect.pop(tail, None)
+        if target is not None:
             h.send_response(302)
-            h.send_header("Location", b.redirect[tail])
+            h.send_header("Location", target)
             h.send_header("Content-Length", "0")
             h.end_headers()
             return
