@@ -22,7 +22,7 @@ from typing import Any
 
 from edge_sdk.errors import BundleError, StoreError
 
-from ..bundle.files import check_file_table, check_name
+from ..bundle.files import check_file_table
 from ..bundle.manifest import MAX_MANIFEST_BYTES
 from ..bundle.signature import SIGNATURE_NAME
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from edge_sdk.errors import BundleError, StoreError
 
-from ..bundle.files import MANIFEST_NAME, check_file_table
+from ..bundle.files import MANIFEST_NAME
 from ..bundle.manifest import parse_manifest, read_manifest
 from ..bundle.signature import SIGNATURE_NAME, verify_bundle_signature
 from . import layout
@@ -183,9 +183,10 @@ def _fetch_version(store, fetcher: Fetcher, listing: dict, staging: Path, report
         if keys:  # before any large download: a wrong signature costs a few kilobytes
             verify_bundle_signature(staging, manifest_bytes, keys)
         manifest = parse_manifest(manifest_bytes, staging / MANIFEST_NAME)
-        check_file_table(manifest["files"])
     except BundleError as e:
         raise StoreError(f"{listing['name']} {listing['version']} refused: {e}") from None
+    # The listing's file names were checked (layout.check_listing: plain names inside the bundle); the manifest,
+    # which every file is verified against, must name exactly those.
     if manifest["files"] != listing["files"]:
         raise StoreError(f"{listing['name']} {listing['version']}: the listing and the manifest name different files; "
                          "the server's folder is inconsistent or tampered with")
