@@ -71,3 +71,11 @@ MUTANTS += (
            "            self.server._authorize(request)", "            pass",
            (f"{RELOAD}::test_the_admin_endpoint_and_failed_reloads",)),
 )
+
+MUTANTS += (
+    Mutant("app: the update is pulled on the main thread", "mobile_demo/updates.py",
+           '    thread = threading.Thread(target=run, name="edge-sdk-update", daemon=True)\n    thread.start()\n'
+           "    return thread",
+           "    run()",
+           ("tests/ui/test_update_ui.py::test_the_app_pulls_an_update_and_survives_a_broken_one",)),
+)

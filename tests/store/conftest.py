@@ -32,7 +32,7 @@ class Behaviour:
     tamper: dict[str, bytes] = field(default_factory=dict)  # serve these bytes instead
     redirect: dict[str, str] = field(default_factory=dict)  # answer 302 to this URL (once)
     ignore_range: bool = False  # a server without Range support (always 200, the whole file)
-    delay: float = 0.0  # seconds to sleep per 64 KB sent (lets two pulls overlap)
+    delay: float = 0.0  # seconds to wait before each 64 KB sent (lets two pulls overlap)
 
 
 class StaticServer:
@@ -115,11 +115,11 @@ class StaticServer:
         sent = 0
         try:
             while sent < limit:
+                if b.delay:
+                    time.sleep(b.delay)
                 block = body[sent:min(limit, sent + (1 << 16))]
                 h.wfile.write(block)
                 sent += len(block)
-                if b.delay:
-                    time.sleep(b.delay)
             h.wfile.flush()
         except OSError:
             pass
