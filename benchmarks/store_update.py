@@ -15,6 +15,10 @@ Swap: `Store.use` to the other version (its smoke prompt: load, hash every file,
 pointer's rename), then what an app does next, `edge_sdk.load(store.path(name))`; rounds alternate between
 the two versions, median and range reported. Quality column: the answer to a fixed prompt after the swap
 equals the answer of the same version's bundle loaded directly (it must, byte for byte).
+
+Server: the same swaps with `edge-sdk serve`'s reload (runtime/server/reload.py, uvicorn in this process):
+`Store.use`, then POST /admin/reload while a 64-token request is generating; that request must complete,
+and the next answer must be the new version's.
 """
 from __future__ import annotations
 
@@ -29,12 +33,16 @@ import threading
 import time
 from pathlib import Path
 
-PROMPT = "What is the capital of France?"
+PROMPT = "Name the capital of France."
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
 
 
 def _serve(root: Path):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
+    handler = functools.partial(_Quiet, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/models/"
@@ -103,6 +111,71 @@ def measure(url: str, name: str, bundles: dict[str, Path], work: Path, rounds: i
     }
 
 
+def measure_serve(url: str, name: str, bundles: dict[str, Path], work: Path, rounds: int, threads: int) -> dict:
+    """The server's side: `edge-sdk serve NAME --store DIR`'s reload (POST /admin/reload) after `Store.use`, with a
+    64-token request in flight; the answer after each reload compared with the version's own."""
+    import socket
+    import urllib.request
+
+    import uvicorn
+
+    import edge_sdk
+    from edge_sdk.runtime.server.app import Server
+    from edge_sdk.runtime.server.pool import ModelPool
+    from edge_sdk.runtime.server.reload import Reloader
+    from edge_sdk.store import Store
+
+    store = Store(work / f"store-{name}", load_options={"threads": threads})
+    store.use(name, "1")
+
+    def load(path):
+        return edge_sdk.load(path, threads=threads)
+
+    server = Server(ModelPool([load(store.path(name))], 8), name, api_key="bench")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    web = uvicorn.Server(uvicorn.Config(Reloader(server, store, name, load, 1, log=lambda m: None).wrap(server.app),
+                                        host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    threading.Thread(target=web.run, daemon=True).start()
+    while not web.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path, body):
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST", headers={
+            "Content-Type": "application/json", "Authorization": "Bearer bench"})
+        with urllib.request.urlopen(req, timeout=600) as r:
+            return json.loads(r.read())
+
+    def chat(max_tokens):
+        return call("/v1/chat/completions", {"model": name, "max_tokens": max_tokens,
+                                             "messages": [{"role": "user", "content": PROMPT}]})
+
+    direct = {v: _answer(b, threads) for v, b in bundles.items()}
+    use_s, reload_s, in_flight_ok, same, held = [], [], [], [], []
+    try:
+        for i in range(rounds):
+            v = "2" if i % 2 == 0 else "1"
+            t0 = time.perf_counter()
+            store.use(name, v)
+            use_s.append(time.perf_counter() - t0)
+            done = {}
+            flight = threading.Thread(target=lambda: done.update(r=chat(64)))
+            flight.start()
+            time.sleep(0.2)  # the request is generating when the reload comes
+            result = call("/admin/reload", {})
+            flight.join()
+            reload_s.append(result["swap_s"])
+            held.append(result["held_requests"])
+            in_flight_ok.append(bool(done.get("r", {}).get("choices")))
+            same.append(chat(16)["choices"][0]["message"]["content"] == direct[v])
+    finally:
+        web.should_exit = True
+    return {"use_s": use_s, "reload_s": reload_s, "in_flight_completed": all(in_flight_ok), "same_answer": all(same),
+            "held_requests": held}
+
+
 def _spread(xs) -> str:
     return f"{statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f})"
 
@@ -132,6 +205,8 @@ def main() -> int:
         httpd, url = _serve(work / "site")
         try:
             results = [measure(url, case, versions, work, args.rounds, args.threads) for case, versions in cases.items()]
+            for r, (case, versions) in zip(results, cases.items()):
+                r["serve"] = measure_serve(url, case, versions, work, args.rounds, args.threads)
         finally:
             httpd.shutdown()
     if args.json:
@@ -146,6 +221,15 @@ def main() -> int:
               f"{u['bytes_downloaded'] / 1e6:.3f} MB ({u['bytes_received'] / 1e6:.3f} MB) | "
               f"{u['files']} / {u['reused_files']} | {_spread(s['use_s'])} | {_spread(s['load_s'])} | "
               f"{'yes' if s['same_answer'] else 'NO'} |")
+    print()
+    print("| update | server: use (smoke + rename) | + POST /admin/reload (load, smoke, swap) | requests held |"
+          " in-flight request completed | same answer after reload |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        v = r["serve"]
+        print(f"| {r['name']} | {_spread(v['use_s'])} | {_spread(v['reload_s'])} | "
+              f"{'yes' if all(v['held_requests']) else 'no' if not any(v['held_requests']) else 'some'} | "
+              f"{'yes' if v['in_flight_completed'] else 'NO'} | {'yes' if v['same_answer'] else 'NO'} |")
     return 0
 
 

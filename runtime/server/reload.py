@@ -28,14 +28,18 @@ ADMIN_PATH = "/admin/reload"
 
 
 def tokenizes_alike(old: dict, new: dict) -> bool:
-    """Whether prompt ids and limits computed with manifest `old` stay valid for a model of manifest `new`."""
+    """Whether prompt ids and limits computed with manifest `old` stay valid for a model of manifest `new`: the
+    same tokenizer and chat template (their manifest sections and their files' hashes), the same context, and
+    every adapter a waiting request may name still there."""
     def key(m: dict) -> Any:
         files = m["files"]
         opened = [m["tokenizer"].get("file"), m["tokenizer"].get("compact_file"), m["chat_template"].get("file")]
         return (json.dumps({k: m.get(k) for k in ("tokenizer", "chat_template")}, sort_keys=True),
-                [files[f]["sha256"] if f in files else None for f in opened],
-                m["graph"].get("max_context"), sorted(((m.get("lora") or {}).get("adapters") or {})))
-    return key(old) == key(new)
+                [files[f]["sha256"] if f in files else None for f in opened], m["graph"].get("max_context"))
+
+    def adapters(m: dict) -> set:
+        return set((m.get("lora") or {}).get("adapters") or {})
+    return key(old) == key(new) and adapters(old) <= adapters(new)
 
 
 class Reloader:

@@ -184,6 +184,40 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
+def test_a_build_that_pulls_its_bundle_on_arm64(smollm2_bundle, arm64_device, tmp_path_factory):
+    """`package --store-url`: the build ships no bundle; its run.sh pulls the published one from a local server on
+    first run (under emulation: download, sha256, signature, smoke prompt), answers, and runs offline after."""
+    require_pypi("the linux-aarch64 build (it downloads aarch64 wheels)")
+    from edge_sdk.cli import main
+    from edge_sdk.deploy.publish import publish
+
+    from ..store.conftest import StaticServer
+
+    work = tmp_path_factory.mktemp("pi-store")
+    assert main(["keygen", "-o", str(work / "publisher.key")]) == 0
+    (work / "site" / "models").mkdir(parents=True)
+    publish(smollm2_bundle, work / "site" / "models", name="smollm2", version="1", sign_key=work / "publisher.key")
+    server = StaticServer(work / "site")
+    try:
+        build = package_and_install(smollm2_bundle, arm64_device, work, store_url=server.url + "models/")
+        assert not (build / "bundle").exists() and (build / "publisher.pub").is_file()
+        t0 = time.perf_counter()
+        first = arm64_device.run(["sh", str(build / "run.sh"), PROMPT, "--max-new-tokens", "12"], cwd=work,
+                                 timeout=1800)
+        arm64_device.timings["store_first_run_s"] = time.perf_counter() - t0
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "smollm2 1: downloaded 5 files" in first.stderr and "Paris" in first.stdout, first.stdout + first.stderr
+        hits = len(server.hits)
+        t0 = time.perf_counter()
+        again = arm64_device.run(["sh", str(build / "run.sh"), PROMPT, "--max-new-tokens", "12"], cwd=work,
+                                 timeout=1800)
+        arm64_device.timings["store_second_run_s"] = time.perf_counter() - t0
+        assert again.returncode == 0 and again.stdout == first.stdout and len(server.hits) == hits  # offline now
+    finally:
+        server.close()
+    report(arm64_device)
+
+
 @pytest.mark.ui
 def test_chat_app_on_arm64(smollm2_bundle, arm64_gui_device, tmp_path_factory):
     """The --app chat build: Kivy's aarch64 wheel, the installed app, one message through the UI."""

@@ -238,3 +238,24 @@ def test_sighup_reloads_a_served_store(site, versions, tmp_path):
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert "SIGHUP: reloading tiny" in err and "reloaded tiny 2 (was 1)" in err
+
+
+def test_what_counts_as_tokenizing_alike(bundles):
+    from edge_sdk.runtime.server.reload import tokenizes_alike
+
+    m = json.loads((bundles["v1"] / "edge_manifest.json").read_text())
+    assert tokenizes_alike(m, json.loads(json.dumps(m)))
+
+    def changed(edit):
+        new = json.loads(json.dumps(m))
+        edit(new)
+        return new
+
+    assert not tokenizes_alike(m, changed(lambda n: n["files"][n["tokenizer"]["file"]].update(sha256="0" * 64)))
+    assert not tokenizes_alike(m, changed(lambda n: n["files"][n["chat_template"]["file"]].update(sha256="1" * 64)))
+    assert not tokenizes_alike(m, changed(lambda n: n["graph"].update(max_context=n["graph"]["max_context"] // 2)))
+    assert not tokenizes_alike(m, changed(lambda n: n["tokenizer"].update(eos_token_ids=[0])))
+    assert tokenizes_alike(m, changed(lambda n: n["files"]["model.onnx.data"].update(sha256="2" * 64)))  # weights
+    one = changed(lambda n: n.update(lora={"adapters": {"a": {"file": "adapters/a.npz"}}}))
+    two = changed(lambda n: n.update(lora={"adapters": {"a": {"file": "adapters/a.npz"}, "b": {"file": "b.npz"}}}))
+    assert tokenizes_alike(one, two) and not tokenizes_alike(two, one)  # an added adapter is fine, a removed one not
