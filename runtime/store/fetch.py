@@ -2,8 +2,9 @@
 
 - Only http and https; a redirect may not go from https to http, nor to any other scheme, and a redirect to
   another origin (scheme, host, port) is followed without the credentials (the Authorization header).
-- Small documents (index, listing, manifest) are read with a byte limit; a file is read up to its declared
-  size and no further, so a server cannot fill the disk by sending more.
+- Small documents (index, listing, manifest) are read with a byte limit and a time limit; a file is read up
+  to its declared size and no further, so a server cannot fill the disk by sending more, and a file that
+  arrives slower than 1 KB/s (over 30 s) is cut and resumed, so a dripping server cannot hold a pull forever.
 - A download appends to `<sha256>.part`; after a cut it resumes with `Range: bytes=N-` (a server that
   answers 200 instead of 206 is read from the start again), up to `retries` times per file with a backoff.
 - The sha256 is checked over the whole file once it has its declared size (a resumed file included).
@@ -26,6 +27,8 @@ from typing import Callable
 from edge_sdk.errors import StoreError
 
 CHUNK = 1 << 16
+DOCUMENT_SECONDS = 120.0  # an index, a listing or a manifest arrives within this, or the request is retried
+MIN_RATE, SLOW_WINDOW = 1024, 30.0  # a file download slower than 1 KB/s over 30 s is cut (and resumed)
 USER_AGENT = "edge-sdk-store/1"
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
@@ -114,7 +117,11 @@ class Fetcher:
                     if length and length.isdigit() and int(length) > limit:
                         raise StoreError(f"{what} ({self.url(rel)}) is {int(length)} bytes, more than the {limit} "
                                          "allowed; refusing to read it")
-                    data = resp.read(limit + 1)
+                    data, deadline = b"", time.monotonic() + DOCUMENT_SECONDS
+                    while len(data) <= limit and (block := resp.read(min(CHUNK, limit + 1 - len(data)))):
+                        data += block
+                        if time.monotonic() > deadline:
+                            raise OSError(f"{what} took more than {DOCUMENT_SECONDS:.0f} s to arrive")
                     self.bytes_received += len(data)
                     if len(data) > limit:
                         raise StoreError(f"{what} ({self.url(rel)}) is more than {limit} bytes; refusing to read it")
@@ -181,8 +188,9 @@ class Fetcher:
             if length and length.isdigit() and have + int(length) > size:
                 raise Tampered(f"{self.url(rel)} is longer than its published size ({size} bytes); refused")
             with _open_part(part, mode) as f:
+                window, window_bytes = time.monotonic(), 0
                 while have < size:
-                    block = resp.read(min(CHUNK, size - have))
+                    block = resp.read1(min(CHUNK, size - have))  # what has arrived, not a full chunk
                     if not block:
                         raise http.client.IncompleteRead(b"", size - have)
                     _write(f, block, part)
@@ -190,6 +198,14 @@ class Fetcher:
                     self.bytes_received += len(block)
                     if on_bytes is not None:
                         on_bytes(len(block))
+                    window_bytes += len(block)
+                    elapsed = time.monotonic() - window
+                    if elapsed > SLOW_WINDOW and have < size:  # a server dripping bytes holds no one forever
+                        if window_bytes < MIN_RATE * elapsed:
+                            f.flush()  # what arrived is kept: the retry resumes after it
+                            raise OSError(f"the server sent {window_bytes} bytes in {elapsed:.0f} s (slower than "
+                                          f"{MIN_RATE} bytes/s)")
+                        window, window_bytes = time.monotonic(), 0
                 _sync(f, part)
             if resp.read(1):
                 raise Tampered(f"{self.url(rel)} is longer than its published size ({size} bytes); refused")

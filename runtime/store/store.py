@@ -179,8 +179,11 @@ class Store:
             if version not in self.versions(name):
                 have = ", ".join(self.versions(name)) or "none"
                 raise StoreError(f"{name} {version} is not installed in {self.root} (installed: {have})")
-            if self.active_version(name) == version:
-                return None
+            try:
+                if self.active_version(name) == version:
+                    return None
+            except StoreError:
+                pass  # a damaged pointer: choosing a version is how it is repaired
             return self.activate(name, version, pulled=False)
 
     def rollback(self, name: str) -> str:
@@ -195,7 +198,10 @@ class Store:
         """(Lock held.) Smoke-test `version`, then swap the pointer. If the smoke prompt fails, the active version
         stays; a version this pull brought in is removed again. Returns the smoke answer."""
         folder = self.version_dir(name, version)
-        before = self.active_version(name)
+        try:
+            before = self.active_version(name)
+        except StoreError:  # a damaged pointer: the version chosen now replaces it
+            before = None
         answer = None
         if self.smoke is not None:
             check = self.smoke if self.smoke is not DEFAULT_SMOKE else self._default_smoke

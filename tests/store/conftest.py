@@ -33,6 +33,7 @@ class Behaviour:
     redirect: dict[str, str] = field(default_factory=dict)  # answer 302 to this URL (once)
     ignore_range: bool = False  # a server without Range support (always 200, the whole file)
     delay: float = 0.0  # seconds to wait before each 64 KB sent (lets two pulls overlap)
+    drip: set[str] = field(default_factory=set)  # send these 1 KB every 0.5 s (each once)
 
 
 class StaticServer:
@@ -112,12 +113,17 @@ class StaticServer:
             if b.drop_after.get(tail):
                 cut = b.drop_after[tail].pop(0)
         limit = len(body) if cut is None else min(cut, len(body))
+        with self.lock:
+            drip = tail in b.drip
+            b.drip.discard(tail)
         sent = 0
         try:
             while sent < limit:
                 if b.delay:
                     time.sleep(b.delay)
-                block = body[sent:min(limit, sent + (1 << 16))]
+                if drip:
+                    time.sleep(0.5)
+                block = body[sent:min(limit, sent + (1024 if drip else 1 << 16))]
                 h.wfile.write(block)
                 sent += len(block)
             h.wfile.flush()

@@ -111,6 +111,22 @@ def test_a_pull_that_gives_up_keeps_its_bytes_for_the_next_pull(site, bundles, t
     assert result.bytes_downloaded == 300_000 - 120_000 and result.active
 
 
+def test_a_dripping_server_is_cut_and_the_file_resumed(site, bundles, tmp_path, monkeypatch):
+    import edge_sdk.runtime.store.fetch as fetch
+
+    folder, server = site
+    publish(bundles["v1"], folder, name="tiny", version="1")
+    monkeypatch.setattr(fetch, "SLOW_WINDOW", 2.0)  # 30 s in production
+    weights = manifest_files(bundles["v1"])["model.onnx.data"]
+    server.behaviour.drip.add(weights["sha256"])  # 2 KB/s: under the 10 KB/s the test asks for
+    monkeypatch.setattr(fetch, "MIN_RATE", 10_000)
+    store = make_store(tmp_path / "store")
+    store.pull(server.models_url, "tiny")
+    hits = server.blob_hits(weights["sha256"])
+    assert len(hits) == 2 and 0 < hits[1].start < 20_000  # cut after a few seconds of dripping, then resumed
+    assert _answer(store.path("tiny")) == _answer(bundles["v1"])
+
+
 def test_a_server_without_ranges_is_read_from_the_start_again(site, bundles, tmp_path):
     folder, server = site
     publish(bundles["v1"], folder, name="tiny", version="1")
@@ -282,6 +298,12 @@ def test_use_remove_and_gc(site, bundles, tmp_path):
     assert store.rollback("tiny") == "2"
     store.remove("tiny", "3")
     assert store.versions("tiny") == ["2"] and store.path("tiny") == store.version_dir("tiny", "2")
+    # A damaged pointer is a clear error, and choosing a version repairs it.
+    (store.model_dir("tiny") / "active.json").write_text("{not json")
+    with pytest.raises(StoreError, match="active.json is damaged .*--use tiny VERSION"):
+        store.path("tiny")
+    store.use("tiny", "2")
+    assert store.path("tiny") == store.version_dir("tiny", "2")
     assert store.remove("tiny") > 500_000  # the whole model; its last copy of the weights is freed
     assert store.list() == []
 

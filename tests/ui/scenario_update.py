@@ -15,8 +15,12 @@ from harness import UI, emit, press, run  # noqa: E402
 
 
 def main():
+    import importlib
+
     from kivy.core.window import Window
-    from mobile_demo.widgets import ChatSettings
+
+    package = os.environ.get("UI_APP_MODULE", "mobile_demo.app").rsplit(".", 1)[0]
+    ChatSettings = importlib.import_module(f"{package}.widgets").ChatSettings
 
     res = {}
     ui = UI(bundle_path=os.environ["UI_BUNDLE"])

@@ -41,8 +41,9 @@ def test_the_app_pulls_an_update_and_survives_a_broken_one(tiny_bundle, run_scen
     t = threading.Thread(target=publisher, daemon=True)
     t.start()
     try:
+        # The app as installed (edge_sdk.mobile_demo): what a device runs, and what the mutation check mutates.
         res = run_scenario("scenario_update.py", timeout=400, UI_BUNDLE=store.path("tiny"), UI_PUBLISH=signal,
-                           EDGE_SDK_THREADS=1)
+                           EDGE_SDK_THREADS=1, UI_APP_MODULE="edge_sdk.mobile_demo.app")
     finally:
         server.close()
     assert res["start"]["model_name"].endswith(" · 1")  # the store version beside the model's name
