@@ -92,27 +92,28 @@ def stage_app(app: Path, bundle: Path, profile_json: str) -> None:
     (app / "device_profile.json").write_text(profile_json, encoding="utf-8")
 
 
-def requirements(python: str) -> list[str]:
+def requirements(python: str, structured: bool = False) -> list[str]:
     from .wheelhouse import host_pin
 
     return [f"python3=={_p4a_python(python)}", f"hostpython3=={_p4a_python(python)}", "kivy==2.3.1", "numpy",
-            "onnxruntime", *(host_pin(n) for n in PURE_PYTHON), "pyjnius", "android"]
+            "onnxruntime", *(["llguidance"] if structured else []), *(host_pin(n) for n in PURE_PYTHON), "pyjnius",
+            "android"]
 
 
 def _p4a_python(python: str) -> str:
     return {"3.14": "3.14.2"}[python]  # the python3 recipe's version in P4A_RELEASE
 
 
-def buildozer_spec(app_dir: Path, python: str, version: str) -> str:
+def buildozer_spec(app_dir: Path, python: str, version: str, structured: bool = False) -> str:
     exts = sorted({p.suffix.lstrip(".") for p in app_dir.rglob("*") if p.is_file() and p.suffix})
-    values = {"requirements": ",".join(requirements(python)), "include_exts": ",".join(exts),
+    values = {"requirements": ",".join(requirements(python, structured)), "include_exts": ",".join(exts),
               "p4a_release": P4A_RELEASE, "api": ANDROID_API, "minapi": ANDROID_MINAPI, "ndk": ANDROID_NDK,
               "version": version}
     return (P4A_DIR / "buildozer.spec.in").read_text(encoding="utf-8").format(**values)
 
 
 def stage_android(out: Path, bundle: Path, target: Target, python: str, manifest: dict[str, Any], profile,
-                  log: Progress) -> dict[str, Any]:
+                  log: Progress, structured: bool = False) -> dict[str, Any]:
     import json
 
     import edge_sdk
@@ -120,17 +121,22 @@ def stage_android(out: Path, bundle: Path, target: Target, python: str, manifest
     log.stage("staging the python-for-android project (app, bundle, recipes, buildozer.spec)")
     stage_app(out / "app", bundle, json.dumps(profile.to_dict(), indent=2) + "\n")
     shutil.copytree(P4A_DIR / "onnxruntime", out / "p4a_recipes" / "onnxruntime", ignore=_SKIP)
-    (out / "buildozer.spec").write_text(buildozer_spec(out / "app", python, edge_sdk.__version__), encoding="utf-8")
-    (out / "README.md").write_text(_readme(manifest, python), encoding="utf-8")
+    if structured:  # the grammar engine: no Android wheel anywhere, so a Rust recipe (UNVERIFIED, never run)
+        shutil.copytree(P4A_DIR / "llguidance", out / "p4a_recipes" / "llguidance", ignore=_SKIP)
+    (out / "buildozer.spec").write_text(buildozer_spec(out / "app", python, edge_sdk.__version__, structured),
+                                        encoding="utf-8")
+    not_verified = NOT_VERIFIED + (["the llguidance recipe's Rust cross-build (never run)"] if structured else [])
+    (out / "README.md").write_text(_readme(manifest, python, not_verified), encoding="utf-8")
     log.note("NOT BUILT: an APK needs the Android SDK/NDK, which buildozer downloads; see README.md in the build")
-    return {"android": {"python_for_android": P4A_RELEASE, "requirements": requirements(python), "api": ANDROID_API,
+    return {"android": {"python_for_android": P4A_RELEASE, "requirements": requirements(python, structured),
+                        "api": ANDROID_API,
                         "minapi": ANDROID_MINAPI, "ndk": ANDROID_NDK, "archs": ["arm64-v8a"],
-                        "verified": VERIFIED, "not_verified": NOT_VERIFIED}}
+                        "verified": VERIFIED, "not_verified": not_verified}}
 
 
-def _readme(manifest: dict[str, Any], python: str) -> str:
+def _readme(manifest: dict[str, Any], python: str, not_verified: list[str] = NOT_VERIFIED) -> str:
     lines = "\n".join(f"- {v}" for v in VERIFIED)
-    gaps = "\n".join(f"- {v}" for v in NOT_VERIFIED)
+    gaps = "\n".join(f"- {v}" for v in not_verified)
     return f"""# edge-sdk chat for Android (arm64-v8a): {manifest['name']}
 
 A python-for-android project, staged by `edge-sdk package --target android-arm64`. **It has not been

@@ -61,11 +61,12 @@ APPS = {
 def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *, app: str = "none",
             python: str | None = None, device: str | None = None, force: bool = False,
             progress: bool = True, embedder: str | os.PathLike | None = None,
-            store_url: str | None = None) -> dict[str, Any]:
+            structured: bool = False, store_url: str | None = None) -> dict[str, Any]:
     """Make a device build of `bundle` for `target` at `output` (and `<output>.tar.gz` for Linux).
 
     device: a device profile name or .json path (default: the target's, e.g. raspberry-pi-5).
     embedder: an embedder bundle to ship beside the model (in `embedder/`), for answers from documents.
+    structured: ship the grammar engine (the `structured` extra: llguidance) for response_format and tools.
     store_url: ship no bundle; the build pulls this bundle's published version from there on first run
         (store_build.py).
     Returns the build's device_build.json content.
@@ -74,6 +75,8 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
     tgt = get_target(target)
     py = check_python(tgt, python)
     spec = _check_app(app, tgt)
+    if structured:
+        spec, tgt = _with_structured(spec, tgt)
     output = Path(os.path.abspath(output))
     archive = output.parent / f"{output.name}.tar.gz" if tgt.os == "linux" else None
     _check_archive(archive, force)
@@ -130,7 +133,8 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
             else:
                 from .android import stage_android
 
-                build.update(stage_android(tmp, bundle, tgt, py, manifest, profile, log))
+                build.update(stage_android(tmp, bundle, tgt, py, manifest, profile, log,
+                                           structured="structured" in spec.extras))
             build["files"] = _file_table(tmp)
             for part in ("bundle", "embedder"):
                 if part in build and build[part]["path"]:
@@ -156,6 +160,18 @@ def _check_app(app: str, target: Target) -> App:
     if target.os == "android" and app != "chat":
         raise DeviceBuildError(f"an Android build is an app: use --app chat (got --app {app})")
     return APPS[app]
+
+
+def _with_structured(app: App, target: Target) -> tuple[App, Target]:
+    """The app with the `structured` extra, and the wheel tags its engine needs: llguidance 1.9 publishes
+    manylinux_2_31 wheels only (glibc 2.31: Debian 11, Ubuntu 20.04, Raspberry Pi OS bookworm and newer;
+    the build's min_glibc says so). Android builds get the python-for-android recipe instead (android.py)."""
+    from dataclasses import replace
+
+    app = replace(app, extras=tuple(dict.fromkeys(app.extras + ("structured",))))
+    if target.os == "linux":
+        target = replace(target, pip_platforms=(f"manylinux_2_31_{target.machine}",) + target.pip_platforms)
+    return app, target
 
 
 def _check_archive(archive: Path | None, force: bool) -> None:
@@ -316,7 +332,7 @@ def _linux(tmp: Path, target: Target, python: str, app: App, profile, manifest, 
              + (f", glibc >= {glibc}" if glibc else ""))
     dist_name = wheelhouse.own_distribution().metadata["Name"]
     requirement = dist_name + (f"[{','.join(app.extras)}]" if app.extras else "") + f"=={versions_key(versions, dist_name)}"
-    _write_script(tmp / "install.sh", scripts.install_sh(target=target.name, python=python, requirement=requirement))
+    _write_script(tmp / "install.sh", scripts.install_sh(target=target.name, python=python))
     has_embedder = (tmp / "embedder").is_dir()
     _write_script(tmp / "run.sh", scripts.run_sh(app.name, what=app.what, profile=profile.name, embedder=has_embedder))
     (tmp / "README.txt").write_text(_readme(manifest, target, python, app, profile, has_embedder), encoding="utf-8")
@@ -337,8 +353,8 @@ def _readme(manifest, target: Target, python: str, app: App, profile, embedder: 
     docs = """
 Answers from your documents, with the embedder in ./embedder:
 
-    .venv/bin/edge-sdk index add docs.index ~/Documents --embedder embedder
-    .venv/bin/edge-sdk ask bundle --index docs.index "your question"
+    .venv/bin/python -m edge_sdk index add docs.index ~/Documents --embedder embedder
+    .venv/bin/python -m edge_sdk ask bundle --index docs.index "your question"
 """ if embedder else ""
     return f"""edge-sdk device build: {manifest['name']} for {target.name} (CPython {python})
 

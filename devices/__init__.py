@@ -91,6 +91,10 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "prefill_chunk": ((int,), False),
 }
 _POSITIVE = ("threads", "max_context", "memory_budget_mb", "prefill_chunk")
+# Upper bounds, as a bundle's manifest has them (runtime/bundle/schema.py): a profile is a file the user may be
+# given or edit (a device build's device_profile.json), and `threads: 300` started 302 threads.
+_MAXIMUM = {"threads": 64, "max_context": 1 << 17, "memory_budget_mb": 1 << 24, "prefill_chunk": 1 << 17}
+MAX_PROFILE_BYTES = 1 << 20
 _CHOICES = {"cpu_arch": CPU_ARCHS, "flavour": FLAVOURS, "recipe": RECIPES}
 
 
@@ -121,8 +125,8 @@ def validate_profile(data: dict, source: str = "<profile>") -> DeviceProfile:
         if data[key] not in allowed:
             fail(key, f"must be one of {', '.join(allowed)}; got {data[key]!r}")
     for key in _POSITIVE:
-        if data.get(key) is not None and data[key] <= 0:
-            fail(key, f"must be a positive integer, got {data[key]!r}")
+        if data.get(key) is not None and not 0 < data[key] <= _MAXIMUM[key]:
+            fail(key, f"must be an integer from 1 to {_MAXIMUM[key]}, got {data[key]!r}")
     if not data["name"].strip() or not data["description"].strip():
         fail("name" if not data["name"].strip() else "description", "must not be empty")
 
@@ -170,11 +174,16 @@ def profile_names() -> list[str]:
 
 def _read(path: Path) -> DeviceProfile:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PROFILE_BYTES + 1)
+        if len(raw) > MAX_PROFILE_BYTES:
+            raise DeviceError(f"device profile {path} is larger than {MAX_PROFILE_BYTES >> 10} KB; a profile is a few "
+                              "fields")
+        data = json.loads(raw.decode("utf-8"))
     except OSError as e:
         raise DeviceError(f"cannot read device profile {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise DeviceError(f"device profile {path} is not valid JSON: {e}") from None
+    except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested deeper than the parser goes
+        raise DeviceError(f"device profile {path} is not valid JSON: {str(e)[:200]}") from None
     return validate_profile(data, str(path))
 
 

@@ -14,14 +14,21 @@ Host side (needs the ``[export]`` extra)::
 from __future__ import annotations
 
 __version__ = "0.1.0"
-# The name on PyPI. `edge-sdk` there is an unrelated project (market data): `pip install edge-sdk`
-# installs someone else's code. The import name (edge_sdk) and the command (edge-sdk) stay.
+# The distribution's name, ready for PyPI (where `edge-sdk` is an unrelated project, market data: `pip install
+# edge-sdk` installs someone else's code). Not published yet: `pip install edge-sdk-llm` finds nothing, so
+# install_hint names what exists until PUBLISHED is true. The import name (edge_sdk) and the command stay.
 DISTRIBUTION = "edge-sdk-llm"
+PUBLISHED = False
 
 
 def install_hint(extra: str | None = None) -> str:
-    """The pip command that installs edge-sdk (with `extra`), for error messages."""
-    return f"pip install '{DISTRIBUTION}[{extra}]'" if extra else f"pip install {DISTRIBUTION}"
+    """A pip command that installs edge-sdk (with `extra`) from what exists here, for error messages:
+    the checkout this copy runs from, else the extra's own packages (a device build's wheel install)."""
+    try:
+        from edge_sdk._install import install_hint as hint
+    except ImportError:  # a trimmed device copy (the Android app carries the runtime only)
+        return f"install edge-sdk's [{extra}] extra" if extra else "install edge-sdk"
+    return hint(extra)
 
 from edge_sdk.errors import (  # noqa: E402  (cheap, stdlib only)
     BundleError, ContextLengthError, DeviceBuildError, DeviceError, DeviceFitError, EdgeError, OutputExistsError,

@@ -62,6 +62,11 @@ class DocumentReadError(EdgeError):
     exit_code = 1
 
 
+class StructuredOutputError(EdgeError):
+    """Structured output or tool calling (response_format, grammar, tools) cannot be served: the optional
+    grammar engine is not installed (the ``[structured]`` extra), or it gave up on a grammar mid-generation."""
+
+
 class StoreError(EdgeError):
     """A model store operation failed (edge_sdk.store): an unreachable or malformed server, a file that does not
     match its hash or signature, a full disk, a version that failed its smoke prompt. The store is left as it

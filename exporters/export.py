@@ -23,6 +23,7 @@ import numpy as np
 from edge_sdk.errors import UnsupportedModelError
 
 from .bundle import check_output, save_onnx, staging, write_manifest
+from .generation import generation_section
 from .graph.io import KV_TEMPLATES
 from .progress import Progress, quiet_libraries
 from .recipes import RECIPES, Recipe, get_recipe
@@ -300,7 +301,7 @@ def _manifest(name: str, src, ref: _Loaded, target: _Target, graph: dict, files:
         **({"lora": adapted["lora"]} if "lora" in adapted else {}),
         "tokenizer": {**_token_section(ref.tokenizer, src), **files["tokenizer"]},
         "chat_template": files["chat_template"],
-        "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0},
+        "generation": generation_section(src.model_dir if src.kind == "hf-folder" else None),
         "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,
                          "block_size": rec.block_size, "symmetric": rec.symmetric,
                          "accuracy_level": rec.accuracy_level, "method": rec.method,

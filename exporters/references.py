@@ -16,7 +16,8 @@ def hf_greedy(hf_model, ids, max_new_tokens: int, eos_ids=(2,)) -> list[int]:
     eos = list(eos_ids)
     with torch.no_grad():
         out = hf_model.generate(torch.tensor([list(ids)]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=int(eos[0]))
+                                max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=int(eos[0]),
+                                repetition_penalty=1.0)  # plain greedy, whatever the folder's generation_config.json says
     tokens = out[0, len(ids):].tolist()
     return tokens[:-1] if tokens and tokens[-1] in eos else tokens
 

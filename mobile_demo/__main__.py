@@ -9,11 +9,13 @@ import sys
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mobile_demo",
-        description="A private chat with a small language model, running on this device.")
+        description="A private chat with a small language model, running on this device. Sampling (temperature, "
+                    "top-p, repetition penalty, max new tokens) starts from the bundle's defaults, the same as "
+                    "`edge-sdk chat`: its manifest's `generation` section, else edge-sdk's; change it in Settings.")
     parser.add_argument("--bundle", help="edge bundle folder (default: bundles/smollm2-135m-instruct "
                                          "here, then ~/.cache/edge-sdk/bundles/smollm2-135m-instruct)")
     parser.add_argument("--embedder", help="embedder bundle folder for answering from your documents (default: "
-                                           "bundles/all-minilm-l6-v2 here, then ~/.cache/edge-sdk/bundles/all-minilm-l6-v2)")
+                                           "bundles/minilm here, then ~/.cache/edge-sdk/bundles/minilm)")
     parser.add_argument("--index", help="document index file (default: documents.index in the app's data folder)")
     parser.add_argument("--device", metavar="NAME",
                         help="device profile (name or .json file) overriding the bundle's: threads, providers")

@@ -1,8 +1,9 @@
 """The chat app: wires the widgets to an edge-sdk chat session.
 
 There is no model logic here. The app loads a bundle with ``edge_sdk.load``, keeps one
-``model.chat()`` session (which keeps its KV cache between turns, so a follow-up question
-only prefills the new tokens), and shows what ``chat.stream`` yields. Everything slow runs in
+``model.chat()`` session (which keeps its KV cache between turns; after each reply the worker calls
+``chat.settle()`` while the user reads, so a follow-up prefills only its own tokens), and shows what
+``chat.stream`` yields. Everything slow runs in
 ``worker.py`` threads; every widget update happens on the main thread via ``Clock``.
 
 With "answer from my documents" on, a message first goes through ``edge_sdk.rag.prepare`` (on the
@@ -24,6 +25,7 @@ from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, St
 
 import edge_sdk
 from edge_sdk.errors import BundleError, ContextLengthError
+from edge_sdk.runtime.generation_defaults import GENERATION_DEFAULTS
 
 from . import widgets  # noqa: F401  (registers the widget classes used by the .kv file)
 from .bundle_paths import EXPORT_COMMAND, candidate_dirs
@@ -62,15 +64,14 @@ class ChatApp(DocumentsMixin, App):
     setup_title = StringProperty("")
     setup_text = StringProperty("")
 
-    # Settings. Greedy decoding with a repetition penalty of 1.1: on SmolLM2-135M int4, six open
-    # prompts x 256 tokens repeated 43 % of their 4-grams greedy (one reply 88 %), 0.3 % with the
-    # penalty, and "Name the capital of France." is still answered "The capital of France is Paris."
-    # (measured 2026-12-01).
+    # Settings. Sampling starts from the open bundle's defaults (its manifest, else edge-sdk's: the same
+    # ones `edge-sdk chat`, the API and the server use; runtime/generation_defaults.py); what the user
+    # sets in Settings is kept from then on, also for another bundle.
     bundle_path = StringProperty("")
-    temperature = NumericProperty(0.0)
-    top_p = NumericProperty(1.0)
-    repetition_penalty = NumericProperty(1.1)
-    max_new_tokens = NumericProperty(256)
+    temperature = NumericProperty(GENERATION_DEFAULTS["temperature"])
+    top_p = NumericProperty(GENERATION_DEFAULTS["top_p"])
+    repetition_penalty = NumericProperty(GENERATION_DEFAULTS["repetition_penalty"])
+    max_new_tokens = NumericProperty(GENERATION_DEFAULTS["max_new_tokens"])
     system_prompt = StringProperty("")
     seed = ObjectProperty(None, allownone=True)  # None: a fresh random seed per reply; an int reproduces
     # Hybrid routing (edge_sdk.hybrid): nothing leaves the device unless the user picks a policy and a
@@ -81,7 +82,6 @@ class ChatApp(DocumentsMixin, App):
     fallback_key = StringProperty("")
     redact = BooleanProperty(False)
     route_note = StringProperty("on-device · private")  # under the model's name in the header
-    header_markup = StringProperty("")  # both, escaped: a bundle's name is not Kivy markup
     # The documents' properties (embedder_path, index_path, use_documents, ...) are in DocumentsMixin.
 
     def __init__(self, bundle_path: str | None = None, loader=None, embedder_path: str | None = None,
@@ -97,7 +97,6 @@ class ChatApp(DocumentsMixin, App):
         self._turn_sources: list = []   # what the running turn's model was given (documents on)
         self._retrieving = False        # the running turn is still searching the documents
         self.last_sources: list = []    # the sources named under the last reply (for tests)
-        self._header()
         self.model = None
         self.chat = None
         self.worker: TurnWorker | None = None
@@ -105,17 +104,7 @@ class ChatApp(DocumentsMixin, App):
         self._load_id = 0
         self.last_result = None    # the last TurnResult, for the status line (and for tests)
         self.router = None         # a hybrid Router when the policy is not local-only
-
-    def on_model_name(self, *_):
-        self._header()
-
-    def on_route_note(self, *_):
-        self._header()
-
-    def _header(self):
-        # (Answering from documents shows as the Docs button turning blue: the header has no room left.)
-        self.header_markup = (f"[b]{_escape(self.model_name)}[/b]\n"
-                              f"[size=12sp][color=9ca3af]{_escape(self.route_note)}[/color][/size]")
+        self._sampling_chosen = False  # the user changed sampling in Settings: bundles no longer set it
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -188,6 +177,7 @@ class ChatApp(DocumentsMixin, App):
             return
         self.model = model
         self.model_name = model_display_name(model.manifest, self.model_name)
+        self._use_bundle_sampling(model)
         self.model_ready = True
         self.new_chat()
 
@@ -207,9 +197,17 @@ class ChatApp(DocumentsMixin, App):
         self.bundle_path = path
         self.model, self.chat = model, None
         self.model_name = model_display_name(model.manifest, Path(path).name or path)
+        self._use_bundle_sampling(model)
         self.banner_text, self.banner_action = "", ""
         self.model_ready = True
         self.new_chat()
+
+    def _use_bundle_sampling(self, model):
+        if self._sampling_chosen:
+            return
+        d = model.generation_defaults
+        self.temperature, self.top_p = float(d["temperature"]), float(d["top_p"])
+        self.repetition_penalty, self.max_new_tokens = float(d["repetition_penalty"]), int(d["max_new_tokens"])
 
     def _on_switch_error(self, load_id, path, exc, _dt):
         if load_id != self._load_id:
@@ -242,12 +240,15 @@ class ChatApp(DocumentsMixin, App):
         A routing choice that cannot work (no URL, a bad one) is refused with a banner; the rest applies."""
         if routing is not None:
             self.set_routing(**routing)
+        before = (self.temperature, self.max_new_tokens, self.top_p, self.repetition_penalty)
         self.temperature = float(temperature)
         self.max_new_tokens = int(max_new_tokens)
         if top_p is not None:
             self.top_p = float(top_p)
         if repetition_penalty is not None:
             self.repetition_penalty = float(repetition_penalty)
+        if (self.temperature, self.max_new_tokens, self.top_p, self.repetition_penalty) != before:
+            self._sampling_chosen = True
         system_changed = system_prompt != self.system_prompt
         self.system_prompt = system_prompt
         if bundle_path and os.path.expanduser(bundle_path) != self.bundle_path:
@@ -267,6 +268,8 @@ class ChatApp(DocumentsMixin, App):
             self.banner_text = f"Cloud fallback not changed: {e}. Still {_policy_words(self.policy)}."
             self.banner_action = ""
             return False
+        if self.router is not None:
+            self.router.close()  # its fallback threads end once a call still running (if any) is done
         self.router = router
         self.policy, self.fallback_url, self.fallback_model = policy, url, name
         self.fallback_key, self.redact = fallback_key, bool(redact)
@@ -409,6 +412,7 @@ class ChatApp(DocumentsMixin, App):
         caption = "\n".join(c for c in (route_caption(result.route, self.fallback_name),
                                          sources_caption(self.last_sources)) if c)
         self.messages[-1] = _bubble("assistant", text, caption)
+        self._scroll_to_bottom()  # the last pieces (and a caption) can land after the last scroll: follow them too
         if result.route and result.route.get("target") == "cloud":
             self.status_text = _fmt_status(used=result.tokens_used, max_context=self.model.max_context,
                                            note=f"answered by {self.fallback_name} in {result.elapsed_s:.1f} s")
@@ -506,7 +510,7 @@ class ChatApp(DocumentsMixin, App):
             Clock.schedule_once(partial(_scroll_end, rv), 0)
 
 
-FALLBACK_TIMEOUT_S = 20.0  # per attempt (one retry): the device answers when the fallback does not
+FALLBACK_TIMEOUT_S = 20.0  # for the whole call (a retry included): then the device answers
 
 
 def _bubble(role: str, text: str, route: str = "") -> dict:

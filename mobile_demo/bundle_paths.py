@@ -6,9 +6,11 @@ from pathlib import Path
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 EXPORT_COMMAND = f"edge-sdk export {DEFAULT_MODEL} --output bundles/{DEFAULT_MODEL}"
-# The sentence embedder the documents panel uses to index and search the user's files.
+# The sentence embedder the documents panel uses to index and search the user's files: the export alias,
+# and the folder the README and docs/rag.md export it to (tests/unit/test_docs_paths.py keeps them agreeing).
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
-EMBEDDER_EXPORT_COMMAND = f"edge-sdk export {DEFAULT_EMBEDDER} --output bundles/{DEFAULT_EMBEDDER}"
+EMBEDDER_DIR = "minilm"
+EMBEDDER_EXPORT_COMMAND = f"edge-sdk export {DEFAULT_EMBEDDER} --output bundles/{EMBEDDER_DIR}"
 MANIFEST = "edge_manifest.json"
 
 
@@ -42,5 +44,5 @@ def find_default_bundle(cwd: str | os.PathLike | None = None, model: str = DEFAU
 
 
 def find_default_embedder(cwd: str | os.PathLike | None = None) -> Path | None:
-    """The embedder bundle in the same places (``bundles/all-minilm-l6-v2`` ...), or None."""
-    return find_default_bundle(cwd, DEFAULT_EMBEDDER)
+    """The embedder bundle in the same places (``bundles/minilm`` ...), or None."""
+    return find_default_bundle(cwd, EMBEDDER_DIR)

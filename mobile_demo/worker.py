@@ -198,6 +198,10 @@ class TurnWorker:
                             cancelled=stopped, stop_latency_s=latency, route=route,
                             elapsed_s=time.perf_counter() - t_send)
         self._schedule(partial(self._on_done, result))
+        # While the user reads the reply: run it as a prompt pass, so the next turn runs only its own message.
+        settle = getattr(self._chat, "settle", None)
+        if settle is not None:
+            settle()
 
     @staticmethod
     def _close(stream) -> None:

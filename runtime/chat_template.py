@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+import weakref
 from typing import Any, Protocol
 
 __all__ = ["ChatTemplate", "validate_messages"]
@@ -107,6 +108,7 @@ class ChatTemplate:
             raise BundleError(f"the bundle's chat template does not compile: {str(e)[:300]}; re-export the bundle") from None
         self.variables: dict[str, Any] = {"bos_token": bos_token, "eos_token": eos_token, **(extra or {})}
         self._edges: dict[str, tuple[str, str, str]] = {}  # template part -> (head, specials, tail)
+        self._roles_ok: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> roles checked
 
     def render(self, messages: list[dict], *, add_generation_prompt: bool = True, **kwargs) -> str:
         """The prompt string for ``messages`` (HF ``apply_chat_template(..., tokenize=False)``)."""
@@ -140,11 +142,19 @@ class ChatTemplate:
         always splits at special tokens but not at arbitrary points: a byte-level BPE merges the
         template's ``"\\n"`` with a content's leading ``"\\n\\n"`` into one token.
         """
+        return [i for text, special in self.segments(messages, tokenizer, add_generation_prompt=add_generation_prompt,
+                                                     **kwargs)
+                for i in tokenizer.encode(text, parse_special=special)]
+
+    def segments(self, messages: list[dict], tokenizer: _Tokenizer, *, add_generation_prompt: bool = True,
+                 **kwargs) -> list[tuple[str, bool]]:
+        """The prompt as the ``(text, parse_special)`` pieces `encode` encodes one by one and joins.
+
+        Pieces end at the template's special tokens, where a tokenizer always splits, so a piece's ids
+        do not depend on its neighbours: a growing conversation (runtime/prompt_ids.py) re-encodes only
+        the pieces that changed."""
         validate_messages(messages, self.roles)
-        for i, m in enumerate(messages):
-            role = m["role"]
-            if tokenizer.encode(role, parse_special=True) != tokenizer.encode(role, parse_special=False):
-                raise ValueError(f"message {i}: role {role!r} is a special token of this tokenizer")
+        self._check_roles(messages, tokenizer)
         rendered = self._render([dict(m) for m in messages], add_generation_prompt, kwargs)
         pieces = self._split_at_contents(messages, rendered, add_generation_prompt, kwargs)
         if pieces is None:
@@ -157,10 +167,24 @@ class ChatTemplate:
                         f"message {i} contains a special-token string and this chat template rewrites message "
                         "contents, so it cannot be encoded safely; remove the special-token text from the message"
                     )
-            return list(tokenizer.encode(rendered, parse_special=True))
-        return self._encode_pieces(pieces, tokenizer)
+            return [(rendered, True)] if rendered else []
+        return self._segment_pieces(pieces, tokenizer)
 
     # --- encode helpers -------------------------------------------------------------------------
+
+    def _check_roles(self, messages, tokenizer) -> None:
+        """Refuse a role that is a special token of `tokenizer` (it would open a turn of its own)."""
+        try:
+            known = self._roles_ok.setdefault(tokenizer, set())  # a conversation repeats its few roles
+        except TypeError:  # a tokenizer that cannot be weakly referenced: check every time
+            known = set()
+        for i, m in enumerate(messages):
+            role = m["role"]
+            if role in known:
+                continue
+            if tokenizer.encode(role, parse_special=True) != tokenizer.encode(role, parse_special=False):
+                raise ValueError(f"message {i}: role {role!r} is a special token of this tokenizer")
+            known.add(role)
 
     def _split_at_contents(self, messages, rendered, add_generation_prompt, kwargs):
         """Return [(text, is_template), ...] joining to ``rendered``, or None if not traceable."""
@@ -192,8 +216,8 @@ class ChatTemplate:
                 return None
         return pieces if pos == len(rendered) else None
 
-    def _encode_pieces(self, pieces, tokenizer) -> list[int]:
-        ids: list[int] = []
+    def _segment_pieces(self, pieces, tokenizer) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
         ordinary = ""  # ordinary text waiting to be encoded in one go
         for text, is_template in pieces:
             if not is_template:
@@ -203,12 +227,12 @@ class ChatTemplate:
             ordinary += head
             if specials:
                 if ordinary:
-                    ids += tokenizer.encode(ordinary, parse_special=False)
-                ids += tokenizer.encode(specials, parse_special=True)
+                    out.append((ordinary, False))
+                out.append((specials, True))
                 ordinary = tail
         if ordinary:
-            ids += tokenizer.encode(ordinary, parse_special=False)
-        return ids
+            out.append((ordinary, False))
+        return out
 
     def _special_edges(self, part: str, tokenizer) -> tuple[str, str, str]:
         """Split a template part into (text before its first special token, first..last special

@@ -4,8 +4,10 @@
     generate_tokens          token-level loop: sample, stop on eos / length; knows nothing of text
     stream_text              detokenize incrementally, apply stop strings, yield text pieces
 
-`Decoder.prefill` reuses the longest prefix the cache already holds, so a chat turn (or a prompt
-sharing a system prompt with the previous one) only runs its new tokens.
+`Decoder.prefill` reuses the longest prefix the cache already holds that was computed as a prompt, so a
+prompt sharing a system prompt (or a conversation) with the previous one runs only what follows it. Tokens
+decoded one at a time are not reused (see MIN_PREFILL_ROWS): a chat turn runs the previous reply again,
+unless ChatSession.settle() already did, right after that reply.
 """
 from __future__ import annotations
 
@@ -140,8 +142,14 @@ def timed_prefill(decoder: Decoder, prompt_ids: Sequence[int], stats: Generation
 def generate_tokens(decoder: Decoder, prompt_ids: Sequence[int], *, max_new_tokens: int,
                     sampler: Callable[[np.ndarray], int],
                     processor: Callable[[np.ndarray, Sequence[int]], np.ndarray] | None = None,
-                    eos_ids: Sequence[int] = (), stats: GenerationStats | None = None) -> Iterator[int]:
-    """Yield sampled token ids. The cache ends holding the prompt and every yielded token but the last."""
+                    eos_ids: Sequence[int] = (), stats: GenerationStats | None = None,
+                    constraint=None) -> Iterator[int]:
+    """Yield sampled token ids. The cache ends holding the prompt and every yielded token but the last.
+
+    constraint: a grammar (runtime/structured; its sampler is `sampler`) whose `advance(token)` returns the
+    tokens it forces next and whether it is complete. Forced tokens are yielded like sampled ones and run
+    through the model together with the token before them, in one pass; a complete grammar ends the
+    generation as EOS would (stop_reason "eos")."""
     stats = stats if stats is not None else GenerationStats()
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
@@ -153,28 +161,42 @@ def generate_tokens(decoder: Decoder, prompt_ids: Sequence[int], *, max_new_toke
     seen = list(prompt_ids) if processor else None
     t_decode = time.perf_counter()
     stats.stop_reason = "cancelled"  # until the loop ends on its own
-    for i in range(max_new_tokens):
+    produced = 0
+    while True:
         if processor is not None:
             logits = processor(logits, seen)
         token = sampler(logits)
-        if i == 0:
+        if produced == 0:
             stats.ttft_s = time.perf_counter() - t0
             t_decode = time.perf_counter()
         if token in eos:
             stats.stop_reason = "eos"
             break
-        stats.new_tokens += 1
-        stats.decode_s = time.perf_counter() - t_decode
-        yield token
-        if i + 1 == max_new_tokens:
+        run, complete = [token], False
+        if constraint is not None:
+            forced, complete = constraint.advance(token)
+            room = max_new_tokens - produced - 1
+            complete = complete and len(forced) <= room
+            run += forced[:room]
+        for t in run:
+            produced += 1
+            stats.new_tokens += 1
+            stats.decode_s = time.perf_counter() - t_decode
+            yield t
+        if complete:  # only EOS may follow: no need to run the model for it
+            stats.stop_reason = "eos"
+            break
+        if produced >= max_new_tokens:
             stats.stop_reason = "length"
             break
-        if len(decoder.tokens) >= decoder.capacity:
+        if len(decoder.tokens) + len(run) > decoder.capacity:
             stats.stop_reason = "context"
             break
         if seen is not None:
-            seen.append(token)
-        logits = decoder.step(token)
+            seen.extend(run)
+        # Several tokens in one many-row pass: run right after a prompt, they count as computed like one
+        # (Decoder.clean), which they are: many-row passes give the same rows however a sequence is split.
+        logits = decoder.forward(run) if len(run) > 1 else decoder.step(token)
     stats.decode_s = time.perf_counter() - t_decode
 
 

@@ -18,10 +18,13 @@ from .chat_template import ChatTemplate
 from .tokenizer import StreamingDetokenizer
 from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
+from .generation_defaults import resolve as resolve_defaults
+from .prompt_ids import PromptIds
 from .bundle import read_manifest, resolve
 from .bundle.manifest import manifest_kind
+from .bundle.schema import MAX_THREADS
 from .providers import SessionConfig
-from .stopping import StopStrings
+from .stopping import StopStrings, check_stop_limits
 from .tokenizer import Tokenizer
 
 Messages = Sequence[dict[str, str]]
@@ -67,11 +70,17 @@ def _session_config(manifest: dict[str, Any], device: str | None, threads: int |
         dev.update(execution_providers=list(profile.execution_providers), threads=profile.threads,
                    npu_only=profile.npu_only, provider_options=getattr(profile, "provider_options", {}) or {})
     providers = dev.get("execution_providers") or ["CPUExecutionProvider"]
-    if threads is None:
-        env = os.environ.get("EDGE_SDK_THREADS")
-        threads = int(env) if env else dev.get("threads")
-    if threads is not None and int(threads) < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    env = os.environ.get("EDGE_SDK_THREADS") if threads is None else None
+    if env:  # bounded as a manifest's and a profile's threads are (issue 11: `threads: 300` started 302 threads)
+        if not env.isdigit() or not 1 <= int(env) <= MAX_THREADS:
+            from edge_sdk.errors import DeviceError
+
+            raise DeviceError(f"EDGE_SDK_THREADS must be an integer from 1 to {MAX_THREADS}, got {env[:20]!r}")
+        threads = int(env)
+    threads = dev.get("threads") if threads is None else threads
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
     return SessionConfig(providers=list(providers), threads=threads, npu_only=bool(dev.get("npu_only", False)),
                          provider_options=dev.get("provider_options", {}) or {})
 
@@ -167,14 +176,18 @@ class Model:
         return self.template.encode(messages, self.tokenizer, add_generation_prompt=True)
 
     # -- generation ---------------------------------------------------------------------------------
+    @property
+    def generation_defaults(self) -> dict[str, Any]:
+        """The settings a call that names none generates with: the bundle's `generation` section, and
+        edge-sdk's defaults for what it leaves out (runtime/generation_defaults.py)."""
+        return self._settings({})
+
     def _settings(self, kw: dict[str, Any]) -> dict[str, Any]:
         known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop"}
         unknown = set(kw) - known
         if unknown:
             raise TypeError(f"unknown generation argument(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        s = {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
-             "repetition_penalty": 1.0, "seed": None, "stop": None}
-        s.update({k: v for k, v in self.defaults.items() if k in known and v is not None})  # null = not set
+        s = resolve_defaults(self.defaults, known)  # edge-sdk's, then the bundle's (null = not set)
         s.update({k: v for k, v in kw.items() if v is not None or k == "seed"})
         sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"])
         n = s["max_new_tokens"]
@@ -190,16 +203,19 @@ class Model:
                 raise TypeError(f"stop must be a string or a list of strings, got {stop!r}")
             if not stops or not all(stops):
                 raise ValueError(f"stop strings must not be empty, got {stop!r}")
+            check_stop_limits(stops)  # bounded: they come from requests and the command line
         return s
 
     def stream_ids(self, prompt_ids: Sequence[int], stats: GenerationStats | None = None, *,
-                   speculative: bool = False, confidence=None, adapter=_DEFAULT, **kw) -> Iterator[str]:
+                   speculative: bool = False, confidence=None, adapter=_DEFAULT, constraint=None,
+                   **kw) -> Iterator[str]:
         """Text pieces generated after `prompt_ids` (the layer chat sessions and the CLI share).
 
         speculative: prompt-lookup decoding (drafts copied from the context, verified in one pass);
-        greedy only, and the output is token-identical to plain greedy decoding.
+        greedy only (with or without a repetition penalty), token-identical to plain greedy decoding.
         confidence: an object whose `observe(logits, token)` sees every sampled token (hybrid.Confidence).
         adapter: the LoRA adapter for this generation (None: the base model; default: `self.adapter`).
+        constraint: a grammar for this one generation (runtime/structured: structured.generation.constraint_for).
         """
         adapter = self._adapter if adapter is _DEFAULT else adapter
         self._check_adapter(adapter)
@@ -209,24 +225,32 @@ class Model:
         if speculative:
             from .speculative import SpeculativeStats, generate_tokens_speculative
 
-            if s["temperature"] != 0 or s["repetition_penalty"] != 1.0:
-                raise ValueError("speculative=True needs greedy decoding: temperature=0 and repetition_penalty=1.0")
+            if s["temperature"] != 0:
+                raise ValueError("speculative=True needs greedy decoding: temperature=0")
+            if constraint is not None:
+                raise ValueError("speculative=True does not combine with structured output (response_format, grammar, "
+                                 "tools) yet")
             stats = stats if stats is not None else SpeculativeStats()
             self.last_stats = stats
             tokens = generate_tokens_speculative(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"],
-                                                 eos_ids=self.eos_token_ids, stats=stats)
+                                                 eos_ids=self.eos_token_ids, stats=stats,
+                                                 processor=sampling.make_logits_processor(s["repetition_penalty"]))
         else:
             stats = stats if stats is not None else GenerationStats()
             self.last_stats = stats
             sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
             processor = sampling.make_logits_processor(s["repetition_penalty"])
+            if constraint is not None:  # only tokens the grammar allows, sampled as from the masked logits
+                sampler = constraint.sampler(sampler, temperature=s["temperature"], top_k=s["top_k"],
+                                             top_p=s["top_p"], min_p=s["min_p"])
             if confidence is not None:
                 sampler, processor = _observed(sampler, processor, confidence)
             tokens = generate_tokens(self.decoder, prompt_ids, max_new_tokens=s["max_new_tokens"], sampler=sampler,
-                                     processor=processor, eos_ids=self.eos_token_ids, stats=stats)
+                                     processor=processor, eos_ids=self.eos_token_ids, stats=stats, constraint=constraint)
         tokens = self._with_adapter(adapter, tokens)
-        return self._busy.hold(stream_text(tokens, StreamingDetokenizer(self.tokenizer, skip_special_tokens=True),
-                                           stop, stats))
+        # Under a grammar, special tokens are part of the syntax (a tool-call marker); it admits no others.
+        detokenizer = StreamingDetokenizer(self.tokenizer, skip_special_tokens=constraint is None)
+        return self._busy.hold(stream_text(tokens, detokenizer, stop, stats))
 
     def _with_adapter(self, adapter: str | None, tokens: Iterator[int]) -> Iterator[int]:
         # Bound when the generation starts (inside the one-at-a-time lock), not when it is requested.
@@ -237,13 +261,24 @@ class Model:
         """Yield the reply as text pieces as they are decoded.
 
         `prompt` is a user message (str) or a list of chat messages; keyword arguments are
-        max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, seed, stop.
+        max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, seed, stop, and the
+        structured-output fields of OpenAI's API (docs/structured.md): response_format, grammar=("lark" |
+        "regex", text), tools, tool_choice, parallel_tool_calls. With tools, the stream also yields
+        ToolCallDelta events (the call's id and name first, then its arguments' JSON text).
         """
+        fields = structured_fields(kw)
+        if fields or _has_tool_turns(prompt):
+            from .structured.generation import stream_reply
+
+            return stream_reply(self, prompt, raw=raw, fields=fields, stream_ids_kw=dict(kw, speculative=speculative))
         return self.stream_ids(self.encode_prompt(prompt, raw=raw), speculative=speculative, **kw)
 
     def generate(self, prompt: str | Messages, *, raw: bool = False, **kw) -> str:
-        """The whole reply as one string (see `stream` for the arguments)."""
-        return "".join(self.stream(prompt, raw=raw, **kw))
+        """The whole reply (see `stream` for the arguments) as a Reply: a str, plus `.tool_calls` (ToolCall
+        objects: id, name, arguments parsed) and `.finish_reason` ("stop", "length" or "tool_calls")."""
+        from .structured.generation import collect
+
+        return collect(self.stream(prompt, raw=raw, **kw), self)
 
     def chat(self, system: str | None = None, *, adapter=_DEFAULT) -> "ChatSession":
         """A multi-turn conversation that keeps its KV cache between turns (with `adapter`, default self.adapter)."""
@@ -271,7 +306,16 @@ def _observed(sampler, processor, observer):
 
 
 class ChatSession:
-    """Turn N runs only the tokens the cache does not hold yet (the new user message and template)."""
+    """A conversation that keeps its KV cache between turns.
+
+    What a turn runs: the conversation's earlier prompts stay in the cache; the previous reply does not,
+    because its tokens were decoded one at a time, and onnxruntime's one-row kernels give slightly other
+    numbers than the many-row ones a prompt runs with (int8 activations: logits off by up to ~1.3; fp32:
+    ~5e-5). Running the reply again as part of a prompt keeps "the same conversation gives the same
+    answer, whatever the cache held". `settle()` does that as soon as a reply is finished (the CLI and
+    the app call it while you read), so the next turn runs only its new message and the template around
+    it; without it, the next turn runs the reply too. Each message's text is tokenized once.
+    """
 
     def __init__(self, model: Model, system: str | None = None, adapter: str | None = None):
         if system is not None and not isinstance(system, str):
@@ -279,9 +323,12 @@ class ChatSession:
         self.model = model
         self.system = system
         self.adapter = adapter  # every turn runs with it (another adapter in between costs a recompute)
-        self.messages: list[dict[str, str]] = []
+        self.messages: list[dict] = []
         self.last_stats = GenerationStats()
+        self.last_reply = None  # the Reply of the last turn
         self._busy = _OneAtATime("ChatSession")
+        # Keeps the previous prompt's ids: a turn tokenizes only its new message and the reply before it.
+        self._prompt_ids = PromptIds(model.template, model.tokenizer) if model.template is not None else None
         self.reset()
 
     def reset(self) -> None:
@@ -293,15 +340,28 @@ class ChatSession:
         """Tokens this conversation occupies in the context (0 for a new chat)."""
         return self._tokens_used
 
-    def stream(self, user_text: str, *, confidence=None, **kw) -> Iterator[str]:
+    def stream(self, user_text: str | None, *, confidence=None, **kw) -> Iterator[str]:
         """Yield the assistant's reply to `user_text`; the reply (even a stopped one) joins the history.
 
         confidence: see Model.stream_ids (the hybrid router scores the reply with it).
+        Structured output and tools take the fields Model.stream does; after a reply with tool calls, give
+        each call's result to add_tool_result() and call stream(None, tools=...) for the model's answer.
         Turns from several threads on one session run one after the other, each on the history as
         the previous turn left it."""
-        _check_user_text(user_text)
+        return self._start(user_text, confidence, kw)
+
+    def _start(self, user_text: str | None, confidence, kw: dict, sink: list | None = None) -> Iterator[str]:
+        fields = structured_fields(kw)
+        if user_text is not None or not self.messages or self.messages[-1]["role"] != "tool":
+            _check_user_text(user_text)  # None continues after tool results only
         self.model._settings(kw)  # bad arguments fail here, at the call, not at the first next()
-        return self._busy.hold(self._turn(user_text, confidence, kw))
+        structured = None
+        if fields:  # bad fields too, and the grammar is compiled now
+            from .structured.generation import constraint_for, prepare
+
+            spec = prepare(self.model, fields)
+            structured = (spec, constraint_for(self.model, spec))
+        return self._busy.hold(self._turn(user_text, confidence, kw, structured, sink))
 
     def add_exchange(self, user_text: str, reply: str) -> None:
         """Put a turn answered elsewhere (the hybrid router's fallback) into the history: the next turn
@@ -310,7 +370,7 @@ class ChatSession:
         if not isinstance(reply, str):
             raise TypeError(f"reply must be a str, got {type(reply).__name__}")
         self.messages += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
-        self._tokens_used = len(self.model.encode_prompt(self.messages))
+        self._tokens_used = len(self._encode(self.messages))
 
     def revise_reply(self, reply: str) -> None:
         """Replace the last assistant reply (the router's fallback answered instead). The cache keeps the
@@ -320,18 +380,67 @@ class ChatSession:
         if not self.messages or self.messages[-1]["role"] != "assistant":
             raise ValueError("there is no reply to revise: the conversation does not end with one")
         self.messages[-1] = {"role": "assistant", "content": reply}
-        self._tokens_used = len(self.model.encode_prompt(self.messages))
+        self._tokens_used = len(self._encode(self.messages))
+
+    def add_tool_result(self, tool_call_id: str, content) -> None:
+        """The result of one of the last reply's tool calls (a str; other values are sent as JSON)."""
+        called = {c.get("id") for m in self.messages if m["role"] == "assistant" for c in m.get("tool_calls") or ()}
+        if tool_call_id not in called:
+            raise ValueError(f"no tool call with id {tool_call_id!r} in this conversation")
+        if not isinstance(content, str):
+            import json
+
+            content = json.dumps(content, ensure_ascii=False)
+        self.messages.append({"role": "tool", "tool_call_id": tool_call_id, "content": content})
 
     def fits(self, user_text: str) -> bool:
         """Whether the device model has room for `user_text` after this conversation (and for a reply)."""
         return len(self._next_ids(user_text)) < self.model.max_context
 
-    def _next_ids(self, user_text: str) -> list[int]:
-        """The prompt of the next turn: this conversation, `user_text`, and the assistant's header."""
-        return self.model.encode_prompt([*self.messages, {"role": "user", "content": user_text}])
+    def settle(self) -> int:
+        """Run the last reply (and the template's end of its turn) as a prompt pass now, so that the next
+        turn runs only its own message: call it while the user reads. Returns the tokens run (0: nothing
+        to do). It takes the time the next turn would otherwise spend first, and leaves the cache exactly
+        as that turn would have: the answer does not change."""
+        done = [0]
 
-    def _turn(self, user_text: str, confidence, kw: dict) -> Iterator[str]:
-        ids = self._next_ids(user_text)
+        def work():
+            done[0] = self._settle()
+            yield from ()
+
+        for _ in self._busy.hold(self.model._busy.hold(work())):  # the session's lock first, as a turn takes them
+            pass
+        return done[0]
+
+    def _settle(self) -> int:
+        if (self._prompt_ids is None or not self.messages or self.messages[-1]["role"] != "assistant"
+                or _has_tool_turns(self.messages)):  # tool turns render through the structured encoder
+            return 0
+        marker = "\ue000next\ue001"  # a private-use stand-in for the next message: no template touches it
+        ids = self._prompt_ids.prefix([*self.messages, {"role": "user", "content": marker}], marker)
+        decoder = self.model.decoder
+        if len(ids) >= self.model.max_context or (decoder.clean >= len(ids) and decoder.tokens[:len(ids)] == ids):
+            return 0  # no room for a next turn anyway, or already settled
+        self.model._activate(self.adapter)
+        return decoder.prefill(ids)[1]
+
+    def _next_ids(self, user_text: str | None, spec=None) -> list[int]:
+        """The prompt of the next turn: this conversation, `user_text`, and the assistant's header."""
+        turn = [] if user_text is None else [{"role": "user", "content": user_text}]
+        return self._encode([*self.messages, *turn], spec)
+
+    def _encode(self, messages, spec=None) -> list[int]:
+        if spec is not None or _has_tool_turns(messages):
+            from .structured.generation import encode
+
+            return encode(self.model, messages, spec)
+        if self._prompt_ids is None:
+            return self.model.encode_prompt(messages)  # a clear error that names the missing template
+        return self._prompt_ids(messages)
+
+    def _turn(self, user_text: str | None, confidence, kw: dict, structured=None, sink=None) -> Iterator[str]:
+        spec, constraint = structured or (None, None)
+        ids = self._next_ids(user_text, spec)
         if len(ids) >= self.model.max_context:  # fail before the history changes; leave room for a reply
             from edge_sdk.errors import ContextLengthError
 
@@ -341,20 +450,49 @@ class ChatSession:
             )
         stats = GenerationStats()
         self.last_stats = stats
-        pieces = self.model.stream_ids(ids, stats=stats, confidence=confidence, adapter=self.adapter, **kw)
-        self.messages.append({"role": "user", "content": user_text})
+        pieces = self.model.stream_ids(ids, stats=stats, confidence=confidence, adapter=self.adapter,
+                                       constraint=constraint, **kw)
+        if structured is not None or _has_tool_turns(self.messages):
+            from .structured.generation import ReplyStream
+
+            pieces = ReplyStream(pieces, spec, stats)
+        if user_text is not None:
+            self.messages.append({"role": "user", "content": user_text})
         reply: list[str] = []
         try:
             for piece in pieces:
-                reply.append(piece)
+                if isinstance(piece, str):
+                    reply.append(piece)
                 yield piece
         finally:
             pieces.close()
-            self.messages.append({"role": "assistant", "content": "".join(reply)})
+            from .structured.generation import finished_reply
+
+            self.last_reply = finished_reply(pieces, "".join(reply), stats)
+            if sink is not None:  # send()'s own reply, whatever turn another thread runs next
+                sink.append(self.last_reply)
+            self.messages.append(self.last_reply.message())
             self._tokens_used = len(self.model.decoder.tokens)
 
-    def send(self, user_text: str, **kw) -> str:
-        return "".join(self.stream(user_text, **kw))
+    def send(self, user_text: str | None, **kw) -> str:
+        """The whole reply as a Reply (a str with .tool_calls and .finish_reason; see Model.generate)."""
+        sink: list = []
+        for _ in self._start(user_text, kw.pop("confidence", None), kw, sink):
+            pass
+        return sink[0]
+
+
+def structured_fields(kw: dict) -> dict:
+    """Take the structured-output fields (response_format, grammar, tools, ...) out of generation arguments."""
+    from .structured.generation import pop_fields
+
+    return pop_fields(kw)
+
+
+def _has_tool_turns(prompt) -> bool:
+    from .structured.render import has_tool_turns
+
+    return has_tool_turns(prompt)
 
 
 def _check_user_text(user_text) -> None:

@@ -70,8 +70,12 @@ def find_draft(tokens: Sequence[int], num_draft: int, max_ngram: int) -> list[in
 def generate_tokens_speculative(decoder: Decoder, prompt_ids: Sequence[int], *, max_new_tokens: int,
                                 eos_ids: Sequence[int] = (), num_draft: int = DEFAULT_NUM_DRAFT,
                                 max_ngram: int = DEFAULT_MAX_NGRAM,
-                                stats: GenerationStats | None = None) -> Iterator[int]:
+                                stats: GenerationStats | None = None, processor=None) -> Iterator[int]:
     """Greedy token ids, like `generate_tokens` with an argmax sampler, drafted by prompt lookup.
+
+    processor: `(logits, seen_ids) -> logits` applied before each argmax, as in `generate_tokens`
+    (the repetition penalty); each drafted position sees the ids before it, so the choice is the one
+    plain decoding would make there.
 
     Same contract as `generate_tokens`: yields tokens; stats.stop_reason is eos / length / context /
     cancelled; when it ends, the cache holds exactly what plain decoding would leave (the prompt and
@@ -93,7 +97,10 @@ def generate_tokens_speculative(decoder: Decoder, prompt_ids: Sequence[int], *, 
     eos = set(eos_ids)
     context = list(prompt_ids)  # prompt + yielded tokens: where drafts are looked up
     base = len(context)
-    pending = [int(np.argmax(logits))]  # decided, not yet yielded; all but the last are in the cache
+    def choose(row: np.ndarray, seen: list[int]) -> int:
+        return int(np.argmax(processor(row, seen) if processor is not None else row))
+
+    pending = [choose(logits, context)]  # decided, not yet yielded; all but the last are in the cache
     stats.ttft_s = time.perf_counter() - t0
     t_decode = time.perf_counter()
     stats.stop_reason = "cancelled"  # until the loop ends on its own
@@ -122,18 +129,20 @@ def generate_tokens_speculative(decoder: Decoder, prompt_ids: Sequence[int], *, 
             draft = find_draft(context, k, max_ngram) if k > 0 else []
             counts.forwards += 1
             if not draft:
-                pending = [int(np.argmax(decoder.step(last)))]
+                pending = [choose(decoder.step(last), context)]
                 continue
             batch = [last] + draft
             all_logits = decoder.forward(batch, all_logits=True)  # [k+1, vocab]
-            greedy = np.argmax(all_logits, axis=-1)
             m = 0
-            while m < len(draft) and draft[m] == int(greedy[m]):
+            while True:  # position m follows draft[:m]; its choice is the model's next token there
+                token = choose(all_logits[m], context + draft[:m])
+                if m == len(draft) or draft[m] != token:
+                    break
                 m += 1
             decoder.truncate(len(decoder.tokens) - (len(draft) - m))  # drop the rejected guesses
             counts.proposed += len(draft)
             counts.accepted += m
-            pending = draft[:m] + [int(greedy[m])]
+            pending = draft[:m] + [token]
     finally:
         stats.decode_s = time.perf_counter() - t_decode
         # Accepted drafts past the point where generation stopped are still cached: drop them so the

@@ -5,7 +5,7 @@
 #   bash scripts/test.sh -m "not e2e and not npu"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh "export,dev,demo,npu,serve"
+bash scripts/setup.sh "export,dev,demo,npu,serve,structured"
 bash .ci/install-ui-deps.sh
 bash .ci/install-arm64-deps.sh
 exec .venv/bin/python -m pytest -q "$@"

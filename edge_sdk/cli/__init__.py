@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except EdgeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from edge_sdk.runtime.display import printable  # messages quote file names and bundle fields
+
+        print(f"error: {printable(e, lines=True)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -54,9 +54,24 @@ def seed(text: str) -> int:
 
 
 def stop_text(text: str) -> str:
+    from edge_sdk.runtime.stopping import MAX_STOP_CHARS  # stdlib only: cheap
+
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
+    if len(text) > MAX_STOP_CHARS:
+        raise argparse.ArgumentTypeError(f"a stop string is at most {MAX_STOP_CHARS} characters, this one has {len(text)}")
     return text
+
+
+class _AppendStop(argparse._AppendAction):
+    """--stop, repeatable up to the runtime's limit on the number of stop strings."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from edge_sdk.runtime.stopping import MAX_STOP_STRINGS
+
+        if len(getattr(namespace, self.dest, None) or []) >= MAX_STOP_STRINGS:
+            raise argparse.ArgumentError(self, f"at most {MAX_STOP_STRINGS} stop strings")
+        super().__call__(parser, namespace, values, option_string)
 
 
 def add_load_args(p: argparse.ArgumentParser) -> None:
@@ -69,19 +84,29 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("sampling")
-    g.add_argument("--max-new-tokens", type=count, default=256, metavar="N", help="stop after N tokens (default 256)")
-    g.add_argument("--temperature", type=temperature, default=0.0, help="0 = greedy (default); higher = more random")
-    g.add_argument("--top-k", type=count, default=0, help="keep the K most likely tokens (0 = off)")
-    g.add_argument("--top-p", type=probability, default=1.0, help="nucleus sampling mass (1.0 = off)")
-    g.add_argument("--min-p", type=min_p, default=0.0, help="drop tokens below min-p x the top probability (0 = off)")
-    g.add_argument("--repetition-penalty", type=penalty, default=1.0, help="> 1 discourages repeats (1.0 = off)")
+    # No defaults here: an option left out takes the bundle's default (runtime/generation_defaults.py), the
+    # same one the Python API, the server and the app use.
+    from edge_sdk.runtime.generation_defaults import GENERATION_DEFAULTS as D, HELP
+
+    g = p.add_argument_group("sampling", HELP)
+    g.add_argument("--max-new-tokens", type=count, metavar="N",
+                   help=f"stop after N tokens (default: the bundle's; edge-sdk's is {D['max_new_tokens']})")
+    g.add_argument("--temperature", type=temperature,
+                   help="0 = greedy, higher = more random (default: the bundle's; edge-sdk's is 0, greedy)")
+    g.add_argument("--top-k", type=count, help="keep the K most likely tokens (0 = off; default: the bundle's)")
+    g.add_argument("--top-p", type=probability, help="nucleus sampling mass (1.0 = off; default: the bundle's)")
+    g.add_argument("--min-p", type=min_p, help="drop tokens below min-p x the top probability (0 = off; default: "
+                                                 "the bundle's)")
+    g.add_argument("--repetition-penalty", type=penalty,
+                   help=f"> 1 discourages repeats, 1.0 = off (default: the bundle's; edge-sdk's is "
+                        f"{D['repetition_penalty']}: greedy decoding without it loops)")
     g.add_argument("--seed", type=seed, help="random seed: the same seed gives the same text")
-    g.add_argument("--stop", action="append", type=stop_text, metavar="TEXT",
+    g.add_argument("--stop", action=_AppendStop, type=stop_text, metavar="TEXT",
                    help="stop when TEXT is generated (repeatable)")
 
 
 def sampling_kwargs(args: argparse.Namespace) -> dict:
+    """The sampling options given on the command line (None: not given, the bundle's default applies)."""
     return {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_k": args.top_k,
             "top_p": args.top_p, "min_p": args.min_p, "repetition_penalty": args.repetition_penalty,
             "seed": args.seed, "stop": args.stop}

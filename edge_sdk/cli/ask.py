@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import sys
 
+    from edge_sdk.runtime.display import json_text, printable
     from edge_sdk.runtime.rag import Index, ask
 
     from ._common import load_model, read_text_arg
@@ -55,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
         answer = ask(model, index, question, k=args.k, **sampling_kwargs(args))
     if args.json:
-        print(json.dumps(answer.as_dict(), ensure_ascii=False))
+        print(json_text(answer.as_dict()))  # file names are escaped for the terminal (runtime/display.py)
         return 0
     print(answer.text)
     shown = answer.cited or answer.sources
     print("\nSources" + ("" if answer.cited else " given to the model (the answer cites none)") + ":")
     for s in shown:
-        print(f"  [{s.n}] {s.path} (chunk {s.chunk_no}, similarity {s.score:.2f})")
+        print(f"  [{s.n}] {printable(s.path)} (chunk {s.chunk_no}, similarity {s.score:.2f})")
     return 0

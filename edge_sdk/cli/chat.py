@@ -10,8 +10,11 @@ HELP = "commands: /reset starts a new conversation, /stats shows the last reply'
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="interactive multi-turn chat in the terminal",
-                       description="Chat with a bundle in the terminal. Each turn runs only its new tokens: the "
-                                   "conversation's KV cache is kept between turns. " + HELP)
+                       description="Chat with a bundle in the terminal. The conversation's KV cache is kept between "
+                                   "turns. A reply is decoded one token at a time, which onnxruntime computes slightly "
+                                   "differently from a prompt; so that the same conversation always gives the same "
+                                   "answer, each reply is run once more as a prompt pass right after it is shown, "
+                                   "while you type, and the next turn then runs only your new message. " + HELP)
     add_load_args(p)
     p.add_argument("--system", help="system prompt")
     add_sampling_args(p)
@@ -20,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
+    import threading
 
     from edge_sdk.errors import ContextLengthError
 
@@ -34,15 +38,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     chat = model.chat(system=args.system)
     kw = sampling_kwargs(args)
-    print(f"{model.manifest['name']} - context {model.max_context} tokens. {HELP}", file=sys.stderr)
+    from edge_sdk.runtime.generation_defaults import describe
+
+    settings = {**model.generation_defaults, **{k: v for k, v in kw.items() if v is not None}}
+    print(f"{model.manifest['name']} - context {model.max_context} tokens - {describe(settings)}. {HELP}",
+          file=sys.stderr)
+    settling = None  # the thread running the last reply as a prompt pass while the user types
     while True:
         try:
             line = input("you> ")
-        except EOFError:
+        except (EOFError, KeyboardInterrupt):
             print(file=sys.stderr)
-            return 0
-        except KeyboardInterrupt:
-            print(file=sys.stderr)
+            _join(settling)
             return 0
         except UnicodeDecodeError:
             print("(that line was not UTF-8 text; check your terminal's encoding)", file=sys.stderr)
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if not text:
             continue
         if text in ("/quit", "/exit"):
+            _join(settling)
             return 0
         if text == "/reset":
             chat.reset()
@@ -74,3 +82,10 @@ def run(args: argparse.Namespace) -> int:
             continue
         sys.stdout.write("\n")
         sys.stdout.flush()
+        settling = threading.Thread(target=chat.settle, name="settle", daemon=True)
+        settling.start()  # the next turn waits for it (the session runs one thing at a time)
+
+
+def _join(thread) -> None:
+    if thread is not None:
+        thread.join()  # onnxruntime must not be running when the interpreter shuts down

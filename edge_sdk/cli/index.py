@@ -21,6 +21,9 @@ examples:
   edge-sdk index search docs.index "how do I reset the router?" -k 3
   edge-sdk index rm docs.index ~/notes/old       # a folder: every indexed file under it
 
+Symbolic links inside a folder are not followed (a link can lead anywhere, e.g. to ~/.ssh); they
+are listed as "not followed". Names are printed with control characters and bidi overrides escaped.
+
 exit status: 0 ok; 1 some files could not be indexed (the others were) or were not in the index;
 2 bad usage, or the index or the embedder cannot be used.
 """
@@ -74,10 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # -- verbs ---------------------------------------------------------------------------------------
 def run_add(args: argparse.Namespace) -> int:
-    import json
     import sys
     from pathlib import Path
 
+    from edge_sdk.runtime.display import json_text, printable
     from edge_sdk.runtime.rag import Index
 
     from ._common import progress_printer
@@ -94,21 +97,24 @@ def run_add(args: argparse.Namespace) -> int:
     show = progress_printer(args.quiet)
     with Index.open(path, embedder, create=True) as index:
         if show:
-            show(f"{'creating' if creating else 'updating'} {path} with {index.embedder_info.get('name')}")
+            show(f"{'creating' if creating else 'updating'} {printable(path)} with "
+                 f"{printable(index.embedder_info.get('name'))}")
 
         def progress(done: int, total: int, file: str) -> None:
-            show(f"[{done}/{total}] {file}")
+            show(f"[{done}/{total}] {printable(file)}")
 
         report = index.add(args.paths, progress=progress if show else None)
         total = len(index)
     if args.json:
-        print(json.dumps({"index": str(path), **report.as_dict(), "total_chunks": total}, ensure_ascii=False))
+        print(json_text({"index": str(path), **report.as_dict(), "total_chunks": total}))
     else:
         removed = f", {len(report.removed)} removed (gone from disk)" if report.removed else ""
         print(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged{removed}, "
               f"{len(report.failed)} failed ({report.chunks} chunks embedded; {total} in the index)")
         for file, reason in report.failed:
-            print(f"  failed: {file}: {reason}")
+            print(f"  failed: {printable(file)}: {printable(reason)}")
+        for link in report.links:
+            print(f"  not followed (a symbolic link): {printable(link)}")
     if report.failed:
         print(f"error: {len(report.failed)} file(s) could not be indexed (the others were)", file=sys.stderr)
         return 1
@@ -116,9 +122,9 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    import json
     import time
 
+    from edge_sdk.runtime.display import json_text, printable
     from edge_sdk.runtime.rag import Index
 
     with Index.open(args.index) as index:
@@ -127,22 +133,23 @@ def run_ls(args: argparse.Namespace) -> int:
                 "dim": index.dim, "chunk_tokens": index.chunk_tokens, "overlap_tokens": index.overlap_tokens,
                 "chunks": chunks, "files": [f.__dict__ for f in files]}
     if args.json:
-        print(json.dumps(info, ensure_ascii=False))
+        print(json_text(info))
         return 0
-    print(f"{args.index}: {len(files)} files, {chunks} chunks; embedder {info['embedder'].get('name')} "
-          f"({info['dim']} dims, chunks of {info['chunk_tokens']} tokens)")
+    print(f"{printable(args.index)}: {len(files)} files, {chunks} chunks; embedder "
+          f"{printable(info['embedder'].get('name'))} ({info['dim']} dims, chunks of {info['chunk_tokens']} tokens)")
     if files:
         print(f"{'chunks':>7} {'tokens':>8}  {'indexed':16}  path")
     for f in files:
-        print(f"{f.chunks:>7} {f.tokens:>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(f.added))}  {f.path}")
+        print(f"{f.chunks:>7} {f.tokens:>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(f.added))}  "
+              f"{printable(f.path)}")
     return 0
 
 
 def run_rm(args: argparse.Namespace) -> int:
-    import json
     import sys
     from pathlib import Path
 
+    from edge_sdk.runtime.display import json_text, printable
     from edge_sdk.runtime.rag import Index
 
     with Index.open(args.index) as index:
@@ -152,20 +159,20 @@ def run_rm(args: argparse.Namespace) -> int:
                                                 r.startswith(str(Path(p).expanduser().resolve()).rstrip("/") + "/")
                                                 for r in removed)]
     if args.json:
-        print(json.dumps({"index": str(args.index), "removed": removed, "not_found": missing}, ensure_ascii=False))
+        print(json_text({"index": str(args.index), "removed": removed, "not_found": missing}))
     else:
         print(f"{len(removed)} file(s) removed")
         for p in removed:
-            print(f"  removed: {p}")
+            print(f"  removed: {printable(p)}")
     if missing:
-        print(f"error: not in the index: {', '.join(missing)} (see edge-sdk index ls {args.index})", file=sys.stderr)
+        print(f"error: not in the index: {', '.join(map(printable, missing))} (see edge-sdk index ls "
+              f"{printable(args.index)})", file=sys.stderr)
         return 1
     return 0
 
 
 def run_search(args: argparse.Namespace) -> int:
-    import json
-
+    from edge_sdk.runtime.display import json_text, printable
     from edge_sdk.runtime.rag import Index
 
     from ._common import read_text_arg
@@ -175,14 +182,14 @@ def run_search(args: argparse.Namespace) -> int:
     with Index.open(args.index, embedder) as index:
         hits = index.search(query, k=args.k)
     if args.json:
-        print(json.dumps({"query": query, "hits": [h.__dict__ for h in hits]}, ensure_ascii=False))
+        print(json_text({"query": query, "hits": [h.__dict__ for h in hits]}))
         return 0
     if not hits:
         print("the index is empty")
     for rank, h in enumerate(hits, 1):
-        snippet = " ".join(h.text.split())
-        print(f"{rank}. {h.score:.3f}  {h.path}#{h.chunk_no} [{h.start}:{h.end}]")
-        print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+        snippet = " ".join(h.text.split())  # a document's text is untrusted too (an ANSI-coloured .log)
+        print(f"{rank}. {h.score:.3f}  {printable(h.path)}#{h.chunk_no} [{h.start}:{h.end}]")
+        print(f"   {printable(snippet[:300])}{'...' if len(snippet) > 300 else ''}")
     return 0
 
 
@@ -200,11 +207,13 @@ def _recorded_embedder(index_path):
 
     from edge_sdk.errors import DocumentIndexError
 
-    meta = _index_meta(index_path)
-    bundle, name = meta.get("embedder_bundle"), (meta.get("embedder") or {}).get("name")
+    from edge_sdk.runtime.display import printable
+
+    meta = _index_meta(index_path)  # types checked (Store.meta)
+    bundle, name = meta.get("embedder_bundle"), meta["embedder"]["name"]
     if not bundle or not Path(bundle).is_dir():
-        raise DocumentIndexError(f"{index_path} was made with the embedder {name!r} from {bundle}, which is not "
-                                 f"there any more; pass --embedder DIR (the same model)")
+        raise DocumentIndexError(f"{printable(index_path)} was made with the embedder {printable(repr(name))} from "
+                                 f"{printable(bundle)}, which is not there any more; pass --embedder DIR (the same model)")
     return _load_embedder(bundle)
 
 

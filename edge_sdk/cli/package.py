@@ -21,6 +21,7 @@ examples:
   edge-sdk package bundles/smollm2 --target linux-aarch64 --output dist/pi
   edge-sdk package bundles/smollm2 --target linux-aarch64 --output dist/pi-chat --app chat
   edge-sdk package bundles/smollm2 --target linux-aarch64 --output dist/pi-rag --embedder bundles/minilm
+  edge-sdk package bundles/smollm2 --target linux-aarch64 --output dist/pi-json --structured
   edge-sdk package bundles/smollm2 --target android-arm64 --output dist/android --app chat
 """
 
@@ -41,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--embedder", metavar="DIR",
                    help="an embedder bundle to ship too (in embedder/), for `edge-sdk index` / `ask` and the chat "
                         "app's documents panel on the device")
+    p.add_argument("--structured", action="store_true",
+                   help="ship the grammar engine for structured output and tool calling (response_format, tools): "
+                        "llguidance's wheel on Linux (needs glibc >= 2.31), its python-for-android recipe on Android")
     p.add_argument("--device", metavar="NAME",
                    help="device profile for threads, providers and memory budget (default: the target's)")
     p.add_argument("--store-url", metavar="URL",
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     app = args.app or ("chat" if get_target(args.target).os == "android" else "none")
     build = package(args.bundle, args.target, args.output, app=app, python=args.python, device=args.device,
-                    force=args.force, progress=not args.quiet, embedder=args.embedder, store_url=args.store_url)
+                    force=args.force, progress=not args.quiet, embedder=args.embedder, structured=args.structured,
+                    store_url=args.store_url)
     size = sum(f["bytes"] for f in build["files"].values()) / 1e6
     if args.json:
         summary = {k: v for k, v in build.items() if k != "files"}

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                       "(always so for a model that has none)")
     p.add_argument("--json", action="store_true", help="print one JSON object (text + figures) instead of streaming")
     p.add_argument("--speculative", action="store_true",
-                   help="prompt-lookup speculative decoding (greedy only; same text, faster on extraction/summaries)")
+                   help="prompt-lookup speculative decoding: greedy (with the repetition penalty), the same text as "
+                        "plain greedy decoding, faster on extraction/summaries")
     add_sampling_args(p)
     p.set_defaults(func=run)
 
@@ -31,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ._common import read_text_arg
 
-    if args.speculative and (args.temperature != 0 or args.repetition_penalty != 1.0):
-        print("error: --speculative needs greedy decoding (--temperature 0, --repetition-penalty 1)", file=sys.stderr)
+    if args.speculative and args.temperature not in (None, 0):
+        print("error: --speculative needs greedy decoding (--temperature 0)", file=sys.stderr)
         return 2
     prompt = read_text_arg(args.prompt, "the prompt")
     if not prompt:
@@ -52,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
         request = prompt
     else:
         request = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
-    pieces = model.stream(request, raw=raw, speculative=args.speculative, **sampling_kwargs(args))
+    kw = sampling_kwargs(args)
+    if args.speculative:
+        kw["temperature"] = 0.0  # speculative decoding is greedy, whatever the bundle's default
+    pieces = model.stream(request, raw=raw, speculative=args.speculative, **kw)
     if args.json:
         text = "".join(pieces)
         s = model.last_stats

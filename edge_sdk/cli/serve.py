@@ -12,8 +12,11 @@ endpoints (OpenAI API):
   GET  /v1/models             the served model's id (the bundle's name, or --model-name)
   GET  /health                status, and how many generations run and wait
 
-Omitted sampling fields take the bundle's defaults (greedy), not OpenAI's temperature 1. Every
-answer carries where it was produced: a "route" object and an X-Edge-Route header.
+Omitted sampling fields take the bundle's defaults, not OpenAI's temperature 1: its manifest's
+`generation` section (from the model's generation_config.json at export), else edge-sdk's (greedy,
+repetition penalty 1.15); the same defaults as `edge-sdk run` and `chat`. A request's fields override
+them; to change them for good, edit the manifest's `generation` section. Every answer carries where it was produced: a "route"
+object and an X-Edge-Route header.
 
 Hybrid routing (--fallback): the device answers first; the fallback endpoint (any OpenAI-compatible
 server) is asked when the prompt does not fit the device model, when the device answer's confidence
@@ -43,7 +46,8 @@ def _port(text: str) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a bundle over a local OpenAI-compatible HTTP API",
                        description="Serve a bundle over the OpenAI HTTP API, on this machine (loopback) unless "
-                                   "--host says otherwise. Needs the serve extra: pip install 'edge-sdk-llm[serve]'.",
+                                   "--host says otherwise. Needs the serve extra (in a clone of edge-sdk: pip install -e "
+                                   "'.[serve]').",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_load_args(p)  # BUNDLE, --device, --threads (per model), --trusted-key
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -72,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--confidence-threshold", type=float, metavar="X",
                    help="escalate under auto when the device answer's confidence is below X (default: calibrated, "
                         "see docs/server.md)")
-    h.add_argument("--fallback-timeout", type=float, default=30.0, metavar="S", help="seconds per fallback request (30)")
+    h.add_argument("--fallback-timeout", type=float, default=30.0, metavar="S",
+                   help="deadline in seconds for a whole fallback call, retries included (30)")
     p.set_defaults(func=run)
 
 

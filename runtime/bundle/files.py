@@ -89,6 +89,28 @@ def verify_files(root: Path, manifest: dict[str, Any], names: Iterable[str] | No
                               "re-export or re-copy the bundle")
 
 
+def read_verified(root: Path, manifest: dict[str, Any], name: str) -> bytes:
+    """The bytes of listed file `name`, checked against its size and sha256 in the same read.
+
+    For files read after the bundle was loaded (adapters, on first use): what is returned is what was
+    hashed, so a file replaced or rewritten since the load is refused, not used.
+    """
+    info = manifest["files"][name]
+    st = _lstat_inside(root, name)
+    data = b""
+    if st.st_size == info["bytes"]:
+        try:
+            fd = os.open(root / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with open(fd, "rb") as f:
+                data = f.read(info["bytes"] + 1)
+        except OSError as e:
+            raise BundleError(f"{root}: cannot read {name}: {e.strerror}") from None
+    if len(data) != info["bytes"] or hashlib.sha256(data).hexdigest() != info["sha256"]:
+        raise BundleError(f"{root}: {name} no longer matches its sha256 in the manifest (it was changed after the "
+                          "bundle was loaded); restore the bundle's own copy and load it again")
+    return data
+
+
 def check_file_table(files: object) -> dict[str, dict[str, Any]]:
     """The manifest's `files` table: {safe name: {"sha256": 64 hex, "bytes": int >= 0}}, non-empty."""
     if not isinstance(files, dict) or not files:

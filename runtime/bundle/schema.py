@@ -16,6 +16,7 @@ from typing import Any
 
 from edge_sdk.errors import BundleError
 
+from ..display import printable
 from .files import MANIFEST_NAME, check_name
 
 # Bounds: generous for any model a phone or a board runs, small enough that nothing explodes.
@@ -72,7 +73,9 @@ def _number(d: dict, key: str, where: str, lo: float, hi: float, *, lo_open=Fals
         raise _fail(f"{where}.{key}", f"must be a number in {'(' if lo_open else '['}{lo}, {hi}]", v)
 
 
-def _str(d: dict, key: str, where: str, *, required: bool = True, limit: int = MAX_STR, choices=None):
+def _str(d: dict, key: str, where: str, *, required: bool = True, limit: int = MAX_STR, choices=None,
+         shown: bool = False):
+    """A string field; `shown`: one the CLI prints (a name), so one line without terminal control characters."""
     if key not in d or d[key] is None:
         if required:
             raise _fail(f"{where}.{key}", "is missing")
@@ -80,6 +83,8 @@ def _str(d: dict, key: str, where: str, *, required: bool = True, limit: int = M
     v = d[key]
     if not isinstance(v, str) or len(v) > limit or (choices is not None and v not in choices):
         raise _fail(f"{where}.{key}", f"must be {'one of ' + ', '.join(choices) if choices else 'a string'}", v)
+    if shown and printable(v) != v:
+        raise _fail(f"{where}.{key}", "must be one line without control characters or bidi overrides", v)
     return v
 
 
@@ -133,7 +138,7 @@ def validate(m: dict[str, Any]) -> None:
     for key in ("architecture", "graph", "kv_cache", "tokenizer", "chat_template", "generation", "quantization",
                 "device", "provenance", "validation"):
         _section(m, key)
-    _str(m, "name", "manifest", required=False, limit=200)
+    _str(m, "name", "manifest", required=False, limit=200, shown=True)
 
     arch = m["architecture"]
     vocab = _int(arch, "vocab_size", "architecture", 1, MAX_VOCAB)
@@ -202,13 +207,18 @@ def validate(m: dict[str, Any]) -> None:
     _number(gen, "min_p", "generation", 0.0, 0.999999)
     _number(gen, "repetition_penalty", "generation", 0.0, 100.0, lo_open=True)
     _int(gen, "seed", "generation", 0, 2**63 - 1, required=False)
+    _str(gen, "source", "generation", required=False, limit=MAX_STR)  # where the defaults came from (for people)
     stop = gen.get("stop")
-    if stop is not None and not (isinstance(stop, str) and 0 < len(stop) <= MAX_STR) and not (
-            isinstance(stop, list) and len(stop) <= 64
-            and all(isinstance(s, str) and 0 < len(s) <= MAX_STR for s in stop)):
-        raise _fail("generation.stop", "must be a non-empty string or a list of up to 64 of them", stop)
+    from ..stopping import MAX_STOP_CHARS, MAX_STOP_STRINGS  # the limits every generation applies
+
+    if stop is not None and not (isinstance(stop, str) and 0 < len(stop) <= MAX_STOP_CHARS) and not (
+            isinstance(stop, list) and len(stop) <= MAX_STOP_STRINGS
+            and all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS for s in stop)):
+        raise _fail("generation.stop", f"must be a non-empty string or a list of up to {MAX_STOP_STRINGS} of them, "
+                                       f"each of at most {MAX_STOP_CHARS} characters", stop)
 
     _str(m["quantization"], "format", "quantization", required=False, limit=64)
+    _str(m["quantization"], "recipe", "quantization", required=False, limit=200, shown=True)  # printed by the CLI
     _device(m["device"])
     if m.get("lora") is not None:
         _lora(m["lora"], layers, flavour)
@@ -249,6 +259,7 @@ def _device(dev: dict) -> None:
                             or any(ep not in KNOWN_PROVIDERS for ep in eps)):
         raise _fail("device.execution_providers", f"must list execution providers from {', '.join(KNOWN_PROVIDERS)}",
                     eps)
+    _str(dev, "profile", "device", required=False, limit=200, shown=True)  # printed by package, errors
     _int(dev, "threads", "device", 1, MAX_THREADS, required=False)
     _bool(dev, "npu_only", "device")
     _provider_options(dev.get("provider_options"), "device.provider_options")
@@ -269,7 +280,7 @@ def _validate_embedder(m: dict[str, Any]) -> None:
     """The fields an Embedder reads (runtime/embed/embedder.py)."""
     for key in ("architecture", "graph", "tokenizer", "embedding", "quantization", "device", "provenance", "validation"):
         _section(m, key)
-    _str(m, "name", "manifest", required=False, limit=200)
+    _str(m, "name", "manifest", required=False, limit=200, shown=True)
     vocab = _int(m["architecture"], "vocab_size", "architecture", 1, MAX_VOCAB)
     positions = _int(m["architecture"], "max_position_embeddings", "architecture", 2, MAX_CONTEXT)
     graph = m["graph"]
@@ -289,6 +300,7 @@ def _validate_embedder(m: dict[str, Any]) -> None:
     max_tokens = _int(emb, "max_tokens", "embedding", len(tok.get("prefix_ids", [])) + len(tok.get("suffix_ids", [])) + 1,
                       positions)
     _int(emb, "batch_size", "embedding", 1, max(1, MAX_BATCH_TOKENS // max_tokens), required=False)
+    _str(m["quantization"], "recipe", "quantization", required=False, limit=200, shown=True)
     _device(m["device"])
 
 

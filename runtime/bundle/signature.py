@@ -205,7 +205,10 @@ def sign_bundle(bundle_dir: str | os.PathLike, seed: bytes) -> Path:
 
 
 def verify_bundle_signature(root: Path, manifest_bytes: bytes, trusted_keys: Iterable) -> bytes:
-    """The trusted key that signed these manifest bytes; BundleError if none did."""
+    """The trusted key that signed these manifest bytes; BundleError if none did. An empty list of trusted
+    keys fails closed: asking for a signature and trusting no one accepts nothing."""
+    if isinstance(trusted_keys, (str, bytes, os.PathLike)):  # one key given bare, not a string of characters
+        trusted_keys = [trusted_keys]
     try:
         trusted = [load_public_key(k) for k in trusted_keys]
     except ValueError as e:

@@ -5,13 +5,12 @@ The manifest's `lora` section (written by the exporter) says:
      "adapters": {"json": {"file": "adapters/json.npz", "rank": 16, ...}}}
 An adapter file is a NumPy .npz (read with allow_pickle=False: data only) holding, for each layer i and
 slot s it changes, "{i}.{s}.a" float32 [in, r] and "{i}.{s}.b" float32 [r, out]; a slot it does not
-change is absent and gets rank 0. The file is listed in the manifest's `files`, so its sha256 is checked
-when the bundle loads.
+change is absent and gets rank 0. The file is listed in the manifest's `files`: its sha256 is checked
+when the bundle loads and again as it is read (on first use), and its arrays' headers are checked
+against these shapes before their data is read (runtime/bundle/npz.py).
 """
 from __future__ import annotations
 
-import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,9 @@ import numpy as np
 import onnxruntime as ort
 
 from edge_sdk.errors import BundleError
+
+from ..bundle.files import read_verified
+from ..bundle.npz import read_npz
 
 # Packed linear -> the projections it packs, in output order (exporters/graph/decoder.py packs them so).
 SLOTS: dict[str, tuple[str, ...]] = {"qkv": ("q", "k", "v"), "o": ("o",), "gate_up": ("gate", "up"), "down": ("down",)}
@@ -45,6 +47,7 @@ class AdapterSet:
         self.slots = {s: (int(d[0]), int(d[1])) for s, d in lora["slots"].items()}
         self.specs: dict[str, dict[str, Any]] = dict(lora.get("adapters") or {})
         self.bundle_dir = bundle_dir
+        self._manifest = manifest  # its file table (sha256, size) is what a file read later must match
         self._values: dict[str | None, dict[str, ort.OrtValue]] = {None: self._zero()}
 
     @property
@@ -69,9 +72,12 @@ class AdapterSet:
         return out
 
     def _load(self, name: str) -> dict[str, ort.OrtValue]:
-        # The name was confined to the bundle and the file's sha256 checked when the manifest was read
-        # (schema.opened_files lists adapter files).
-        arrays = read_adapter_file(self.bundle_dir / self.specs[name]["file"], self.layers, self.slots)
+        # Read on first use, possibly long after the bundle was verified: the bytes are hashed as they
+        # are read (read_verified), so a file swapped since the load is refused, not used.
+        spec = self.specs[name]
+        data = read_verified(self.bundle_dir, self._manifest, spec["file"])
+        arrays = read_adapter_file(data, self.bundle_dir / spec["file"], self.layers, self.slots,
+                                   rank=spec.get("rank"))
         out = dict(self._values[None])  # slots the adapter leaves alone stay rank 0
         for key, array in arrays.items():
             layer, slot, matrix = key.split(".")
@@ -79,30 +85,40 @@ class AdapterSet:
         return out
 
 
-def read_adapter_file(path: Path, layers: int, slots: dict[str, tuple[int, int]]) -> dict[str, np.ndarray]:
-    """The matrices of an adapter file, every name and shape checked (a file is untrusted input)."""
-    try:
-        with np.load(os.fspath(path), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise BundleError(f"{path} is not a readable adapter file ({str(e)[:200]}); re-export the bundle") from None
-    out: dict[str, np.ndarray] = {}
-    for key, array in arrays.items():
+def max_slot_rank(slot: str, rank: Any = None) -> int:
+    """The largest rank a slot's matrices can have: its projections' ranks add up (qkv packs three), each at
+    most the manifest's rank for the adapter (an int, or the list of its modules' ranks), and MAX_RANK."""
+    ranks = [rank] if isinstance(rank, int) else rank if isinstance(rank, list) else None
+    if ranks and all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in ranks):
+        return min(MAX_RANK, len(SLOTS[slot]) * max(ranks))
+    return MAX_RANK
+
+
+def read_adapter_file(data: bytes, path: Path, layers: int, slots: dict[str, tuple[int, int]],
+                      rank: Any = None) -> dict[str, np.ndarray]:
+    """The matrices of an adapter file (its bytes `data`, read from `path`), every name, shape and dtype
+    checked in the file's headers before any data is read (a file is untrusted input)."""
+    def check(key: str, shape: tuple, dtype: np.dtype) -> str | None:
         parts = key.split(".")
         if len(parts) != 3 or not parts[0].isdigit() or int(parts[0]) >= layers or parts[1] not in slots \
                 or parts[2] not in ("a", "b"):
-            raise BundleError(f"{path}: unexpected entry {key[:80]!r}; the adapter file is malformed - re-export it")
-        n_in, n_out = slots[parts[1]]
-        ok_shape = array.ndim == 2 and (array.shape[0] == n_in if parts[2] == "a" else array.shape[1] == n_out)
-        if array.dtype != np.float32 or not ok_shape or max(array.shape) > max(n_in, n_out, MAX_RANK) \
-                or not np.isfinite(array).all():
-            raise BundleError(f"{path}: {key} is {array.dtype} {list(array.shape)}, not a float32 "
-                              f"{'[' + str(n_in) + ', r]' if parts[2] == 'a' else '[r, ' + str(n_out) + ']'} matrix")
-        out[key] = np.ascontiguousarray(array)
-    for key in [k for k in out if k.endswith(".a")]:
+            return f"unexpected entry {key[:80]!r}; the adapter file is malformed"
+        (n_in, n_out), r_max = slots[parts[1]], max_slot_rank(parts[1], rank)
+        want = f"[{n_in}, r]" if parts[2] == "a" else f"[r, {n_out}]"
+        ok = len(shape) == 2 and (shape[0] == n_in and shape[1] <= r_max if parts[2] == "a"
+                                  else shape[1] == n_out and shape[0] <= r_max)
+        if dtype != np.float32 or not ok:
+            return f"{key} is declared {dtype} {list(shape)}, not a float32 {want} matrix with r <= {r_max}"
+        return None
+
+    arrays = read_npz(data, str(path), check, max_members=2 * layers * len(slots))
+    for key, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise BundleError(f"{path}: {key} holds NaN or infinite values; re-export the bundle")
+    for key in [k for k in arrays if k.endswith(".a")]:
         b = key[:-1] + "b"
-        if b not in out or out[key].shape[1] != out[b].shape[0] or out[key].shape[1] > MAX_RANK:
+        if b not in arrays or arrays[key].shape[1] != arrays[b].shape[0]:
             raise BundleError(f"{path}: {key} and {b} do not form a low-rank pair; re-export the bundle")
-    if any(k[:-1] + "a" not in out for k in out if k.endswith(".b")):
+    if any(k[:-1] + "a" not in arrays for k in arrays if k.endswith(".b")):
         raise BundleError(f"{path}: a slot has B without A; re-export the bundle")
-    return out
+    return arrays

@@ -53,14 +53,16 @@ class Hit:
 @dataclass
 class AddReport:
     """What Index.add did, by resolved path. `failed` holds (path, reason); `skipped` are files without an
-    extension found in a folder that turned out not to be text; `removed` are indexed files under a folder
-    given to `add` that are no longer on disk (their chunks are gone from the index)."""
+    extension found in a folder that turned out not to be text; `links` are symbolic links found in a folder,
+    not followed (a link can lead out of the folder, to ~/.ssh/id_ed25519 say); `removed` are indexed files
+    under a folder given to `add` that are no longer on disk (their chunks are gone from the index)."""
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     chunks: int = 0  # chunks embedded by this call
 
@@ -71,7 +73,7 @@ class AddReport:
     def as_dict(self) -> dict[str, Any]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
                 "failed": [{"path": p, "reason": r} for p, r in self.failed], "skipped": self.skipped,
-                "removed": self.removed, "chunks": self.chunks}
+                "links": self.links, "removed": self.removed, "chunks": self.chunks}
 
 
 def embedder_identity(embedder) -> dict:
@@ -156,8 +158,10 @@ class Index:
     def add(self, paths: Iterable[str | Path], progress: Progress | None = None) -> AddReport:
         """Index these files, and the supported files under these folders (hidden ones skipped).
 
-        A file is known by its resolved path: one whose bytes did not change since it was indexed is
-        skipped; a changed one has its chunks replaced. A file that cannot be read is recorded in
+        Symbolic links met inside a folder (to files or to folders) are not followed: they are listed in
+        `report.links`, since a link can lead anywhere (a file named here is taken as it resolves).
+        A file is known by its resolved path: one whose bytes (by sha256, not size) did not change since it
+        was indexed is skipped; a changed one has its chunks replaced. A file that cannot be read is recorded in
         `report.failed` and the others are indexed. Each file is committed on its own, so an
         interrupted add keeps the files done so far. `progress(done, total, path)` is called after each file.
         Adding a folder again also forgets the indexed files under it that are gone from disk
@@ -178,6 +182,8 @@ class Index:
         for done, (path, named) in enumerate(files, 1):
             key = str(path)
             try:
+                if not _utf8(key):  # SQLite stores text as UTF-8: the name could not be recorded
+                    raise DocumentReadError("its name is not valid UTF-8; rename the file")
                 status, chunks = self._add_file(path)
                 getattr(report, status).append(key)
                 report.chunks += chunks
@@ -251,7 +257,8 @@ class Index:
                                      f"{embedder.dim}; the index or the embedder bundle is damaged")
 
     def _add_file(self, path: Path) -> tuple[str, int]:
-        data = read_bytes(path)
+        # `path` is resolved (or found by a walk that follows no link): a link there now was put there since.
+        data = read_bytes(path, follow_links=False)
         sha = hashlib.sha256(data).hexdigest()
         known = self._store.file(str(path))
         if known is not None and known.sha256 == sha:
@@ -312,23 +319,34 @@ def _is_under(path: str, folder: Path) -> bool:
     return path.startswith(str(folder).rstrip(os.sep) + os.sep)
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a name with bytes that are not UTF-8 (surrogate escapes)
+        return False
+
+
 def _walk(folder: Path, report: AddReport) -> list[Path]:
-    """Supported files under `folder`, sorted, skipping hidden files and folders; symlinked folders are
-    not followed (no loops), symlinked files are, to their real path."""
+    """Supported files under `folder`, sorted, skipping hidden files and folders. Symbolic links, to files or
+    to folders, are not followed (recorded in report.links): a link inside the folder can point anywhere,
+    and what a user indexes (and later sends to a model) is what is in the folder."""
     found: list[Path] = []
 
     def unreadable(e: OSError) -> None:
         report.failed.append((str(e.filename), f"cannot list this folder ({e.strerror})"))
 
-    for root, dirs, names in os.walk(folder, onerror=unreadable):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for root, dirs, names in os.walk(folder, onerror=unreadable):  # followlinks=False: linked folders not entered
+        for d in sorted(dirs):
+            if not d.startswith(".") and os.path.islink(os.path.join(root, d)):
+                report.links.append(os.path.join(root, d))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(root, d)))
         for name in sorted(names):
             if name.startswith(".") or not is_supported(name):
                 continue
-            try:
-                path = Path(root, name).resolve(strict=True)
-            except (OSError, RuntimeError):
-                continue  # a broken link
-            if path.is_file():
+            path = Path(root, name)
+            if path.is_symlink():
+                report.links.append(str(path))
+            elif path.is_file():
                 found.append(path)
     return found

@@ -8,6 +8,7 @@ chunk offsets refer to this text.
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import stat
 from pathlib import Path
@@ -26,18 +27,27 @@ def is_supported(path: str | Path) -> bool:
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def read_bytes(path: str | Path, max_bytes: int = MAX_BYTES) -> bytes:
-    """The file's bytes, refusing (DocumentReadError) a file that is not regular, unreadable, or too large."""
+def read_bytes(path: str | Path, max_bytes: int = MAX_BYTES, follow_links: bool = True) -> bytes:
+    """The file's bytes, refusing (DocumentReadError) a file that is not regular, unreadable, or too large;
+    without `follow_links`, also a file that is (or is reached through) a symbolic link."""
     path = Path(path)
     try:
-        st = os.stat(path)  # before opening: opening a FIFO would block
+        st = os.stat(path) if follow_links else os.lstat(path)  # before opening: opening a FIFO would block
+        if not follow_links and (stat.S_ISLNK(st.st_mode) or os.path.realpath(path) != os.path.abspath(path)):
+            raise DocumentReadError("a symbolic link (or inside a linked folder): not followed")
         if not stat.S_ISREG(st.st_mode):
             raise DocumentReadError("not a regular file")
         if st.st_size > max_bytes:
             raise DocumentReadError(f"{_mb(st.st_size)} is over the {_mb(max_bytes)} limit; split it")
-        with open(path, "rb") as f:
+        # O_NOFOLLOW: a link swapped in since the check above is refused by the kernel, not followed.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0))
+        with open(os.open(path, flags), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise DocumentReadError("not a regular file")
             data = f.read(max_bytes + 1)  # the file may have grown since
     except OSError as e:
+        if e.errno == errno.ELOOP and not follow_links:
+            raise DocumentReadError("a symbolic link: not followed") from None
         raise DocumentReadError(f"cannot read it ({e.strerror or e})") from None
     if len(data) > max_bytes:
         raise DocumentReadError(f"over the {_mb(max_bytes)} limit; split it")

@@ -16,12 +16,15 @@ written in one transaction, so a process killed at any point leaves either the f
 its new one, never a mix; the next connection rolls back an interrupted transaction from the hot
 journal. The index is a single file at rest (no -wal/-shm beside it), easy to copy to a phone.
 
-Index files are untrusted: anything SQLite or this module finds wrong is a DocumentIndexError.
+Index files are untrusted: anything SQLite or this module finds wrong is a DocumentIndexError. SQLite
+stores any value in any column of a crafted file, so every value read is checked for its type and range
+(`_typed`) before it leaves this module.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -31,10 +34,14 @@ import numpy as np
 
 from edge_sdk.errors import DocumentIndexError
 
+from ..display import printable
+
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x45524147  # "ERAG" in the SQLite header: tells our files from other SQLite databases
 FORMAT = "edge-sdk document index"
 MAX_DIM = 65536
+MAX_CHUNK_TOKENS = 1 << 20
+MAX_TIME = 1e11  # seconds since 1970: year ~5100; bounds what time.localtime must format
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 PAGE_SIZE = 8192
 _ROWS_PER_QUERY = 500  # bound parameters per IN (...): well under SQLite's limit on every version
@@ -65,6 +72,25 @@ CREATE TABLE vectors (
     vector BLOB NOT NULL           -- float32 little-endian [dim], unit length
 );
 """
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 62
+
+
+def _seconds(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v < MAX_TIME
+
+
+def _text(v) -> bool:
+    return isinstance(v, str)
+
+
+# The checks of each row a query returns, in column order.
+_FILE_ROW = (("path", _text), ("sha256", _text), ("bytes", _count), ("chunks", _count), ("tokens", _count),
+             ("added", _seconds))
+_CHUNK_ROW = (("id", _count), ("path", _text), ("chunk_no", _count), ("text", _text), ("start_char", _count),
+              ("end_char", _count))
 
 
 @dataclass(frozen=True)
@@ -175,21 +201,39 @@ class Store:
         except (TypeError, ValueError):
             raise DocumentIndexError(f"{self.path} is a damaged document index (meta is not JSON); "
                                      f"rebuild it") from None
-        dim = meta.get("dim")
-        if "dim" in meta and not (isinstance(dim, int) and 0 < dim <= MAX_DIM):
-            raise DocumentIndexError(f"{self.path} is a damaged document index (dim {dim!r}); rebuild it")
+        checks = {"dim": lambda v: _count(v) and 0 < v <= MAX_DIM,
+                  "chunk_tokens": lambda v: _count(v) and 0 < v <= MAX_CHUNK_TOKENS,
+                  "overlap_tokens": lambda v: _count(v) and v < meta.get("chunk_tokens", 0),
+                  "embedder": lambda v: isinstance(v, dict) and _text(v.get("name")) and _text(v.get("fingerprint")),
+                  "embedder_bundle": lambda v: v is None or _text(v)}
+        for key, ok in checks.items():
+            if key in meta and not ok(meta[key]):
+                raise self._damaged(f"meta {key} is {printable(repr(meta[key])[:60])}")
         return meta
+
+    def _damaged(self, what: str) -> DocumentIndexError:
+        return DocumentIndexError(f"{printable(self.path)} is a damaged document index ({what}); rebuild it")
+
+    def _typed(self, table: str, checks, row) -> tuple:
+        """`row` if each value passes its check, else DocumentIndexError naming the field (SQLite keeps any type
+        in any column of a crafted file: a text 'added' or a blob path would fail far from here)."""
+        if row is None or len(row) != len(checks):
+            raise self._damaged(f"a {table} row has {len(row or ())} fields")
+        for (name, ok), value in zip(checks, row):
+            if not ok(value):
+                raise self._damaged(f"{table}.{name} is {type(value).__name__} {printable(repr(value)[:40])}")
+        return tuple(row)
 
     def file(self, path: str) -> FileEntry | None:
         with _errors(self.path, "read"):
             row = self.conn.execute("SELECT path, sha256, bytes, chunks, tokens, added FROM files WHERE path = ?",
                                     (path,)).fetchone()
-        return FileEntry(*row) if row else None
+        return FileEntry(*self._typed("files", _FILE_ROW, row)) if row else None
 
     def files(self) -> list[FileEntry]:
         with _errors(self.path, "read"):
             rows = self.conn.execute("SELECT path, sha256, bytes, chunks, tokens, added FROM files ORDER BY path")
-            return [FileEntry(*r) for r in rows]
+            return [FileEntry(*self._typed("files", _FILE_ROW, r)) for r in rows]
 
     def chunk_count(self) -> int:
         with _errors(self.path, "read"):
@@ -208,9 +252,8 @@ class Store:
             matrix = np.empty((n, dim), np.float32)  # [n, dim]; allocated once, filled row by row
             rows = self.conn.execute("SELECT chunk_id, vector FROM vectors ORDER BY chunk_id")
             for i, (chunk_id, blob) in enumerate(rows):
-                if i >= n or not isinstance(blob, bytes) or len(blob) != 4 * dim:
-                    raise DocumentIndexError(f"{self.path} is a damaged document index (chunk {chunk_id}'s vector "
-                                             f"is not {dim} float32 values); rebuild it")
+                if i >= n or not _count(chunk_id) or not isinstance(blob, bytes) or len(blob) != 4 * dim:
+                    raise self._damaged(f"chunk {printable(repr(chunk_id)[:40])}'s vector is not {dim} float32 values")
                 ids[i] = chunk_id
                 matrix[i] = np.frombuffer(blob, "<f4")
             version = self.conn.execute("PRAGMA data_version").fetchone()[0]
@@ -223,9 +266,10 @@ class Store:
         with _errors(self.path, "read"):
             for b in range(0, len(chunk_ids), _ROWS_PER_QUERY):
                 part = chunk_ids[b:b + _ROWS_PER_QUERY]
-                for cid, *fields in self.conn.execute(
+                for row in self.conn.execute(
                         "SELECT c.id, f.path, c.chunk_no, c.text, c.start_char, c.end_char FROM chunks c "
                         f"JOIN files f ON f.id = c.file_id WHERE c.id IN ({','.join('?' * len(part))})", part):
+                    cid, *fields = self._typed("chunks", _CHUNK_ROW, row)
                     out[cid] = ChunkRow(*fields)
         return out
 
@@ -262,7 +306,7 @@ class Store:
                 under = p.rstrip("/") + "/"
                 rows = self.conn.execute("SELECT id, path FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
                                          (p, len(under), under)).fetchall()
-                for file_id, fpath in rows:
+                for file_id, fpath in (self._typed("files", (("id", _count), ("path", _text)), r) for r in rows):
                     self._delete_chunks(file_id)
                     self.conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
                     removed.append(fpath)

@@ -45,7 +45,7 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
     if router_options:
         from edge_sdk.runtime.hybrid import Router
 
-        router = Router(**router_options)
+        router = Router(**{"queue": max_queue, **router_options})  # fallback calls wait in a queue as long
     log = open(request_log, "a", encoding="utf-8") if request_log else None
     server = Server(ModelPool(models, max_queue), model_id, api_key=api_key, router=router, request_log=log)
     app = server.app

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from edge_sdk.errors import ContextLengthError
+from edge_sdk.runtime.hybrid import Confidence, RouteRequest
 
 from . import protocol
 from .pool import Job, ModelPool
@@ -96,9 +97,12 @@ class Server:
 
     # -- endpoints ----------------------------------------------------------------------------------
     async def health(self, request):
-        return JSONResponse({"status": "ok", "model": self.model_id, "instances": len(self.pool.models),
-                             "running": self.pool.running, "waiting": self.pool.waiting,
-                             "served": self.pool.served, "cancelled": self.pool.cancelled})
+        health = {"status": "ok", "model": self.model_id, "instances": len(self.pool.models),
+                  "running": self.pool.running, "waiting": self.pool.waiting,
+                  "served": self.pool.served, "cancelled": self.pool.cancelled}
+        if self.router is not None:
+            health["cloud"] = self.router.stats()  # fallback calls: running, waiting, served, failed, refused
+        return JSONResponse(health)
 
     def model_ids(self) -> dict[str, Any]:
         """Served model id -> the adapter it runs with: the bundle (with the serve default) and each of its
@@ -134,15 +138,62 @@ class Server:
         model = self.pool.model
         ids = self._prompt_ids(model, req)
         room = model.max_context - len(ids)
-        if room < 1 or (req.max_tokens is not None and req.max_tokens > room):
-            if self.router is not None and self.router.can_escalate(req):  # a bigger model may take it
-                return await self.router.answer(self, request, req, ids, reason="context")
-            raise ApiError(400, f"this model's maximum context is {model.max_context} tokens; the prompt has {len(ids)}"
-                           + (f" and max_tokens asks for {req.max_tokens} more" if req.max_tokens else ""),
-                           param="messages" if kind == "chat" else "prompt", code="context_length_exceeded")
+        fits = room >= 1 and not (req.max_tokens is not None and req.max_tokens > room)
         if self.router is not None:
-            return await self.router.answer(self, request, req, ids)
+            return await self._routed(request, req, ids, fits)
+        if not fits:
+            raise self._too_long(model, req, ids)
         return await self.respond_from_device(request, req, ids, {"target": "device", "reason": "local-only"})
+
+    @staticmethod
+    def _too_long(model, req: protocol.Request, ids) -> ApiError:
+        return ApiError(400, f"this model's maximum context is {model.max_context} tokens; the prompt has {len(ids)}"
+                        + (f" and max_tokens asks for {req.max_tokens} more" if req.max_tokens else ""),
+                        param="messages" if req.kind == "chat" else "prompt", code="context_length_exceeded")
+
+    # -- hybrid routing: the server drives the router's decision (hybrid/decision.py) ----------------------
+    async def _routed(self, request: HttpRequest, req: protocol.Request, ids: list[int], fits: bool):
+        router = self.router
+        settings = {"max_tokens": req.max_tokens, **{k: req.sampling.get(k) for k in ("temperature", "top_p", "seed",
+                                                                                          "stop")}}
+        facts = RouteRequest(req.kind, req.messages, req.prompt, req.model, settings, req.route, req.allow_cloud_pii,
+                             fits)
+        findings = await asyncio.to_thread(router.inspect, facts)  # the privacy gate is CPU work: off the loop
+        score = outcome = text = reply = job = None
+        route = router.decide(facts, findings)
+        while route.next:
+            if route.next == "device":  # final: streams token by token
+                if not fits:
+                    raise self._too_long(self.pool.model, req, ids)
+                return await self.respond_from_device(request, req, ids, route.public())
+            if route.next == "judge":  # the whole answer is needed for its confidence
+                confidence, job = Confidence(), Job()
+                text = await self._collect(request, self.device_pieces(req, ids, job, observer=confidence), job)
+                score = round(confidence.score, 4)
+            else:
+                reply, outcome = await router.fallback_async(facts, findings, route)
+            route = router.decide(facts, findings, score, outcome)
+        if route.target == "refuse":
+            tokens = f"the prompt ({len(ids)} tokens) does not fit this model's context"
+            if route.error == "server_busy":
+                raise ApiError(503, f"{tokens}, and the fallback is busy; retry shortly", type="server_error",
+                               code="server_busy", headers={"Retry-After": "1"})
+            why = ("holds personal data, so it was not sent to the fallback" if route.reason == "personal_data"
+                   else "the fallback could not answer it (the server log says why)")
+            raise ApiError(400, f"{tokens} and {why}", code="context_length_exceeded")
+        if route.target == "cloud":
+            usage = {k: reply.usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+            return self._answer(req, reply.text, reply.finish, usage, route.public())
+        return self._answer(req, text, None, self._usage(ids, job), route.public(), job)
+
+    def _answer(self, req, text: str, finish, usage, route, job=None):
+        """A whole answer (the fallback's, or a judged device answer), as JSON or as a one-piece stream."""
+        if req.stream:
+            async def once():
+                yield text
+
+            return self.sse(req, once(), route, lambda: usage, job, finish=finish)
+        return self.json(req, text, job, [], route, finish=finish, usage=usage)
 
     def _prompt_ids(self, model, req: protocol.Request) -> list[int]:
         try:

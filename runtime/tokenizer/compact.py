@@ -56,17 +56,26 @@ def write_compact(spec: dict, path) -> bool:
 def read_compact(path) -> tuple[dict, np.ndarray]:
     """(tokenizer.json spec without merges, merges table) from a compact file, checked; the vocab is checked
     here, so the caller runs check_spec on the rest (`vocab_checked=True`)."""
+    from ..bundle.npz import read_npz
+
     path = os.fspath(path)
     try:
         if os.path.getsize(path) > 2 * MAX_TOKENIZER_BYTES:
             raise BundleError(f"{path} is larger than any tokenizer; re-export the bundle")
-        with np.load(path, allow_pickle=False) as z:
-            raw, table = z["spec"], z["merges"]
-    except BundleError:
-        raise
-    except Exception as exc:  # a truncated or foreign file: zip, npy and key errors alike
-        raise BundleError(f"{path} is not a compact tokenizer file ({type(exc).__name__}: {str(exc)[:120]}); "
-                          "re-export the bundle") from None
+        with open(path, "rb") as f:
+            data = f.read(2 * MAX_TOKENIZER_BYTES + 1)
+    except OSError as exc:
+        raise BundleError(f"cannot read {path} ({exc.strerror}); re-export the bundle") from None
+
+    def check(key, shape, dtype):  # headers checked before any data is read (a bundle is untrusted input)
+        if key not in ("spec", "merges") or (dtype, len(shape)) != ((np.uint8, 1) if key == "spec" else (np.int32, 2)):
+            return f"{key[:40]!r} is {dtype} {list(shape)[:4]}, not a compact tokenizer array"
+        return None
+
+    arrays = read_npz(data, path, check, max_members=2)
+    if arrays.keys() != {"spec", "merges"}:
+        raise BundleError(f"{path} is not a compact tokenizer file (it holds {sorted(arrays)}); re-export the bundle")
+    raw, table = arrays["spec"], arrays["merges"]
     if raw.dtype != np.uint8 or raw.ndim != 1 or table.dtype != np.int32 or table.ndim != 2 or table.shape[1] != 3:
         raise BundleError(f"{path}: unexpected arrays (spec {raw.dtype}{raw.shape}, merges {table.dtype}{table.shape}); "
                           "re-export the bundle")

@@ -121,17 +121,18 @@ class Tokenizer:
         self._fast = fast
         self.backend = "fast" if fast is not None else "pure"
         try:
-            self._model = _model(spec["model"], merge_table)
-            self._normalize = build_normalizer(spec.get("normalizer"))
-            self._pre_tokenize = build_pre_tokenizer(spec.get("pre_tokenizer"))
-            self._decoder = DecoderChain(spec.get("decoder"))
-            self._post = _template_ids(spec.get("post_processor"))
-        except BundleError:
             if fast is None:
-                raise
-            # The fast backend understands more than the pure one; keep working, but only through it.
-            self._model = BPEModel(spec["model"]) if spec["model"].get("type") == "BPE" else None
-            self._normalize = self._pre_tokenize = self._decoder = self._post = None
+                self._model = _model(spec["model"], merge_table)
+                self._pre_tokenize = build_pre_tokenizer(spec.get("pre_tokenizer"))
+                self._post = _template_ids(spec.get("post_processor"))
+            else:
+                # The fast backend encodes and decodes: the pure BPE model (its merges, the slow part
+                # of loading) and pre-tokenizer would go unused, and a file they cannot take (BPE
+                # dropout, a subword prefix) is still one the fast backend reads.
+                self._model = self._pre_tokenize = self._post = None
+            # Used with either backend: added tokens' normalized text and the streaming detokenizer.
+            self._normalize = _built(build_normalizer, spec.get("normalizer"), fast)
+            self._decoder = _built(DecoderChain, spec.get("decoder"), fast)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"tokenizer.json is malformed ({type(exc).__name__}: {exc}); re-export the bundle.") from exc
         vocab = spec["model"].get("vocab", {})
@@ -152,8 +153,10 @@ class Tokenizer:
         self.special_ids = {t["id"] for t in self._added.values() if t.get("special")}
         self._special_contents = {t["content"] for t in self._added.values() if t.get("special")}
         self.vocab_size = max(self._id_to_token, default=-1) + 1
-        self._raw_matcher = self._matcher([t for t in self._added.values() if not t.get("normalized")], False)
-        self._norm_matcher = self._matcher([t for t in self._added.values() if t.get("normalized")], True)
+        self._raw_matcher = self._norm_matcher = None  # the pure encoder's added-token finders
+        if fast is None:
+            self._raw_matcher = self._matcher([t for t in self._added.values() if not t.get("normalized")], False)
+            self._norm_matcher = self._matcher([t for t in self._added.values() if t.get("normalized")], True)
 
     def _matcher(self, tokens: list[dict], normalized: bool):
         """(regex, content->token) finding added tokens leftmost-longest, as HF's Aho-Corasick does."""
@@ -318,6 +321,17 @@ class _FastBackend:
 
     def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
         return self._call(self.parsing.decode, ids, skip_special_tokens=skip_special_tokens)
+
+
+def _built(build, spec, fast):
+    """`build(spec)`; with the fast backend behind it, None where the pure code cannot take `spec` (the
+    streaming detokenizer then re-decodes through the fast backend)."""
+    try:
+        return build(spec)
+    except BundleError:
+        if fast is None:
+            raise
+        return None
 
 
 def _model(spec: dict, merge_table=None):

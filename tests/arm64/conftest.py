@@ -67,15 +67,14 @@ def arm64_gui_device() -> Device:
 
 
 def package_and_install(bundle: Path, device: Device, workdir: Path, *, app: str = "none",
-                        embedder: Path | None = None, store_url: str | None = None) -> Path:
+                        embedder: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
     """`edge-sdk package` on the host, the .tar.gz unpacked where the "device" keeps it, install.sh run
     there by the emulated Python. Returns the installed build folder; timings go into device.timings."""
     t0 = time.perf_counter()
     out = workdir / "dist" / "pi"
     proc = subprocess.run([sys.executable, "-m", "edge_sdk", "package", str(bundle), "--target", "linux-aarch64",
                            "--output", str(out), "--app", app, "--quiet",
-                           *(["--embedder", str(embedder)] if embedder else []),
-                           *(["--store-url", store_url] if store_url else [])], capture_output=True, text=True,
+                           *(["--embedder", str(embedder)] if embedder else []), *extra], capture_output=True, text=True,
                           timeout=900, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     device.timings[f"package_{app}_s"] = time.perf_counter() - t0

@@ -199,7 +199,7 @@ def test_a_build_that_pulls_its_bundle_on_arm64(smollm2_bundle, arm64_device, tm
     publish(smollm2_bundle, work / "site" / "models", name="smollm2", version="1", sign_key=work / "publisher.key")
     server = StaticServer(work / "site")
     try:
-        build = package_and_install(smollm2_bundle, arm64_device, work, store_url=server.url + "models/")
+        build = package_and_install(smollm2_bundle, arm64_device, work, extra=("--store-url", server.url + "models/"))
         assert not (build / "bundle").exists() and (build / "publisher.pub").is_file()
         t0 = time.perf_counter()
         first = arm64_device.run(["sh", str(build / "run.sh"), PROMPT, "--max-new-tokens", "12"], cwd=work,

@@ -134,6 +134,93 @@ def test_install_refuses_the_wrong_python(native_build, tmp_path):
     assert proc.returncode == 1 and f"this Python is {HOST_PY}" in proc.stderr and "python3.99" in proc.stderr
 
 
+def _device_env(**extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHON"))}
+    env.update(PYTHON=sys.executable, PIP_CONFIG_FILE=os.devnull, **extra)
+    return env
+
+
+def _planted_wheel(folder: Path, name: str = "jinja2", version: str = "99.0.0") -> Path:
+    """A wheel of a real dependency at a higher version, whose import writes a marker file: what someone (or a
+    sync tool) could drop beside a build's wheels."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": "import os, pathlib\npathlib.Path(os.environ['PLANTED_MARK']).write_text('ran')\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(t.encode()).digest()).rstrip(b'=').decode()},"
+              f"{len(t.encode())}" for n, t in files.items()] + [f"{info}/RECORD,,"]
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for n, t in files.items():
+            z.writestr(n, t)
+        z.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+def test_install_refuses_a_wheel_the_build_did_not_ship(native_build, tmp_path):
+    """Issue 24: an extra, higher-version wheel dropped into wheels/ was installed and its code ran."""
+    device = tmp_path / "device"
+    shutil.copytree(native_build, device)
+    _planted_wheel(device / "wheels")
+    proc = subprocess.run(["sh", str(device / "install.sh")], env=_device_env(PLANTED_MARK=str(tmp_path / "ran")),
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "wheels/jinja2-99.0.0-py3-none-any.whl is not listed in device_build.json" in proc.stderr
+    assert not (device / ".venv").exists() and not (tmp_path / "ran").exists()
+
+
+def test_pip_installs_exactly_the_listed_wheels(native_build, tmp_path):
+    """The second wall: pip is given the listed wheel files one by one, isolated from pip's configuration, so even
+    a find-links folder with a newer dependency (here from PIP_FIND_LINKS) is not used."""
+    device = tmp_path / "device"
+    shutil.copytree(native_build, device)
+    elsewhere = tmp_path / "elsewhere"
+    _planted_wheel(elsewhere)
+    env = _device_env(PIP_FIND_LINKS=str(elsewhere), PLANTED_MARK=str(tmp_path / "ran"))
+    proc = subprocess.run(["sh", str(device / "install.sh")], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    build = json.loads((device / "device_build.json").read_text())
+    listed = sorted(n.split("/")[1].split("-")[0].lower() for n in build["files"] if n.startswith("wheels/"))
+    freeze = subprocess.run([str(device / ".venv" / "bin" / "python"), "-c",
+                             "import importlib.metadata as m; print('\\n'.join(sorted(d.metadata['Name'].lower()"
+                             ".replace('-', '_') + '==' + d.version for d in m.distributions())))"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path).stdout.split()
+    assert sorted(line.split("==")[0] for line in freeze) == listed
+    assert f"jinja2=={build['versions']['jinja2']}" in freeze and not (tmp_path / "ran").exists()
+
+
+HOSTILE = "dev $(touch pwned-1) `touch pwned-2` 'q\" \\c -x;touch pwned-3"
+
+
+def test_a_build_in_a_folder_with_a_hostile_name(tiny_bundle, tmp_path):
+    """Issue 24: run.sh ran shell code embedded in the install folder's name, through pip's launcher script. Built
+    into such a folder, the build installs and answers, and nothing in the name runs."""
+    if NATIVE is None or HOST_PY not in ("3.11", "3.12", "3.13"):
+        pytest.skip(f"no native target for {platform.machine()} / Python {HOST_PY}")
+    require_pypi("a device build (it downloads the target's wheels)")
+    out = tmp_path / HOSTILE
+    assert main(["package", str(tiny_bundle), "--target", NATIVE, "--output", str(out), "--python", HOST_PY,
+                 "--quiet"]) == 0
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    proc = subprocess.run(["sh", str(out / "install.sh")], env=_device_env(), capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Start it with {out}/run.sh" in proc.stdout  # printed as it is, \\c and all
+    run = subprocess.run(["sh", str(out / "run.sh"), "hello world", "--max-new-tokens", "3"], env=_device_env(),
+                         capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"\[[1-3] tokens, prompt \d+", run.stderr), run.stdout + run.stderr
+    assert not [p for p in (*cwd.iterdir(), *tmp_path.iterdir(), *out.iterdir()) if p.name.startswith("pwned")]
+    assert "edge-sdk\"" not in (out / "run.sh").read_text()  # the module, not pip's launcher script
+
+
 # -- refusals ---------------------------------------------------------------------------------------
 
 def _qnn_copy(tiny_bundle, tmp_path) -> Path:
@@ -336,7 +423,7 @@ def test_an_embedder_ships_beside_the_model(capsys, tiny_bundle, tiny_embedder_b
     assert build["embedder"]["manifest_sha256"] == build["files"]["embedder/edge_manifest.json"]["sha256"]
     assert build["bundle"]["memory_estimate"]["embedder_mb"] > 0
     assert '--embedder "$here/embedder"' in (out / "run.sh").read_text()
-    assert "edge-sdk ask bundle --index docs.index" in (out / "README.txt").read_text()
+    assert "python -m edge_sdk ask bundle --index docs.index" in (out / "README.txt").read_text()
 
 
 def test_refuses_an_embedder_in_the_wrong_place(capsys, tiny_bundle, tiny_embedder_bundle, tmp_path):
@@ -359,3 +446,24 @@ def test_run_time_adapters_travel_with_the_bundle(tiny_adapter_bundle, tmp_path)
     copy, original = edge_sdk.load(tmp_path / "bundle"), edge_sdk.load(tiny_adapter_bundle)
     assert copy.generate("hello", max_new_tokens=8, adapter="two") == original.generate("hello", max_new_tokens=8,
                                                                                         adapter="two")
+
+
+def test_the_embedder_counts_in_the_memory_fit(capsys, tiny_bundle, tiny_embedder_bundle, tmp_path):
+    """A budget the model fits alone but not with the embedder beside it: refused only with --embedder."""
+    from edge_sdk.deploy.build import check_runs_on, embedder_memory, estimate_memory
+    from edge_sdk.deploy.targets import get_target
+    from edge_sdk.devices import load_profile
+    from edge_sdk.runtime.bundle import read_manifest
+
+    model, embedder = read_manifest(tiny_bundle), read_manifest(tiny_embedder_bundle)
+    alone, extra = estimate_memory(model, tiny_bundle)["total_mb"], embedder_memory(embedder)
+    assert extra > 1
+    budget = int(alone + extra / 2)
+    profile = load_profile("x86-64-laptop").to_dict() | {"name": "snug-board", "memory_budget_mb": budget}
+    (tmp_path / "snug-board.json").write_text(json.dumps(profile))
+    fit = check_runs_on(model, tiny_bundle, load_profile(str(tmp_path / "snug-board.json")), get_target("linux-x86_64"))
+    assert fit["total_mb"] == alone <= budget and "embedder_mb" not in fit
+    code, err, _ = _package(capsys, str(tiny_bundle), "--target", "linux-x86_64", "--output", str(tmp_path / "o"),
+                            "--device", str(tmp_path / "snug-board.json"), "--embedder", str(tiny_embedder_bundle))
+    assert code == 2 and f"does not fit snug-board's memory budget of {budget} MB" in err, err
+    assert f"+ embedder {extra:.0f} MB" in err and not (tmp_path / "o").exists()

@@ -154,6 +154,14 @@ def test_truncated_and_modified_files(bundle):
     ("tokenizer file missing", lambda m: m["tokenizer"].pop("file"), ["tokenizer.file", "missing"]),
     ("section of the wrong kind", lambda m: m.update(device=[]), ["'device'", "JSON object"]),
     ("file entry without a hash", lambda m: m["files"]["tokenizer.json"].pop("sha256"), ["files['tokenizer.json']"]),
+    # Names the CLI prints: no terminal escapes (issue 24)
+    ("a name with an escape", lambda m: m.update(name="tiny\x1b]0;pwned\x07"), ["manifest.name", "control characters"]),
+    ("a recipe with a bidi override", lambda m: m["quantization"].update(recipe="int4\u202e"), ["quantization.recipe"]),
+    ("a profile of two lines", lambda m: m["device"].update(profile="pi\nfake line"), ["device.profile"]),
+    # Default stop strings within the runtime's limits (else every generate would fail)
+    ("17 stop strings", lambda m: m["generation"].update(stop=[str(i) for i in range(17)]),
+     ["generation.stop", "up to 16"]),
+    ("a stop string of 1025 characters", lambda m: m["generation"].update(stop=["x" * 1025]), ["generation.stop"]),
 ])
 def test_schema_names_the_field(bundle, field, change, words):
     _edit(bundle, change)

@@ -32,9 +32,25 @@ def test_greedy_generate_equals_transformers(model, reference):
     ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
     ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
     assert model.encode_prompt(msgs) == ids
-    text = model.generate(msgs, max_new_tokens=24)
+    text = model.generate(msgs, max_new_tokens=24, repetition_penalty=1.0)
     assert text == tok.decode(hf_greedy(hf, ids, 24), skip_special_tokens=True)
     assert model.last_stats.new_tokens > 0 and model.last_stats.stop_reason in ("eos", "length")
+
+
+def test_default_sampling_equals_transformers_with_the_same_settings(model, reference):
+    """No arguments: greedy with edge-sdk's repetition penalty (the tiny folder's generation_config.json sets no
+    sampling field), as transformers' generate() does with that penalty."""
+    hf, tok = reference
+    defaults = model.generation_defaults
+    assert defaults["temperature"] == 0.0 and defaults["repetition_penalty"] > 1.0
+    msgs = [{"role": "user", "content": "the quick brown fox"}]
+    ids = model.encode_prompt(msgs)
+    with torch.no_grad():
+        out = hf.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), do_sample=False,
+                          repetition_penalty=defaults["repetition_penalty"], max_new_tokens=24,
+                          eos_token_id=model.eos_token_ids, pad_token_id=model.eos_token_ids[0])[0, len(ids):].tolist()
+    # (a reply cut by max_new_tokens mid-character ends before it, where transformers' decode shows U+FFFD)
+    assert model.generate(msgs, max_new_tokens=24) == tok.decode(out, skip_special_tokens=True).rstrip("\ufffd")
 
 
 def test_stream_pieces_join_to_generate(model):

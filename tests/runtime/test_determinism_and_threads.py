@@ -133,6 +133,8 @@ def test_a_chat_session_shared_by_threads_keeps_a_consistent_history(model):
     ({"seed": 1.5}, ValueError, "seed"),
     ({"stop": 123}, TypeError, "stop"),
     ({"stop": [""]}, ValueError, "stop"),
+    ({"stop": ["x" * 1025]}, ValueError, "stop string 0 has 1025 characters"),  # bounded (issue 24)
+    ({"stop": [str(i) for i in range(17)]}, ValueError, "at most 16 stop strings"),
     ({"max_new_tokens": True}, ValueError, "max_new_tokens"),
     ({"max_new_tokens": -1}, ValueError, "max_new_tokens"),
     ({"temperature": -1}, ValueError, "temperature"),

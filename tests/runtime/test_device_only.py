@@ -60,7 +60,9 @@ def test_export_without_the_extra_says_how_to_install(tmp_path):
     proc = subprocess.run([sys.executable, "-c", BLOCKER + "from edge_sdk.cli import main; sys.exit(main(['export', 'x', '-o', 'y']))"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
-    assert "pip install 'edge-sdk-llm[export]'" in proc.stderr
+    from edge_sdk import install_hint
+
+    assert install_hint("export") in proc.stderr and "[export]" in proc.stderr
 
 
 def test_embed_index_and_ask_without_heavy_packages(tiny_bundle, tiny_embedder_bundle, tmp_path):

@@ -109,3 +109,23 @@ def test_keygen_never_overwrites(signed, capsys):
     before = key.read_text()
     assert main(["keygen", "--output", str(key)]) == 2
     assert "already exists" in capsys.readouterr().err and key.read_text() == before
+
+
+@pytest.mark.parametrize("empty", [[], (), iter(())], ids=["list", "tuple", "iterator"])
+def test_an_empty_list_of_trusted_keys_fails_closed(signed, tiny_bundle, empty):
+    """Asking for a signature while trusting no key must refuse every bundle, signed or not (issue 24: an empty
+    list read as "no signature needed" would load anything)."""
+    from edge_sdk.runtime.bundle import read_manifest
+
+    bundle, _, _ = signed
+    for b in (bundle, tiny_bundle):
+        with pytest.raises(BundleError, match="trusted_keys is empty"):
+            edge_sdk.load(b, trusted_keys=list(empty) if not isinstance(empty, (list, tuple)) else empty)
+        with pytest.raises(BundleError, match="trusted_keys is empty"):
+            read_manifest(b, trusted_keys=[])
+
+
+def test_one_trusted_key_given_bare_is_one_key(signed):
+    bundle, _, pub = signed
+    assert edge_sdk.load(bundle, trusted_keys=pub.read_text().strip()) is not None  # not its characters
+    assert edge_sdk.load(bundle, trusted_keys=pub) is not None

@@ -230,3 +230,56 @@ def test_redaction_round_trip():
     assert out == "to [EMAIL_1] and [EMAIL_1], card [CARD_1]"
     assert r.restore("Sure, I wrote to [EMAIL_1] and charged [CARD_1].") == \
         "Sure, I wrote to a@b.co and charged 4111111111111111."
+
+
+def test_the_gate_reads_system_messages_and_stop_strings_go_redacted(serve, tiny_bundle, cloud):
+    forced = ("--policy", "auto", "--confidence-threshold", "1.01")
+    device = _device(serve, tiny_bundle, cloud, *forced)
+    system = {"role": "system", "content": f"You help {EMAIL}."}
+    code, body, _ = _ask(device, "the sea", messages=[system, {"role": "user", "content": "the sea"}])
+    assert code == 200 and body["route"]["reason"] == "personal_data" and cloud.requests_logged() == []
+
+    redacting = _device(serve, tiny_bundle, cloud, *forced, "--redact")
+    code, body, _ = _ask(redacting, "the sea", stop=[EMAIL], messages=[system, {"role": "user", "content": "hi"}])
+    assert code == 200 and body["route"]["target"] == "cloud" and body["route"]["redacted"] == 2
+    sent = cloud.requests_logged()[-1]["body"]
+    assert sent["stop"] == ["[EMAIL_1]"] and sent["messages"][0]["content"] == "You help [EMAIL_1]."
+    assert EMAIL not in json.dumps(sent)
+
+
+def test_fallback_errors_stay_in_the_server_log(serve, tiny_bundle):
+    """Upstream error text and the fallback's URL reach the server's log, never an API client; /health counts."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            payload = b"SECRET upstream detail"
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{upstream.server_address[1]}/v1"
+    try:
+        device = serve(tiny_bundle, "--fallback", url, "--policy", "auto", "--fallback-timeout", "5")
+        code, body, _ = _ask(device, "tell me more " * 40)  # too long for the device: only the fallback could
+        assert code == 400 and body["error"]["code"] == "context_length_exceeded"
+        text = json.dumps(body)
+        assert "SECRET" not in text and str(upstream.server_address[1]) not in text and "127.0.0.1" not in text
+        code, body, _ = _ask(device, "the sea", route="cloud")  # degraded: answered on the device
+        assert body["route"] == {"target": "device", "reason": "fallback_failed", "degraded": True}
+        cloud = device.health()["cloud"]
+        assert cloud["failed"] == 2 and cloud["running"] == 0 and cloud["policy"] == "auto"
+        device.stop()
+        log = device.proc.stderr.read()
+        assert "SECRET upstream detail" in log and url in log
+    finally:
+        upstream.shutdown()
+        upstream.server_close()

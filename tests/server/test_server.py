@@ -180,7 +180,9 @@ def test_serve_without_the_extra_says_how_to_get_it(tmp_path):
         sys.exit(main(["serve", "/nonexistent"]))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "pip install 'edge-sdk-llm[serve]'" in proc.stderr
+    from edge_sdk import install_hint
+
+    assert proc.returncode == 2 and install_hint("serve") in proc.stderr and "[serve]" in proc.stderr
 
 
 def test_urllib_stream_is_server_sent_events(serve, tiny_bundle):

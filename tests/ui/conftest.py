@@ -21,7 +21,7 @@ def pytest_collection_modifyitems(config, items):
     """Without Kivy (the [demo] extra) the UI tests are skipped with a line saying so, never hidden."""
     if HAVE_KIVY:
         return
-    skip = pytest.mark.skip(reason="Kivy is not installed (the [demo] extra): pip install 'edge-sdk-llm[demo]'")
+    skip = pytest.mark.skip(reason="Kivy is not installed (the [demo] extra): pip install -e '.[demo]'")
     for item in items:
         if Path(str(item.fspath)).is_relative_to(HERE):
             item.add_marker(skip)

@@ -89,7 +89,10 @@ class UI:
         return self.pump(lambda: self.app.model_ready or self.app.root.current == "setup", timeout)
 
     def wait_idle(self, timeout=60.0):
-        return self.pump(lambda: not self.app.generating, timeout)
+        # The reply is shown when `generating` goes off; the worker then runs it as a prompt pass
+        # (chat.settle) in the background. Idle is both done: nothing competes with the UI for the CPU.
+        worker_done = lambda: self.app.worker is None or not self.app.worker.is_alive()  # noqa: E731
+        return self.pump(lambda: not self.app.generating and worker_done(), timeout)
 
     def bubbles(self):
         return [dict(d) for d in self.app.messages]

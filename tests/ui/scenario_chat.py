@@ -101,6 +101,9 @@ def main():
     app.max_new_tokens = max_new
     res["max_context"] = app.model.max_context
     res["status_at_start"] = app.status_text
+    header = ui.ids().header
+    res["header"] = {"name": app.model_name,
+                     "lines": ["".join(w.text for w in line.words) for line in header._label._cached_lines]}
 
     res["turn1"] = run_turn(ui, os.environ.get("UI_PROMPT1", "What is the capital of France?"))
     app.max_new_tokens = 256

@@ -14,6 +14,14 @@ from harness import UI, emit, press, run  # noqa: E402
 SCRIPTS = {"emoji": "Party time 🎉😀 ok", "cjk": "東京の天気は？ 서울", "arabic": "مرحبا بالعالم 2026", "hebrew": "שלום עולם"}
 
 
+def header_lines(ui):
+    """What the header draws: the lines of the model's name (Kivy's laid-out text) and the note under it."""
+    ids = ui.ids()
+    lines = ["".join(w.text for w in line.words) for line in ids.header._label._cached_lines]
+    return {"lines": lines, "texture_w": ids.header.texture_size[0], "width": ids.header.width,
+            "note": ids.route_note.text}
+
+
 def label_of(ui, index):
     """The bubble widget showing message `index` (it must be on screen)."""
     rv = ui.ids().messages
@@ -33,6 +41,11 @@ def main():
     res = {}
     ids = ui.ids()
 
+    # 0. The header: the model's name is shortened at its end when it does not fit, never cut at its start.
+    header = ids.header
+    ui.pump(timeout=0.3)
+    res["header"] = header_lines(ui) | {"name": app.model_name}
+
     # 1. A long first reply is followed to its end.
     app.max_new_tokens = 220
     ui.type_and_send("tell me everything about the sea")
@@ -40,6 +53,7 @@ def main():
     ui.wait_idle(120)
     ui.pump(timeout=0.5)
     rv = ids.messages
+    ui.pump(lambda: abs(rv.scroll_y) < 0.001, 5)  # a loaded machine: Kivy's damped scroll may still be settling
     res["long_reply"] = {"content_h": rv.layout_manager.height, "view_h": rv.height, "scroll_y": rv.scroll_y,
                          "reply_chars": len(app.messages[-1]["text"])}
 

@@ -73,8 +73,12 @@ def test_chat_with_smollm2(smollm2_bundle, run_scenario, tmp_path):
     _check_turn_shape(turn3)
     assert turn3["used_after"] > turn3["used_before"]
     assert turn3["stats"]["prompt_tokens"] > turn3["used_before"]   # the whole conversation...
-    # ...of which the turn-2 prompt came from the cache (turn 2's stopped reply runs again as prompt)
-    assert turn3["stats"]["prefilled_tokens"] == turn3["stats"]["prompt_tokens"] - turn2["stats"]["prompt_tokens"]
+    # ...of which the turn-2 prompt came from the cache, and so did turn 2's stopped reply: the app ran it as
+    # a prompt pass (chat.settle) after it stopped. Only the new message and its template were run.
+    # (Without it, exactly prompt3 - prompt2 tokens ran: the reply, then the message.)
+    after_turn2 = turn3["stats"]["prompt_tokens"] - turn2["stats"]["prompt_tokens"]
+    assert 0 < turn3["stats"]["prefilled_tokens"] < after_turn2 - turn2["stats"]["new_tokens"] // 2, (turn2, turn3)
+    assert res["header"]["lines"] == [res["header"]["name"]] == ["smollm2-135m-instruct"]  # the whole name, one line
 
     assert [b["role"] for b in res["bubbles"]] == ["user", "assistant"] * 3
     png = Path(res["screenshot"])

@@ -54,8 +54,11 @@ def test_the_fallback_answers_when_the_device_is_unsure_and_personal_data_stays(
     assert res["reopened"] == {"policy": "auto", "url": server.url + "/v1", "url_disabled": False}
 
     redacted = res["redacted"]
-    assert redacted["route"]["target"] == "cloud" and redacted["route"]["redacted"] == 2
-    assert "2 personal items sent as placeholders" in redacted["bubble"]["route"]
+    # The address and the number; the tiny random model's earlier replies may hold digit runs that the gate
+    # counts as phone numbers too (any 7-15 digits: docs/server.md, "The privacy gate").
+    n = redacted["route"]["redacted"]
+    assert redacted["route"]["target"] == "cloud" and n >= 2
+    assert f"{n} personal items sent as placeholders" in redacted["bubble"]["route"]
     assert len(sent) == 2  # the personal-data turn never left the device...
     last = " ".join(m["content"] for m in sent[1]["messages"])
     assert "jane.doe@example.com" not in last and "7946" not in last and "[EMAIL_1]" in last  # ...and now as placeholders

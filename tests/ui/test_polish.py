@@ -2,6 +2,8 @@
 a bad bundle in settings, the sampling settings (see scenario_polish.py)."""
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,23 @@ def test_any_script_long_reply_focus_settings_and_a_bad_bundle(tiny_bundle, run_
     bad = tmp_path / "not_a_bundle"
     bad.mkdir()
     shot = tmp_path / "scripts.png"
+    # The settings start from the bundle's own sampling defaults: a copy whose manifest names its own.
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "edge_manifest.json").read_text())
+    manifest["generation"].update(repetition_penalty=1.25, top_p=0.95)
+    manifest["name"] = "smollm2-135m-instruct-a-name-far-too-long-for-a-phone-" + manifest["name"]
+    (bundle / "edge_manifest.json").write_text(json.dumps(manifest))
     # A short window, so that a reply of the tiny model (at most ~230 tokens of context) overflows it.
-    res = run_scenario("scenario_polish.py", UI_BUNDLE=tiny_bundle, UI_BAD_BUNDLE=bad, UI_SCREENSHOT=shot,
+    res = run_scenario("scenario_polish.py", UI_BUNDLE=bundle, UI_BAD_BUNDLE=bad, UI_SCREENSHOT=shot,
                        UI_HEIGHT=360, timeout=400)
 
+    header = res["header"]  # was: wrapped inside a word, its start scrolled out of view ("nstruct")
+    assert header["name"].startswith("smollm2-135m-instruct-a-name")
+    assert header["texture_w"] <= header["width"] + 1, header
+    (line,) = header["lines"]  # one line, the name's start, an ellipsis at its end
+    assert line.endswith("...") and header["name"].startswith(line[:-3]) and len(line) > 12, line
+    assert header["note"] == "on-device · private"
     assert res["focus_after_send"], "Send took the focus away from the input"
     long = res["long_reply"]
     assert long["content_h"] > long["view_h"], long  # the reply is longer than the screen...
@@ -40,14 +55,14 @@ def test_any_script_long_reply_focus_settings_and_a_bad_bundle(tiny_bundle, run_
     assert Path(res["screenshot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert res["clipped_labels"] == [], res["clipped_labels"]
-    assert res["defaults"] == {"repetition_penalty": pytest.approx(1.1), "top_p": pytest.approx(1.0)}
+    assert res["defaults"] == {"repetition_penalty": pytest.approx(1.25), "top_p": pytest.approx(0.95)}
     assert res["worker_kwargs"]["repetition_penalty"] == pytest.approx(1.3)
     assert res["worker_kwargs"]["top_p"] == pytest.approx(0.8)
 
     bad_res = res["bad_bundle"]
     assert bad_res["same_model"] and bad_res["ready"] and bad_res["screen"] == "chat" and bad_res["messages_kept"]
     assert "not_a_bundle" in bad_res["banner"] and "Still using" in bad_res["banner"]
-    assert bad_res["bundle_path"] == str(tiny_bundle)
+    assert bad_res["bundle_path"] == str(bundle)
     after = res["after_bad_bundle"]
     assert after["last"]["role"] == "assistant" and after["last"]["text"]  # the chat still answers
 

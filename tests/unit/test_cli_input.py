@@ -28,6 +28,8 @@ NOWHERE = "/nonexistent/bundle"
     (["--threads", "300"], "--threads: must be an integer from 1 to 64"),
     (["--seed", "-1"], "--seed: must be an integer >= 0"),
     (["--stop", ""], "--stop: must not be empty"),
+    (["--stop", "x" * 1025], "--stop: a stop string is at most 1024 characters"),
+    (["--stop", "a"] * 17, "--stop: at most 16 stop strings"),
 ])
 @pytest.mark.parametrize("command", ["run", "chat"])
 def test_bad_values_fail_while_parsing(capsys, command, option, words):

@@ -63,9 +63,10 @@ def test_unknown_name_lists_known_names():
 
 def test_bad_json_file_names_the_file(tmp_path):
     path = tmp_path / "broken.json"
-    path.write_text("{not json")
-    with pytest.raises(DeviceError, match="broken.json"):
-        load_profile(path)
+    for text in ("{not json", "[" * 100_000, "\udcff", " " * (2 << 20)):  # broken, too deep, not UTF-8, too big
+        path.write_text(text, errors="surrogateescape")
+        with pytest.raises(DeviceError, match="broken.json"):
+            load_profile(path)
 
 
 def _variant(change):
@@ -96,6 +97,10 @@ def _variant(change):
     (lambda d: d.update(prefill_chunk=4096), "prefill_chunk"),
     (lambda d: d["reasons"].pop("recipe"), "reasons"),
     (lambda d: d["reasons"].update(recipe=""), "reasons"),
+    # Bounded as a manifest's values are (issue 11's `threads: 300`, through a profile file: issue 24)
+    (lambda d: d.update(threads=300), "threads"),
+    (lambda d: d.update(max_context=10**9), "max_context"),
+    (lambda d: d.update(memory_budget_mb=1 << 40), "memory_budget_mb"),
 ])
 def test_invalid_variants_name_the_field(change, field):
     with pytest.raises(DeviceError) as e:

@@ -99,3 +99,61 @@ def test_empty_pieces_and_no_stops():
 def test_invalid_stops_rejected(bad):
     with pytest.raises(ValueError):
         StopStrings(bad)
+
+
+def test_random_stop_sets_match_offline_reference():
+    """Stop strings with self-overlap ("aab", "abab", "aaa"): the cases a matcher's fallback rule gets wrong."""
+    rng = random.Random(1)
+    for _ in range(3000):
+        stops = ["".join(rng.choice("ab") for _ in range(rng.randint(1, 6))) for _ in range(rng.randint(1, 3))]
+        text = "".join(rng.choice("abc") for _ in range(rng.randint(0, 24)))
+        cuts = sorted(rng.sample(range(len(text) + 1), rng.randint(0, len(text))))
+        pieces = [text[i:j] for i, j in zip([0] + cuts, cuts + [len(text)])]
+        assert run(stops, pieces) == reference(stops, text), (stops, pieces)
+
+
+def test_reset_and_flush_start_a_new_stream():
+    s = StopStrings(["abc"])
+    assert s.feed("xab") == ("x", False)
+    assert s.flush() == "ab"
+    assert s.feed("c") == ("c", False)  # "ab" was released: it cannot complete a stop any more
+    s.reset()
+    assert s.feed("ab") == ("", False) and s.feed("c") == ("", True)
+
+
+def _peak_bytes(stops) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        matcher = StopStrings(stops)
+        for piece in ("a" * 50, "b", "a" * 700, "c"):
+            matcher.feed(piece)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_is_linear_in_the_stop_strings_length():
+    """Issue 24: the matcher kept every prefix of every stop string (memory ~ length squared: a 60 KB stop
+    took the server to 1.85 GB). Four times the length must cost about four times the memory, not sixteen."""
+    from edge_sdk.runtime.stopping import MAX_STOP_CHARS, MAX_STOP_STRINGS
+
+    rng = random.Random(2)
+
+    def stops(n):
+        return ["".join(rng.choice("ab") for _ in range(n)) for _ in range(MAX_STOP_STRINGS)]
+
+    small, large = _peak_bytes(stops(MAX_STOP_CHARS // 4)), _peak_bytes(stops(MAX_STOP_CHARS))
+    assert large < 6 * small, (small, large)
+    assert large < 2 << 20, large  # 16 strings of 1024 characters: well under 2 MB (every prefix: ~9 MB)
+
+
+def test_limits_on_count_and_length():
+    from edge_sdk.runtime.stopping import MAX_STOP_CHARS, MAX_STOP_STRINGS
+
+    StopStrings(["x" * MAX_STOP_CHARS] + [str(i) for i in range(MAX_STOP_STRINGS - 1)])  # at the limits: fine
+    with pytest.raises(ValueError, match=f"at most {MAX_STOP_CHARS} characters"):
+        StopStrings(["</s>", "x" * (MAX_STOP_CHARS + 1)])
+    with pytest.raises(ValueError, match=f"at most {MAX_STOP_STRINGS} stop strings"):
+        StopStrings([str(i) for i in range(MAX_STOP_STRINGS + 1)])

@@ -268,3 +268,35 @@ def test_errors_are_actionable(tmp_path):
         Tokenizer.from_json({"model": {}}, backend="rust")
     with pytest.raises(BundleError, match="Unigram"):
         Tokenizer.from_json({"model": {"type": "Unigram", "vocab": []}}, backend="pure")
+
+
+def _subword_prefix_bpe() -> str:
+    """A BPE tokenizer.json the pure backend cannot take (a continuing-subword prefix), trained by `tokenizers`."""
+    from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+
+    hf = HFTokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##"))
+    hf.pre_tokenizer = pre_tokenizers.Whitespace()
+    hf.decoder = decoders.BPEDecoder()
+    trainer = trainers.BpeTrainer(vocab_size=300, continuing_subword_prefix="##", special_tokens=["[UNK]", "<eos>"])
+    hf.train_from_iterator(["the quick brown fox jumps over the lazy dog", "lower lowest newer newest widest"] * 20,
+                           trainer)
+    return hf.to_str()
+
+
+def test_the_fast_backend_reads_a_file_the_pure_build_refuses():
+    """With `tokenizers` present only what it leaves to Python is built: the pure BPE model used to be built
+    anyway, and its refusal (a subword prefix here) stopped a file the fast backend reads."""
+    text = _subword_prefix_bpe()
+    with pytest.raises(BundleError, match="continuing_subword_prefix"):
+        Tokenizer.from_json(text, backend="pure")
+    tok = Tokenizer.from_json(text, backend="fast")
+    reference = tokenizers.Tokenizer.from_str(text)
+    for sample in ("the lowest fox", "newer dogs jumps widest", "quick <eos> brown"):
+        want = reference.encode(sample, add_special_tokens=False).ids
+        assert tok.encode(sample, parse_special=True) == want
+        assert tok.decode(want) == reference.decode(want, skip_special_tokens=False)
+    from edge_sdk.runtime.tokenizer import StreamingDetokenizer
+
+    detok = StreamingDetokenizer(tok, skip_special_tokens=False)
+    ids = reference.encode("the lowest fox jumps").ids
+    assert "".join(detok.add(i) for i in ids) + detok.flush() == reference.decode(ids, skip_special_tokens=False)

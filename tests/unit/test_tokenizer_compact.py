@@ -73,3 +73,26 @@ def test_bad_compact_files_are_bundle_errors(paths, tmp_path):
             (tmp_path / name).write_bytes(buf.getvalue())
         with pytest.raises(BundleError):
             Tokenizer.from_compact(tmp_path / name)
+
+
+def test_compact_headers_are_checked_before_reading(tmp_path):
+    """The compact file is an .npz like adapter files: a declared 4 TB array or a compressed member is refused
+    from its header (np.load allocated what the header said, or inflated the member whole)."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    header = io.BytesIO()
+    npy.write_array_header_1_0(header, {"descr": "<i4", "fortran_order": False, "shape": (2**40, 3)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as z:
+        spec = io.BytesIO()
+        np.save(spec, np.frombuffer(b"{}", np.uint8))
+        z.writestr("spec.npy", spec.getvalue())
+        z.writestr("merges.npy", header.getvalue())  # 4 TB declared, nothing held
+    buf = io.BytesIO()
+    np.savez_compressed(buf, spec=np.frombuffer(b"{}", np.uint8), merges=np.zeros((10, 3), np.int32))
+    (tmp_path / "deflated.npz").write_bytes(buf.getvalue())
+    for name, words in (("huge.npz", r"declares int32 \[1099511627776, 3\]"), ("deflated.npz", "is compressed")):
+        with pytest.raises(BundleError, match=words):
+            Tokenizer.from_compact(tmp_path / name)
