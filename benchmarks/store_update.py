@@ -1,13 +1,15 @@
 """Bundles over the air: bytes a device downloads for a full pull and for an update, and the time to swap versions.
 
     .venv/bin/python benchmarks/store_update.py --bundle /work/bundles/smollm2-int4 \
-        [--lora-bundle DIR --lora NAME=PEFT_DIR] [--rounds 5] [--threads 2] [--json]
+        [--lora-work DIR | --lora-bundle DIR --lora NAME=PEFT_DIR] [--rounds 5] [--threads 2] [--json]
 
 On this machine, over loopback (Python's http.server serving an `edge-sdk publish` folder):
   full            a fresh device pulls version 1 (every file)
   tokenizer       version 2 = version 1 with its tokenizer.json rewritten (same tokens, other bytes)
   adapter         (--lora-bundle) version 2 = a bundle exported with --adapters, plus one more adapter
-                  added with `edge-sdk adapter add`
+                  added with `edge-sdk adapter add`; --lora-work DIR makes both (two seeded random rank-8
+                  PEFT LoRAs on q/v of SmolLM2, and its int4 export with the first; needs the export extra,
+                  ~20 min here) unless DIR holds them already
 Bytes are the pull's own count of file bytes fetched (PullResult.bytes_downloaded) and of everything
 received (index, listing, manifest included); they do not depend on the machine.
 
@@ -70,6 +72,27 @@ def adapter_variant(bundle: Path, dest: Path, spec: str) -> Path:
     name, path = spec.split("=", 1)
     add_adapter(dest, name, path)
     return dest
+
+
+def lora_case(work: Path) -> tuple[Path, str]:
+    """(a SmolLM2 int4 bundle exported with adapter "a", "b=PEFT_DIR" for `adapter add`), made once in `work`."""
+    bundle, loras = work / "smollm2-lora", {"a": work / "lora-a", "b": work / "lora-b"}
+    if not (bundle / "edge_manifest.json").is_file():
+        import peft
+        import torch
+
+        from edge_sdk.exporters.export import export
+        from edge_sdk.exporters.sources import resolve
+
+        model = resolve("smollm2-135m-instruct").load_model()
+        for seed, (name, out) in enumerate(loras.items(), start=1):
+            torch.manual_seed(seed)
+            cfg = peft.LoraConfig(r=8, lora_alpha=16, init_lora_weights=False, target_modules=["q_proj", "v_proj"])
+            tuned = peft.get_peft_model(model, cfg)
+            tuned.save_pretrained(out)
+            model = tuned.unload()
+        export("smollm2-135m-instruct", bundle, recipe="int4-b32", max_context=1024, adapters={"a": loras["a"]})
+    return bundle, f"b={loras['b']}"
 
 
 def _answer(path, threads: int) -> str:
@@ -185,12 +208,18 @@ def main() -> int:
     p.add_argument("--bundle", required=True, help="the model bundle (version 1; version 2 changes its tokenizer.json)")
     p.add_argument("--lora-bundle", help="a bundle exported with --adapters (version 1 of the adapter case)")
     p.add_argument("--lora", metavar="NAME=PEFT_DIR", help="the adapter `adapter add` puts into version 2")
+    p.add_argument("--lora-work", metavar="DIR", help="make (once) and use the adapter case's bundle and LoRAs here")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
     from edge_sdk.deploy.publish import publish
+
+    if args.lora_work:
+        Path(args.lora_work).mkdir(parents=True, exist_ok=True)
+        bundle, spec = lora_case(Path(args.lora_work))
+        args.lora_bundle, args.lora = str(bundle), spec
 
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
         work = Path(tmp)
