@@ -20,8 +20,13 @@ def locked(root: Path, timeout: float, on_wait: Callable[[], None] | None = None
     """Hold the store's lock; wait up to `timeout` seconds for another process to finish (calling `on_wait` once)."""
     import fcntl  # POSIX (Linux, Android, macOS, iOS): the platforms edge-sdk runs on
 
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
-                 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+                     0o644)
+    except OSError as e:
+        raise StoreError(f"cannot use {root} as a store: {e.strerror} ({e.filename}); choose a folder you can write "
+                         "(--store DIR, or EDGE_SDK_STORE)") from None
     try:
         deadline = time.monotonic() + timeout
         waited = False

@@ -99,7 +99,6 @@ def pull(store, url: str, name: str, version: str | None, progress: Callable | N
     t0 = time.monotonic()
     fetcher = Fetcher(url, token=store.token, timeout=store.timeout, retries=store.retries)
     report = _Reporter(progress, name)
-    store.root.mkdir(parents=True, exist_ok=True)
     from .lock import locked
 
     with locked(store.root, store.lock_timeout, on_wait=lambda: report("waiting")):

@@ -174,7 +174,6 @@ class Store:
     def use(self, name: str, version: str) -> str | None:
         """Make an installed version active (after its smoke prompt); returns what it answered."""
         layout.check_id(version, "version")
-        self.root.mkdir(parents=True, exist_ok=True)
         with locked(self.root, self.lock_timeout):
             if version not in self.versions(name):
                 have = ", ".join(self.versions(name)) or "none"

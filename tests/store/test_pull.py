@@ -268,6 +268,9 @@ def test_pull_refuses_what_a_store_cannot_use(site, bundles, tmp_path):
         store.pull(server.url + "nothing-here/", "tiny")
     with pytest.raises(StoreError, match="no active version of 'tiny'"):
         store.path("tiny")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="cannot use .* as a store"):  # a store where a file is
+        make_store(tmp_path / "file" / "store").pull(server.models_url, "tiny")
     # The same version with other contents is never installed over the one here.
     store.pull(server.models_url, "tiny")
     other = tmp_path / "site2" / "models"
