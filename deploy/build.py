@@ -61,12 +61,14 @@ APPS = {
 def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *, app: str = "none",
             python: str | None = None, device: str | None = None, force: bool = False,
             progress: bool = True, embedder: str | os.PathLike | None = None,
-            structured: bool = False) -> dict[str, Any]:
+            structured: bool = False, store_url: str | None = None) -> dict[str, Any]:
     """Make a device build of `bundle` for `target` at `output` (and `<output>.tar.gz` for Linux).
 
     device: a device profile name or .json path (default: the target's, e.g. raspberry-pi-5).
     embedder: an embedder bundle to ship beside the model (in `embedder/`), for answers from documents.
     structured: ship the grammar engine (the `structured` extra: llguidance) for response_format and tools.
+    store_url: ship no bundle; the build pulls this bundle's published version from there on first run
+        (store_build.py).
     Returns the build's device_build.json content.
     """
     log = Progress(progress)
@@ -97,6 +99,14 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
                                    "one yet")
     profile = _target_profile(device, tgt)
     memory = check_runs_on(manifest, bundle, profile, tgt, embedder_manifest)
+    published = None
+    if store_url is not None:
+        from .store_build import find_published
+
+        if tgt.os != "linux":
+            raise DeviceBuildError(f"--store-url is supported for Linux targets; the {tgt.name} project ships its bundle")
+        log.stage(f"finding {bundle} at {store_url}")
+        published = find_published(store_url, bundle)
     log.note(f"{manifest['name']} on {tgt.name} with profile {profile.name}: ~{memory['total_mb']:.0f} MB "
              f"of {profile.memory_budget_mb} MB")
 
@@ -105,13 +115,21 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
         with staging(output, force, marker=BUILD_FILE, fmt=BUILD_FORMAT, kind="device build") as tmp:
             build = _header(manifest, tgt, py, spec, profile, memory, root="" if tgt.os == "linux" else "app/")
             if tgt.os == "linux":
-                _copy_bundle(bundle, tmp / "bundle", log)
+                if published is None:
+                    _copy_bundle(bundle, tmp / "bundle", log)
                 if embedder is not None:
                     _copy_bundle(embedder, tmp / "embedder", log)
                     build["embedder"] = {"path": "embedder", "name": embedder_manifest["name"],
                                          "recipe": embedder_manifest["quantization"]["recipe"]}
                 _write_json(tmp / "device_profile.json", profile.to_dict())
                 build.update(_linux(tmp, tgt, py, spec, profile, manifest, log))
+                if published is not None:
+                    from .store_build import store_run_sh, write_store_files
+
+                    write_store_files(tmp, published)
+                    _write_script(tmp / "run.sh", store_run_sh((tmp / "run.sh").read_text(encoding="utf-8"), published))
+                    build["bundle"].update(path=None, manifest_sha256=published["manifest_sha256"],
+                                           store={k: published[k] for k in ("url", "name", "version")})
             else:
                 from .android import stage_android
 
@@ -119,7 +137,7 @@ def package(bundle: str | os.PathLike, target: str, output: str | os.PathLike, *
                                            structured="structured" in spec.extras))
             build["files"] = _file_table(tmp)
             for part in ("bundle", "embedder"):
-                if part in build:
+                if part in build and build[part]["path"]:
                     build[part]["manifest_sha256"] = build["files"][f"{build[part]['path']}/{MANIFEST_NAME}"]["sha256"]
             _write_json(tmp / BUILD_FILE, build)
             if archive is not None:

@@ -65,3 +65,9 @@ class DocumentReadError(EdgeError):
 class StructuredOutputError(EdgeError):
     """Structured output or tool calling (response_format, grammar, tools) cannot be served: the optional
     grammar engine is not installed (the ``[structured]`` extra), or it gave up on a grammar mid-generation."""
+
+
+class StoreError(EdgeError):
+    """A model store operation failed (edge_sdk.store): an unreachable or malformed server, a file that does not
+    match its hash or signature, a full disk, a version that failed its smoke prompt. The store is left as it
+    was: the active version (if any) still loads."""

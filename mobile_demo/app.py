@@ -32,6 +32,7 @@ from . import widgets  # noqa: F401  (registers the widget classes used by the .
 from .bundle_paths import EXPORT_COMMAND, candidate_dirs
 from .documents import Library, answer_caption, sources_caption
 from .documents_ui import DocumentsMixin, error_text
+from .updates import progress_text, pull_in_background, store_version
 from .worker import TurnWorker, load_in_background
 
 KV_FILE = Path(__file__).with_name("chat_ui.kv")
@@ -461,6 +462,59 @@ class ChatApp(DocumentsMixin, App):
     def _offer_new_chat(self, what: str):
         self.banner_text = f"{what} ({self.model.max_context} tokens). Start a new chat to keep going."
         self.banner_action = "new_chat"
+
+    # -- updates (edge_sdk.store) ----------------------------------------------------------
+    # A bundle run from a store shows its version beside its name, and Settings offers to pull a newer one
+    # from where it came from (mobile_demo/updates.py); the new version opens beside the running one.
+    update_url = StringProperty("")
+    update_name = StringProperty("")
+    updating = BooleanProperty(False)
+
+    def on_bundle_path(self, *_):
+        found = store_version(self.bundle_path) if self.bundle_path else None
+        if found is not None:
+            self.update_url, self.update_name = found.url or self.update_url, found.name
+        if not getattr(self, "_version_bound", False):
+            self._version_bound = True
+            self.fbind("model_name", self._show_version)
+
+    def _show_version(self, *_):
+        found = store_version(self.bundle_path) if self.bundle_path else None
+        if found is not None and not self.model_name.endswith(f" · {found.version}"):
+            self.model_name = f"{self.model_name} · {found.version}"
+
+    def pull_update(self, url: str, name: str, store_dir: str | None = None):
+        """Pull `name` from `url` into the store this bundle came from (else the default store), then open it."""
+        url, name = url.strip(), name.strip()
+        if self.updating or not url or not name:
+            if not self.updating:
+                self.banner_text, self.banner_action = "Give the update URL and the model's name in Settings.", ""
+            return
+        found = store_version(self.bundle_path) if self.bundle_path else None
+        from edge_sdk.store import default_store_dir
+
+        store_dir = store_dir or (found.root if found else default_store_dir())
+        self.update_url, self.update_name, self.updating = url, name, True
+        self.banner_text, self.banner_action = f"Checking for an update of {name}…", ""
+        pull_in_background(store_dir, url, name, schedule=Clock.schedule_once, on_progress=self._on_update_progress,
+                           on_done=self._on_update_done, on_error=self._on_update_error)
+
+    def _on_update_progress(self, progress, _dt):
+        self.banner_text, self.banner_action = progress_text(progress), ""
+
+    def _on_update_done(self, result, _dt):
+        self.updating = False
+        if result.up_to_date and str(result.path) == str(Path(self.bundle_path).resolve()):
+            self.banner_text = f"{result.name} {result.version} is the newest version: nothing to download."
+            return
+        got = f"{result.bytes_downloaded / 1e6:.1f} MB downloaded" if not result.up_to_date else "already here"
+        self.banner_text = f"{result.name} {result.version} ready ({got}); opening it…"
+        self.open_bundle(str(result.path))  # loads beside the running model; switches once it has loaded
+
+    def _on_update_error(self, exc, _dt):
+        self.updating = False
+        self.banner_text = f"Update failed: {error_text(exc)}\nStill using {self.model_name}."
+        self.banner_action = ""
 
     def _scroll_to_bottom(self, force: bool = False):
         rv = self.chat_screen.ids.messages

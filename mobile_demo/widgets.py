@@ -142,6 +142,7 @@ class ChatSettings(ModalView):
         self.ids.fallback_model.text = app.fallback_model
         self.ids.fallback_key.text = app.fallback_key
         self.ids.redact.active = app.redact
+        self.ids.update_url.text, self.ids.update_name.text = app.update_url, app.update_name
 
     def apply(self):
         ids = self.ids

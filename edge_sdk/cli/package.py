@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "llguidance's wheel on Linux (needs glibc >= 2.31), its python-for-android recipe on Android")
     p.add_argument("--device", metavar="NAME",
                    help="device profile for threads, providers and memory budget (default: the target's)")
+    p.add_argument("--store-url", metavar="URL",
+                   help="ship no bundle: the build pulls BUNDLE's published version from URL on first run "
+                        "(edge-sdk publish BUNDLE --output DIR, DIR served at URL)")
     p.add_argument("--force", action="store_true", help="replace --output if it is a previous device build")
     p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     p.add_argument("--json", action="store_true", help="print device_build.json's summary as JSON at the end")
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     app = args.app or ("chat" if get_target(args.target).os == "android" else "none")
     build = package(args.bundle, args.target, args.output, app=app, python=args.python, device=args.device,
-                    force=args.force, progress=not args.quiet, embedder=args.embedder, structured=args.structured)
+                    force=args.force, progress=not args.quiet, embedder=args.embedder, structured=args.structured,
+                    store_url=args.store_url)
     size = sum(f["bytes"] for f in build["files"].values()) / 1e6
     if args.json:
         summary = {k: v for k, v in build.items() if k != "files"}

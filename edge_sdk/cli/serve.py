@@ -33,6 +33,8 @@ true) or --redact replaces those parts with placeholders (restored in the reply)
 examples:
   edge-sdk serve bundles/smollm2
   edge-sdk serve bundles/smollm2 --host 0.0.0.0 --port 8080 --api-key-env MY_KEY --instances 2
+  edge-sdk serve smollm2 --store ~/.cache/edge-sdk/store --api-key-env MY_KEY   # then, after a pull:
+      kill -HUP PID    or    curl -X POST -H "Authorization: Bearer $MY_KEY" http://127.0.0.1:8000/admin/reload
   edge-sdk serve bundles/smollm2 --fallback https://api.example.com/v1 --fallback-model big \\
       --fallback-key-env CLOUD_KEY --policy auto --redact
 
@@ -70,6 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="requests that may wait for a model; more get 503 + Retry-After (default 8)")
     p.add_argument("--log-requests", metavar="FILE", help="append every request body to FILE (JSON lines; it holds "
                                                           "whole prompts, so it is created readable by you only)")
+    p.add_argument("--store", metavar="DIR", help="BUNDLE is a model NAME in this store (edge-sdk pull): serve its "
+                                                   "active version, and reload a newer one on SIGHUP or POST "
+                                                   "/admin/reload (with the API key)")
     h = p.add_argument_group("hybrid routing")
     h.add_argument("--fallback", metavar="URL", help="OpenAI-compatible endpoint to escalate to (e.g. https://host/v1)")
     h.add_argument("--fallback-model", metavar="NAME", help="model name at the fallback (default: the requested one)")
@@ -127,6 +132,13 @@ def run(args: argparse.Namespace) -> int:
     from edge_sdk.runtime.server import serve
 
     from edge_sdk.runtime.server.guard import is_loopback
+    store = None
+    if args.store:  # BUNDLE names a model in the store; its active version is served and can be reloaded
+        from edge_sdk.store import Store
+
+        store = (Store(args.store, trusted_keys=args.trusted_key), args.bundle)
+        args.model_name = args.model_name or args.bundle  # clients keep one model id across versions
+        args.bundle = store[0].path(args.bundle)
 
     def ready(model_id):
         where = f"http://{args.host}:{args.port}"
@@ -139,5 +151,5 @@ def run(args: argparse.Namespace) -> int:
     serve(args.bundle, host=args.host, port=args.port, instances=args.instances, max_queue=args.max_queue,
           api_key=api_key, model_name=args.model_name, device=args.device, threads=args.threads,
           trusted_keys=args.trusted_key, router_options=router, request_log=args.log_requests, on_ready=ready,
-          adapter=args.adapter, load_options=load_options(args))
+          adapter=args.adapter, load_options=load_options(args), store=store)
     return 0

@@ -20,14 +20,15 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
           api_key: str | None = None, model_name: str | None = None, device: str | None = None,
           threads: int | None = None, trusted_keys=None, router_options: dict[str, Any] | None = None,
           request_log: str | None = None, on_ready=None, adapter: str | None = None,
-          load_options: dict[str, Any] | None = None) -> None:
+          load_options: dict[str, Any] | None = None, store=None) -> None:
     """Load `instances` copies of `bundle` and serve them until SIGINT/SIGTERM (uvicorn handles both).
 
     The bundle's run-time adapters are served as models of their own, "MODEL:ADAPTER"; `adapter` is the
     one requests for plain "MODEL" get (default: none, the base model). On a loopback `host` only requests
     addressed to a loopback name are answered (guard.py); `request_log` is created private (0600).
     `load_options` go to edge_sdk.load (max_context, force): each instance is checked against the memory left
-    after the ones before it."""
+    after the ones before it. store: (Store, name) when `bundle` is that store's active version: SIGHUP or
+    POST /admin/reload swaps in a newer one (reload.py)."""
     import uvicorn
 
     import edge_sdk
@@ -55,7 +56,16 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
         router = Router(**{"queue": max_queue, **router_options})  # fallback calls wait in a queue as long
     server = Server(ModelPool(models, max_queue), model_id, api_key=api_key, router=router, request_log=log,
                     allowed_hosts=allowed_hosts(host))
-    config = uvicorn.Config(server.app, host=host, port=port, log_level="warning", access_log=False,
+    app = server.app
+    if store is not None:
+        from .reload import Reloader
+
+        def load(path):
+            return edge_sdk.load(path, device=device, threads=threads, trusted_keys=trusted_keys, kind="decoder",
+                                 **(load_options or {}))
+
+        app = Reloader(server, *store, load, instances, adapter=adapter).wrap(app)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=5, lifespan="on")
     if on_ready is not None:
         on_ready(model_id)

@@ -76,7 +76,19 @@ class ModelPool:
 
     def release(self, model) -> None:
         self.running -= 1
-        self._queue().put_nowait(model)
+        if any(model is m for m in self.models):  # a model swapped out by a reload (swap) is dropped instead
+            self._queue().put_nowait(model)
+
+    def swap(self, models: list) -> list:
+        """Serve `models` from now on (a store reload, reload.py): requests waiting or arriving get them, running
+        generations finish on the old ones, which are dropped when they come back. Returns the old models."""
+        old, self.models = self.models, list(models)
+        free = self._queue()
+        while not free.empty():
+            free.get_nowait()  # the old models that are free now
+        for m in self.models:
+            free.put_nowait(m)
+        return old
 
     def stop_all(self) -> None:
         """Shutting down: every running generation stops at its next token."""

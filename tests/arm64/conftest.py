@@ -70,6 +70,19 @@ def package_and_install(bundle: Path, device: Device, workdir: Path, *, app: str
                         embedder: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
     """`edge-sdk package` on the host, the .tar.gz unpacked where the "device" keeps it, install.sh run
     there by the emulated Python. Returns the installed build folder; timings go into device.timings."""
+    build = package_and_unpack(bundle, device, workdir, app=app, embedder=embedder, extra=extra)
+    t0 = time.perf_counter()
+    proc = device.run(["sh", str(build / "install.sh")], cwd=build.parent, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "aarch64" in proc.stdout, proc.stdout
+    device.timings[f"install_{app}_s"] = time.perf_counter() - t0
+    return build
+
+
+def package_and_unpack(bundle: Path, device: Device, workdir: Path, *, app: str = "none",
+                       embedder: Path | None = None, extra: tuple[str, ...] = (), label: str | None = None) -> Path:
+    """`edge-sdk package` on the host and the .tar.gz unpacked where the "device" keeps it (not installed:
+    an emulated install costs about a minute, so a second build may share an installed one's venv)."""
     t0 = time.perf_counter()
     out = workdir / "dist" / "pi"
     proc = subprocess.run([sys.executable, "-m", "edge_sdk", "package", str(bundle), "--target", "linux-aarch64",
@@ -77,18 +90,12 @@ def package_and_install(bundle: Path, device: Device, workdir: Path, *, app: str
                            *(["--embedder", str(embedder)] if embedder else []), *extra], capture_output=True, text=True,
                           timeout=900, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    device.timings[f"package_{app}_s"] = time.perf_counter() - t0
+    device.timings[f"package_{label or app}_s"] = time.perf_counter() - t0
     on_device = workdir / "device"
     on_device.mkdir()
     with tarfile.open(out.parent / "pi.tar.gz") as tar:  # what the user copies over
         tar.extractall(on_device, filter="data")
-    build = on_device / "pi"
-    t0 = time.perf_counter()
-    proc = device.run(["sh", str(build / "install.sh")], cwd=on_device, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "aarch64" in proc.stdout, proc.stdout
-    device.timings[f"install_{app}_s"] = time.perf_counter() - t0
-    return build
+    return on_device / "pi"
 
 
 def report(device: Device) -> None:

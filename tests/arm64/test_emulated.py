@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from ..conftest import require_pypi
-from .conftest import package_and_install, report
+from .conftest import package_and_install, package_and_unpack, report
 
 pytestmark = [pytest.mark.arm64, pytest.mark.e2e]
 
@@ -214,6 +214,59 @@ def test_a_schema_constrained_answer_on_arm64(pi, arm64_device, tmp_path):
     answer = json.loads(info["text"])
     jsonschema.validate(answer, SCHEMA)
     assert "Ana" in answer["name"] and answer["age"] == 34 and answer["city"] == "Porto", answer
+
+
+def _wheels(build: Path) -> dict[str, object]:
+    """The build's wheels: third-party ones by sha256; edge-sdk's own (built afresh by each package, with other
+    zip timestamps) by the bytes of its members."""
+    import zipfile
+
+    files = json.loads((build / "device_build.json").read_text())["files"]
+    out: dict[str, object] = {}
+    for name, f in files.items():
+        if name.startswith("wheels/edge_sdk"):
+            with zipfile.ZipFile(build / name) as z:
+                out[name] = {m: z.read(m) for m in z.namelist()}
+        elif name.startswith("wheels/"):
+            out[name] = f["sha256"]
+    return out
+
+
+def test_a_build_that_pulls_its_bundle_on_arm64(pi, smollm2_bundle, arm64_device, tmp_path_factory):
+    """`package --store-url`: the build ships no bundle; its run.sh pulls the published one from a local server on
+    first run (under emulation: download, sha256, signature, smoke prompt), answers, and runs offline after.
+
+    Not installed again: it runs on the shared `pi` build's venv (EDGE_SDK_VENV, as for a system-wide install),
+    which install.sh made from the very same wheels (checked below); an emulated install would add about a minute."""
+    from edge_sdk.cli import main
+    from edge_sdk.deploy.publish import publish
+
+    from ..store.conftest import StaticServer
+
+    work = tmp_path_factory.mktemp("pi-store")
+    assert main(["keygen", "-o", str(work / "publisher.key")]) == 0
+    (work / "site" / "models").mkdir(parents=True)
+    publish(smollm2_bundle, work / "site" / "models", name="smollm2", version="1", sign_key=work / "publisher.key")
+    server = StaticServer(work / "site")
+    try:
+        build = package_and_unpack(smollm2_bundle, arm64_device, work, label="store",  # as pi, but no bundle
+                                   extra=("--store-url", server.url + "models/", "--structured"))
+        assert not (build / "bundle").exists() and (build / "publisher.pub").is_file()
+        assert _wheels(build) == _wheels(pi) and (build / "install.sh").read_bytes() == (pi / "install.sh").read_bytes()
+        t0 = time.perf_counter()
+        first = arm64_device.run(["sh", str(build / "run.sh"), PROMPT, "--max-new-tokens", "12"], cwd=work,
+                                 timeout=1800, EDGE_SDK_VENV=pi / ".venv")
+        arm64_device.timings["store_first_run_s"] = time.perf_counter() - t0
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "smollm2 1: downloaded 5 files" in first.stderr and "Paris" in first.stdout, first.stdout + first.stderr
+    finally:
+        server.close()
+    t0 = time.perf_counter()  # the server is gone: the second run must not need it
+    again = arm64_device.run(["sh", str(build / "run.sh"), PROMPT, "--max-new-tokens", "12"], cwd=work,
+                             timeout=1800, EDGE_SDK_VENV=pi / ".venv")
+    arm64_device.timings["store_second_run_s"] = time.perf_counter() - t0
+    assert again.returncode == 0 and again.stdout == first.stdout, again.stdout + again.stderr[-3000:]
+    report(arm64_device)
 
 
 @pytest.mark.ui
