@@ -19,12 +19,13 @@ from typing import Any
 def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int = 1, max_queue: int = 8,
           api_key: str | None = None, model_name: str | None = None, device: str | None = None,
           threads: int | None = None, trusted_keys=None, router_options: dict[str, Any] | None = None,
-          request_log: str | None = None, on_ready=None, adapter: str | None = None) -> None:
+          request_log: str | None = None, on_ready=None, adapter: str | None = None, embedder=None) -> None:
     """Load `instances` copies of `bundle` and serve them until SIGINT/SIGTERM (uvicorn handles both).
 
     The bundle's run-time adapters are served as models of their own, "MODEL:ADAPTER"; `adapter` is the
     one requests for plain "MODEL" get (default: none, the base model). On a loopback `host` only requests
-    addressed to a loopback name are answered (guard.py); `request_log` is created private (0600)."""
+    addressed to a loopback name are answered (guard.py); `request_log` is created private (0600). `embedder`: an
+    embedder bundle served on /v1/embeddings too."""
     import uvicorn
 
     import edge_sdk
@@ -36,6 +37,8 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
     log = open_private_log(request_log) if request_log else None  # before the models load: fail fast
     models = [edge_sdk.load(bundle, device=device, threads=threads, trusted_keys=trusted_keys, kind="decoder")
               for _ in range(instances)]
+    embedding = None if embedder is None else edge_sdk.load(embedder, device=device, threads=threads,
+                                                            trusted_keys=trusted_keys, kind="embedder")
     if adapter is not None:
         from edge_sdk.errors import BundleError
 
@@ -51,7 +54,7 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
 
         router = Router(**{"queue": max_queue, **router_options})  # fallback calls wait in a queue as long
     server = Server(ModelPool(models, max_queue), model_id, api_key=api_key, router=router, request_log=log,
-                    allowed_hosts=allowed_hosts(host))
+                    allowed_hosts=allowed_hosts(host), embedder=embedding)
     config = uvicorn.Config(server.app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=5, lifespan="on")
     if on_ready is not None:

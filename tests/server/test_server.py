@@ -120,7 +120,7 @@ def test_completions_and_sampling_parameters(serve, tiny_bundle, reference):
     ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "temperature": 5}, 400, "'temperature'"),
     ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "'n' must be 1"),
     ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "'max_tokens'"),
-    ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "logprobs": True}, 400, "logprobs"),
+    ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {"1": 5}}, 400, "logit_bias"),
     ({"model": "MODEL", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "unknown role"),
     ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b", "c", "d", "e"]}, 400,
      "'stop'"),
