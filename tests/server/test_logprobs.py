@@ -166,3 +166,32 @@ def test_lm_eval_reads_the_answer(serve, tiny_bundle, reference):
     want = sum(rows[len(ctx) + j - 1, t] for j, t in enumerate(cont))
     assert ll == pytest.approx(want, abs=1e-4)
     assert greedy == all(int(np.argmax(rows[len(ctx) + j - 1])) == t for j, t in enumerate(cont))
+
+
+def test_a_token_cut_by_a_stop_string_is_in_the_stream_as_in_the_answer(serve, tiny_bundle, reference):
+    """A stop string that begins inside a token: the reply ends mid-token, and that token (its text partly shown) is
+    the reply's last entry, in the last chunk of a stream as in a whole answer."""
+    server = serve(tiny_bundle)
+    msgs = [{"role": "user", "content": "paris france capital"}]
+    text, steps = _generated(reference, reference.encode_prompt(msgs), 24)
+    pieces = [_bytes(reference, t) for t, _ in steps]
+    cut = None
+    for k in range(1, len(pieces) - 1):
+        before = b"".join(pieces[:k]).decode("utf-8", "replace")  # random bytes show as U+FFFD, in the reply too
+        pos = len(before) + 1  # one character into token k
+        if (text.startswith(before) and len(pieces[k]) >= 2 and pieces[k].isascii() and pos + 3 <= len(text)
+                and text.find(text[pos:pos + 3]) == pos):
+            cut = (k, text[pos:pos + 3])
+            break
+    assert cut is not None, "no token in the reply to cut inside"
+    k, stop = cut
+    client = _client(server)
+    whole = client.chat.completions.create(model=server.model_id, messages=msgs, max_tokens=24, logprobs=True,
+                                           stop=[stop])
+    chunks = list(client.chat.completions.create(model=server.model_id, messages=msgs, max_tokens=24, logprobs=True,
+                                                 stop=[stop], stream=True))
+    streamed = [e for c in chunks if c.choices and c.choices[0].logprobs for e in c.choices[0].logprobs.content]
+    assert whole.choices[0].message.content == text[:text.find(stop)]
+    want = [row[t] for t, row in steps[:k + 1]]  # tokens 0..k: token k is cut by the stop string
+    assert [e.logprob for e in whole.choices[0].logprobs.content] == pytest.approx(want, abs=ATOL)
+    assert [e.logprob for e in streamed] == pytest.approx(want, abs=ATOL)
