@@ -250,10 +250,12 @@ def test_adapters_are_served_as_models(serve, tiny_adapter_bundle):
     server = serve(tiny_adapter_bundle)
     client = _client(server)
     ids = [m.id for m in client.models.list().data]
-    assert ids == [server.model_id, f"{server.model_id}:one", f"{server.model_id}:two"]
+    folder = tiny_adapter_bundle.name  # each name of the model (issue 25 item 5) has the adapters too
+    assert ids == [server.model_id, f"{server.model_id}:one", f"{server.model_id}:two", folder, f"{folder}:one",
+                   f"{folder}:two"]
     reference = edge_sdk.load(tiny_adapter_bundle, threads=1)
     messages = [{"role": "user", "content": "paris france capital"}]
-    for model_id, adapter in ((ids[1], "one"), (ids[0], None), (ids[2], "two"), (ids[1], "one")):
+    for model_id, adapter in ((ids[1], "one"), (ids[0], None), (ids[2], "two"), (ids[1], "one"), (ids[5], "two")):
         resp = client.chat.completions.create(model=model_id, messages=messages, max_tokens=10)
         assert resp.choices[0].message.content == reference.generate(messages, max_new_tokens=10, adapter=adapter)
     with pytest.raises(openai.NotFoundError, match=":one"):
