@@ -8,8 +8,12 @@ from ._common import add_load_args, count, load_options, positive
 EPILOG = """\
 endpoints (OpenAI API):
   POST /v1/chat/completions   messages -> reply; "stream": true for server-sent events
-  POST /v1/completions        raw prompt -> continuation
-  GET  /v1/models             the served model's id (the bundle's name, or --model-name)
+  POST /v1/completions        raw prompt (or token ids) -> continuation; "logprobs" and "echo" score
+                              a prompt (what lm-evaluation-harness's local-completions reads)
+  POST /v1/embeddings         texts -> vectors (with --embedder DIR)
+  GET  /v1/models             the served model's ids: the bundle's name (or --model-name), its folder
+                              name and the catalog alias it was exported from
+  POST /tokenize, /detokenize, GET /tokenizer_info   the model's tokenizer, in vLLM's shapes
   GET  /health                status, and how many generations run and wait
 
 Omitted sampling fields take the bundle's defaults, not OpenAI's temperature 1: its manifest's
@@ -70,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="models loaded side by side: N generations at once (default 1; each costs the bundle's memory)")
     p.add_argument("--max-queue", type=count, default=8, metavar="N",
                    help="requests that may wait for a model; more get 503 + Retry-After (default 8)")
+    p.add_argument("--embedder", metavar="DIR", help="an embedder bundle to serve on /v1/embeddings too (edge-sdk "
+                                                     "export all-minilm-l6-v2 ...)")
     p.add_argument("--log-requests", metavar="FILE", help="append every request body to FILE (JSON lines; it holds "
                                                           "whole prompts, so it is created readable by you only)")
     p.add_argument("--store", metavar="DIR", help="BUNDLE is a model NAME in this store (edge-sdk pull): serve its "
@@ -151,5 +157,5 @@ def run(args: argparse.Namespace) -> int:
     serve(args.bundle, host=args.host, port=args.port, instances=args.instances, max_queue=args.max_queue,
           api_key=api_key, model_name=args.model_name, device=args.device, threads=args.threads,
           trusted_keys=args.trusted_key, router_options=router, request_log=args.log_requests, on_ready=ready,
-          adapter=args.adapter, load_options=load_options(args), store=store)
+          adapter=args.adapter, load_options=load_options(args), store=store, embedder=args.embedder)
     return 0

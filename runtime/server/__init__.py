@@ -20,7 +20,7 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
           api_key: str | None = None, model_name: str | None = None, device: str | None = None,
           threads: int | None = None, trusted_keys=None, router_options: dict[str, Any] | None = None,
           request_log: str | None = None, on_ready=None, adapter: str | None = None,
-          load_options: dict[str, Any] | None = None, store=None) -> None:
+          load_options: dict[str, Any] | None = None, store=None, embedder=None) -> None:
     """Load `instances` copies of `bundle` and serve them until SIGINT/SIGTERM (uvicorn handles both).
 
     The bundle's run-time adapters are served as models of their own, "MODEL:ADAPTER"; `adapter` is the
@@ -28,7 +28,8 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
     addressed to a loopback name are answered (guard.py); `request_log` is created private (0600).
     `load_options` go to edge_sdk.load (max_context, force): each instance is checked against the memory left
     after the ones before it. store: (Store, name) when `bundle` is that store's active version: SIGHUP or
-    POST /admin/reload swaps in a newer one (reload.py)."""
+    POST /admin/reload swaps in a newer one (reload.py).
+    `embedder`: an embedder bundle served on /v1/embeddings too."""
     import uvicorn
 
     import edge_sdk
@@ -40,6 +41,8 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
     log = open_private_log(request_log) if request_log else None  # before the models load: fail fast
     models = [edge_sdk.load(bundle, device=device, threads=threads, trusted_keys=trusted_keys, kind="decoder",
                             **(load_options or {})) for _ in range(instances)]
+    embedding = None if embedder is None else edge_sdk.load(embedder, device=device, threads=threads,
+                                                            trusted_keys=trusted_keys, kind="embedder")
     if adapter is not None:
         from edge_sdk.errors import BundleError
 
@@ -55,7 +58,7 @@ def serve(bundle, *, host: str = "127.0.0.1", port: int = 8000, instances: int =
 
         router = Router(**{"queue": max_queue, **router_options})  # fallback calls wait in a queue as long
     server = Server(ModelPool(models, max_queue), model_id, api_key=api_key, router=router, request_log=log,
-                    allowed_hosts=allowed_hosts(host))
+                    allowed_hosts=allowed_hosts(host), embedder=embedding)
     app = server.app
     if store is not None:
         from .reload import Reloader

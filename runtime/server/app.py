@@ -1,8 +1,10 @@
 """The OpenAI-compatible HTTP API over a pool of device models (Starlette; served by uvicorn).
 
     POST /v1/chat/completions   messages -> reply (JSON, or server-sent events with "stream": true)
-    POST /v1/completions        raw prompt -> continuation
-    GET  /v1/models             the served model
+    POST /v1/completions        raw prompt (or token ids) -> continuation; logprobs and echo for evaluations
+    POST /v1/embeddings         texts -> vectors, when an embedder bundle is served too (embeddings.py)
+    GET  /v1/models             the served model ids: its name, folder name and source alias (and adapters)
+    POST /tokenize, /detokenize, GET /tokenizer_info   the model's tokenizer (tokens.py)
     GET  /health                liveness, and how busy the pool is
 
 Every answer says where it was produced: a `route` object in the JSON (and in each streamed chunk)
@@ -34,7 +36,7 @@ from starlette.routing import Route
 from edge_sdk.errors import ContextLengthError, EdgeError
 from edge_sdk.runtime.hybrid import Confidence, RouteRequest
 
-from . import intake, protocol
+from . import intake, logprobs, protocol
 from .guard import Guard
 from .pool import Job, ModelPool
 from .protocol import ApiError, ClientGone
@@ -56,9 +58,10 @@ class Server:
 
     def __init__(self, pool: ModelPool, model_id: str, *, api_key: str | None = None, router=None,
                  request_log=None, allowed_hosts: frozenset[str] | None = None,
-                 body_seconds: float = intake.BODY_SECONDS):
+                 body_seconds: float = intake.BODY_SECONDS, embedder=None):
         """allowed_hosts: the Host names accepted (guard.allowed_hosts(bind)); None accepts any.
-        body_seconds: the time a request body may take to arrive."""
+        body_seconds: the time a request body may take to arrive.
+        embedder: an Embedder (edge_sdk.load of an embedder bundle) to serve on /v1/embeddings."""
         self.pool, self.model_id, self.api_key, self.router = pool, model_id, api_key, router
         self.request_log = request_log  # a file to append each request's JSON to (tests, audits)
         self.body_seconds = body_seconds
@@ -76,11 +79,22 @@ class Server:
         # Requests are parsed and tokenized here, off the event loop. Two threads: the GIL runs one at a time
         # anyway, and a second lets a small request pass while a large one is prepared.
         self._prep = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-sdk-prep")
+        self.names = [model_id] + _aliases(model, model_id)
+        self._tokens: logprobs.Tokens | None = None
+        from .embeddings import Embeddings
+        from .tokens import TokenizerRoutes
+
+        self.embeddings = None
+        if embedder is not None:
+            name = str(embedder.manifest.get("name") or embedder.bundle_dir.name)
+            self.embeddings = Embeddings(self, embedder, [name] + _aliases(embedder, name))
         self.app = Starlette(routes=[
             Route("/health", self.health, methods=["GET"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
+            *TokenizerRoutes(self).routes(),
+            *(self.embeddings.routes() if self.embeddings is not None else []),
         ], middleware=[Middleware(Guard, allowed=allowed_hosts)],
             exception_handlers={ApiError: self._api_error, HTTPException: self._http_error,
                                 Exception: self._unexpected}, lifespan=self._lifespan)
@@ -90,6 +104,8 @@ class Server:
         yield
         self.pool.stop_all()  # shutting down (Ctrl-C, SIGTERM): running generations stop at their next token
         self._prep.shutdown(wait=False, cancel_futures=True)
+        if self.embeddings is not None:
+            self.embeddings.shutdown()
 
     # -- plumbing -----------------------------------------------------------------------------------
     async def _api_error(self, request, exc: ApiError):
@@ -136,16 +152,20 @@ class Server:
 
     def model_ids(self) -> dict[str, Any]:
         """Served model id -> the adapter it runs with: the bundle (with the serve default) and each of its
-        run-time adapters as "MODEL:ADAPTER"."""
+        run-time adapters as "MODEL:ADAPTER", under each of its names (the id first, then the bundle's folder
+        name and the catalog alias it was exported from)."""
         model = self.pool.model
-        ids: dict[str, Any] = {self.model_id: model.adapter}
-        ids.update({f"{self.model_id}:{name}": name for name in model.adapters})
+        ids: dict[str, Any] = {}
+        for name in self.names:
+            ids[name] = model.adapter
+            ids.update({f"{name}:{adapter}": adapter for adapter in model.adapters})
         return ids
 
     async def models(self, request):
         self._authorize(request)
+        served = list(self.model_ids()) + (self.embeddings.names if self.embeddings is not None else [])
         return JSONResponse({"object": "list", "data": [{"id": mid, "object": "model", "created": 0,
-                                                         "owned_by": "edge-sdk"} for mid in self.model_ids()]})
+                                                         "owned_by": "edge-sdk"} for mid in served]})
 
     async def chat(self, request):
         return await self._generate(request, "chat")
@@ -228,6 +248,8 @@ class Server:
                                 f"has {len(messages)} messages (each takes at least one token); shorten it",
                            param="messages", code="context_length_exceeded")
         req = protocol.parse(body, kind)
+        if self.embeddings is not None and req.model in self.embeddings.names:
+            raise ApiError(400, f"{req.model!r} is an embedder: ask POST /v1/embeddings", param="model")
         if req.model not in self.model_ids():
             served = ", ".join(repr(m) for m in self.model_ids())
             raise ApiError(404, f"the model {req.model!r} does not exist here; this server serves {served}",
@@ -238,6 +260,12 @@ class Server:
         param = "messages" if req.kind == "chat" else "prompt"
         if not self._may_escalate(req):  # else the fallback may take what the device cannot
             self._check_size(model, req, param)
+        if req.prompt_ids is not None:  # token ids (from /tokenize): in the vocabulary, that is all
+            vocab = model.tokenizer.vocab_size
+            if max(req.prompt_ids) >= vocab:
+                raise ApiError(400, f"'prompt' holds token id {max(req.prompt_ids)}; this model's ids are 0..{vocab - 1}",
+                               param="prompt")
+            return list(req.prompt_ids)
         from jinja2.exceptions import TemplateError
 
         try:
@@ -268,6 +296,9 @@ class Server:
         why = None
         if req.kind == "chat" and len(req.messages) > model.max_context:
             why = f"the request has {len(req.messages)} messages (each takes at least one token)"
+        elif req.prompt_ids is not None:
+            if len(req.prompt_ids) > model.max_context:
+                why = f"'prompt' has {len(req.prompt_ids)} token ids"
         elif self.prompt_limit is not None:
             size = intake.prompt_bytes(req)
             if size > self.prompt_limit:
@@ -282,7 +313,7 @@ class Server:
         room = model.max_context - len(ids)
         default = int(model.defaults.get("max_new_tokens") or 256)
         s = {k: v for k, v in req.sampling.items() if v is not None}
-        s["max_new_tokens"] = min(req.max_tokens or default, room)
+        s["max_new_tokens"] = min(default if req.max_tokens is None else req.max_tokens, room)
         s["adapter"] = self.model_ids().get(req.model, model.adapter)
         return s
 
@@ -290,8 +321,13 @@ class Server:
         """The reply's text pieces from a pool model (waiting for one if all are busy)."""
         model = await self.pool.acquire(job)
         settings = self.settings(req, ids)
+        if req.logprobs is not None:  # seen with the model's own logits, as the router's confidence is
+            job.logprobs = logprobs.TokenLogprobs(req.logprobs)
+            observer = job.logprobs if observer is None else logprobs.Tee(observer, job.logprobs)
 
         def start():
+            if req.echo and req.logprobs is not None:
+                job.prompt_logprobs = logprobs.score_prompt(model, ids, req.logprobs, settings["adapter"])
             return model.stream_ids(ids, confidence=observer, **settings)
 
         async for piece in self.pool.stream(model, start, job):
@@ -361,8 +397,30 @@ class Server:
     def json(self, req, text: str, job: Job, ids, route: dict[str, Any], finish: str | None = None,
              usage: dict | None = None) -> JSONResponse:
         finish = finish or protocol.FINISH.get(getattr(job.stats, "stop_reason", "eos"), "stop")
-        body = protocol.completion(req, protocol.new_id(req.kind), text, finish, usage or self._usage(ids, job), route)
+        lp = None
+        if getattr(job, "logprobs", None) is not None:  # asked for, and the device answered
+            stopped = getattr(job.stats, "stop_reason", None) == "stop"
+            reply = logprobs.reply_tokens(job.logprobs.tokens, self.token_texts(), text, stopped)
+            lp = self._logprobs(req, reply, job.prompt_logprobs if req.echo else None)
+        if req.echo:
+            text = self._prompt_text(req) + text
+        body = protocol.completion(req, protocol.new_id(req.kind), text, finish, usage or self._usage(ids, job), route,
+                                   logprobs=lp)
         return JSONResponse(body, headers={"X-Edge-Route": route_header(route)})
+
+    def token_texts(self) -> logprobs.Tokens:
+        if self._tokens is None:
+            model = self.pool.model
+            self._tokens = logprobs.Tokens(model.tokenizer, set(model.eos_token_ids) | set(model.tokenizer.special_ids))
+        return self._tokens
+
+    def _logprobs(self, req, reply: list, prompt: list | None, offset: int = 0) -> dict:
+        if req.kind == "chat":
+            return {"content": logprobs.chat_content(reply, self.token_texts()), "refusal": None}
+        return logprobs.legacy((prompt or []) + reply, self.token_texts(), offset)
+
+    def _prompt_text(self, req) -> str:
+        return req.prompt if req.prompt is not None else self.pool.model.tokenizer.decode(req.prompt_ids)
 
     def sse(self, req, pieces: AsyncIterator[str | None], route: dict[str, Any], usage, job: Job | None,
             finish: str | None = None) -> StreamingResponse:
@@ -372,14 +430,33 @@ class Server:
             def event(obj) -> str:
                 return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
+            observed = getattr(job, "logprobs", None)
+            cursor = logprobs.Cursor(observed, self.token_texts()) if observed is not None else None
+            shown, offset = 0, 0  # bytes of reply text sent; characters of token text sent (completions' offsets)
+
+            def lp(scored, prompt=None):
+                nonlocal offset
+                out = self._logprobs(req, scored, prompt, offset)
+                offset += sum(len(t) for t in out.get("tokens", ()))
+                return out
+
             try:
                 if req.kind == "chat":
                     yield event(protocol.chunk(req, rid, role=True, route=route))
+                elif req.echo:  # the prompt first (with its logprobs), as OpenAI streams an echo
+                    text = self._prompt_text(req)
+                    prompt = job.prompt_logprobs if cursor is not None else None
+                    yield event(protocol.chunk(req, rid, text=text, route=route,
+                                               logprobs=lp([], prompt) if prompt is not None else None))
                 async for piece in pieces:
                     if piece:
-                        yield event(protocol.chunk(req, rid, text=piece, route=route))
+                        shown += len(piece.encode("utf-8"))
+                        yield event(protocol.chunk(req, rid, text=piece, route=route,
+                                                   logprobs=lp(cursor.take(shown)) if cursor is not None else None))
                 reason = finish or protocol.FINISH.get(getattr(getattr(job, "stats", None), "stop_reason", "eos"), "stop")
-                yield event(protocol.chunk(req, rid, finish=reason, route=route))
+                stopped = getattr(getattr(job, "stats", None), "stop_reason", None) == "stop"
+                rest = cursor.take(shown, final=True, stopped=stopped) if cursor is not None else []
+                yield event(protocol.chunk(req, rid, finish=reason, route=route, logprobs=lp(rest) if rest else None))
                 if req.include_usage:
                     yield event(protocol.chunk(req, rid, usage=usage(), route=route))
                 yield "data: [DONE]\n\n"
@@ -391,6 +468,20 @@ class Server:
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"X-Edge-Route": route_header(route), "Cache-Control": "no-cache"})
+
+
+def _aliases(model, model_id: str) -> list[str]:
+    """More names clients may use for the model: the bundle's folder name and the catalog alias it was exported
+    from (provenance.source when that was an alias; a path or hub id is not a name). Names with ':' would read as
+    MODEL:ADAPTER, so they are left out."""
+    folder = getattr(model, "bundle_dir", None)
+    provenance = (getattr(model, "manifest", None) or {}).get("provenance") or {}
+    alias = provenance.get("source") if provenance.get("kind") == "alias" else None
+    out: list[str] = []
+    for name in (folder.name if folder is not None else None, alias):
+        if isinstance(name, str) and name and ":" not in name and name != model_id and name not in out:
+            out.append(name)
+    return out
 
 
 async def _prepend(first, rest: AsyncIterator[str]) -> AsyncIterator[str]:

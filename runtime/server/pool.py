@@ -26,6 +26,8 @@ class Job:
     stats: Any = None
     error: BaseException | None = None
     cancelled: bool = False
+    logprobs: Any = None  # logprobs.TokenLogprobs when the request asked for log-probabilities
+    prompt_logprobs: Any = None  # the prompt's own, for completions' echo
 
 
 class ModelPool:

@@ -1,7 +1,7 @@
 """The OpenAI HTTP API's shapes: validated requests in, chat/text completions and errors out.
 
 Only what a device model can honour is accepted: `n` must be 1, and options that would silently do
-nothing here (logprobs, tools, response_format, audio) are refused with a 400 naming them. Options that do
+nothing here (tools, response_format, audio, logit_bias ...) are refused with a 400 naming them. Options that do
 not change the text and that clients send by default (user, store, metadata ...) are ignored.
 
 Every value is checked for what the code behind it needs: numbers are finite and in range (Python's json
@@ -45,17 +45,15 @@ class ClientGone(ApiError):
 
 
 REFUSED = {  # accepted by OpenAI, meaningless or impossible here: say so instead of ignoring
-    "logprobs": "logprobs are not returned by this server",
-    "top_logprobs": "logprobs are not returned by this server",
     "tools": "tool calls are not supported by this server",
     "functions": "function calls are not supported by this server",
     "response_format": "structured output (response_format) is not supported by this server",
     "logit_bias": "logit_bias is not supported by this server",
-    "echo": "echo is not supported by this server",
     "best_of": "best_of is not supported by this server",
     "suffix": "suffix is not supported by this server",
     "audio": "audio output is not supported by this server: it serves a text model",
 }
+MAX_TOP_LOGPROBS = {"chat": 20, "completion": 5}  # OpenAI's limits
 MAX_STOP = 4  # OpenAI's limit
 MAX_STOP_CHARS = 256  # per stop string: a stop marks the end of an answer ("\n\n", "</answer>"), not a document
 MAX_BODY = 8 << 20  # bytes of a request body at most (app.py lowers it when no fallback can take long prompts)
@@ -76,6 +74,9 @@ class Request:
     include_usage: bool = False
     route: str | None = None  # edge-sdk extension: "device" or "cloud" asks the router for a target
     allow_cloud_pii: bool = False  # edge-sdk extension: the caller lets personal data leave the device
+    logprobs: int | None = None  # log-probabilities wanted, with this many alternatives per token (None: none)
+    echo: bool = False  # completions: the prompt comes back before the answer (with its logprobs, if asked)
+    prompt_ids: list[int] | None = None  # completions: the prompt sent as token ids
 
 
 def _number(body, key, lo, hi, *, integer=False, default=None, lo_open=False):
@@ -138,7 +139,7 @@ def parse(body: Any, kind: str) -> Request:
         raise ApiError(400, "'model' is required (see GET /v1/models)", param="model")
     if body.get("n", 1) != 1:
         raise ApiError(400, "'n' must be 1: one device model answers one choice", param="n")
-    messages = prompt = None
+    messages = prompt = prompt_ids = None
     if kind == "chat":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -158,13 +159,11 @@ def parse(body: Any, kind: str) -> Request:
             clean.append({"role": m["role"], "content": content})
         messages = clean
     else:
-        prompt = body.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-            prompt = prompt[0]
-        if not isinstance(prompt, str) or not prompt:
-            raise ApiError(400, "'prompt' must be a non-empty string", param="prompt")
+        prompt, prompt_ids = _prompt(body.get("prompt"))
+    logprobs, echo = _logprobs(body, kind)
     max_key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
-    max_tokens = _number(body, max_key, 1, 1 << 20, integer=True)
+    # max_tokens 0 with echo scores a prompt without answering it (what evaluation harnesses ask)
+    max_tokens = _number(body, max_key, 0 if echo else 1, 1 << 20, integer=True)
     stop = body.get("stop")
     if stop is not None:
         stops = [stop] if isinstance(stop, str) else stop  # one string is one stop, not its characters
@@ -196,7 +195,42 @@ def parse(body: Any, kind: str) -> Request:
         raise ApiError(400, f"'allow_cloud_pii' must be true or false (a JSON boolean), got {allow_pii!r}",
                        param="allow_cloud_pii")
     return Request(kind, model, messages, prompt, max_tokens, sampling, stream, options.get("include_usage") is True,
-                   route, allow_pii)
+                   route, allow_pii, logprobs, echo, prompt_ids)
+
+
+def _prompt(prompt) -> tuple[str | None, list[int] | None]:
+    """A completion's prompt: a string, or token ids (OpenAI's other form; evaluation harnesses send the ids of the
+    server's own tokenizer, from /tokenize). One prompt per request: a list of several is a batch, refused."""
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+        prompt = prompt[0]  # a batch of one
+    if isinstance(prompt, str) and prompt:
+        return prompt, None
+    if isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
+                                                    for t in prompt):
+        return None, list(prompt)
+    raise ApiError(400, "'prompt' must be a non-empty string or a list of token ids (one prompt per request)",
+                   param="prompt")
+
+
+def _logprobs(body: dict, kind: str) -> tuple[int | None, bool]:
+    """(alternatives per token or None, echo): chat's logprobs/top_logprobs, completions' logprobs/echo."""
+    most = MAX_TOP_LOGPROBS[kind]
+    if kind == "chat":
+        if body.get("echo") not in (None, False):
+            raise ApiError(400, "'echo' is a /v1/completions option", param="echo", code="unsupported_parameter")
+        wanted = body.get("logprobs")
+        if wanted is not None and not isinstance(wanted, bool):
+            raise ApiError(400, f"'logprobs' must be true or false, got {wanted!r}", param="logprobs")
+        top = _number(body, "top_logprobs", 0, most, integer=True)
+        if top is not None and not wanted:
+            raise ApiError(400, "'top_logprobs' needs 'logprobs': true", param="top_logprobs")
+        return (top or 0) if wanted else None, False
+    echo = body.get("echo", False)
+    if echo is None:
+        echo = False
+    if not isinstance(echo, bool):
+        raise ApiError(400, f"'echo' must be true or false, got {echo!r}", param="echo")
+    return _number(body, "logprobs", 0, most, integer=True), echo
 
 
 FINISH = {"eos": "stop", "stop": "stop", "length": "length", "context": "length", "cancelled": "stop"}
@@ -206,17 +240,19 @@ def new_id(kind: str) -> str:
     return ("chatcmpl-" if kind == "chat" else "cmpl-") + uuid.uuid4().hex[:24]
 
 
-def completion(req: Request, rid: str, text: str, finish: str, usage: dict[str, int], route: dict) -> dict:
+def completion(req: Request, rid: str, text: str, finish: str, usage: dict[str, int], route: dict,
+               logprobs: dict | None = None) -> dict:
     base = {"id": rid, "created": int(time.time()), "model": req.model, "usage": usage, "route": route}
     if req.kind == "chat":
         return {**base, "object": "chat.completion", "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": None}]}
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+             "logprobs": logprobs}]}
     return {**base, "object": "text_completion",
-            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": logprobs}]}
 
 
 def chunk(req: Request, rid: str, *, text: str | None = None, role: bool = False, finish: str | None = None,
-          usage: dict | None = None, route: dict | None = None) -> dict:
+          usage: dict | None = None, route: dict | None = None, logprobs: dict | None = None) -> dict:
     base = {"id": rid, "created": int(time.time()), "model": req.model}
     if route is not None:
         base["route"] = route
@@ -226,6 +262,6 @@ def chunk(req: Request, rid: str, *, text: str | None = None, role: bool = False
     if req.kind == "chat":
         delta = {"role": "assistant"} if role else ({"content": text} if text is not None else {})
         return {**base, "object": "chat.completion.chunk",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}]}
     return {**base, "object": "text_completion",
-            "choices": [{"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}]}
+            "choices": [{"index": 0, "text": text or "", "finish_reason": finish, "logprobs": logprobs}]}

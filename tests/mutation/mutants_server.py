@@ -9,6 +9,8 @@ _PROTOCOL = "tests/server/test_protocol.py"
 _GUARD = "tests/server/test_guard.py"
 _SERVER = "tests/server/test_server.py"
 _PENALTIES = "tests/runtime/test_penalties.py"
+_LOGPROBS = "tests/server/test_logprobs.py"
+_NAMES = "tests/server/test_names_tokens_embeddings.py"
 
 MUTANTS = (
     # -- the event loop and what a request may cost (item 2)
@@ -107,4 +109,20 @@ MUTANTS = (
     Mutant("presence penalty applied per occurrence", "runtime/sampling.py",
            "(counts * frequency_penalty + presence_penalty)", "(counts * (frequency_penalty + presence_penalty))",
            (f"{_PENALTIES}::test_the_penalties_are_openais_formula",)),
+    # -- log-probabilities, model names, embeddings (issue 25 items 5 and 8, issue 23)
+    Mutant("logprobs are raw logits, not normalised", "runtime/server/logprobs.py",
+           "    return x - (np.log(np.exp(x - peak).sum(axis=-1, keepdims=True)) + peak)", "    return x - peak",
+           (f"{_LOGPROBS}::test_chat_logprobs_are_the_models_own",)),
+    Mutant("echo scores each prompt token under its own position", "runtime/server/logprobs.py",
+           "                t = ids[p + r + 1]", "                t = ids[p + r]",
+           (f"{_LOGPROBS}::test_completions_echo_scores_the_prompt",)),
+    Mutant("streamed logprobs leave out the tokens of the last chunk", "runtime/server/app.py",
+           "                rest = cursor.take(shown, final=True, stopped=stopped) if cursor is not None else []",
+           "                rest = []",
+           (f"{_LOGPROBS}::test_a_token_cut_by_a_stop_string_is_in_the_stream_as_in_the_answer",)),
+    Mutant("server answers only to the manifest's name", "runtime/server/app.py",
+           "        self.names = [model_id] + _aliases(model, model_id)", "        self.names = [model_id]",
+           (f"{_NAMES}::test_the_folder_name_is_a_model_id_too",)),
+    Mutant("embeddings sent big-endian", "runtime/server/embeddings.py", 'v.astype("<f4")', 'v.astype(">f4")',
+           (f"{_NAMES}::test_embeddings_are_the_embedders_own", f"{_NAMES}::test_embeddings_match_sentence_transformers")),
 )

@@ -174,3 +174,30 @@ def test_any_body_is_a_request_or_a_400(extra, messages, kind):
         assert value is None or (math.isfinite(value) and not isinstance(value, bool))
     assert isinstance(req.allow_cloud_pii, bool) and isinstance(req.include_usage, bool)
     assert all(isinstance(s, str) and 0 < len(s) <= protocol.MAX_STOP_CHARS for s in req.sampling["stop"] or [])
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"logprobs": "yes"}, "logprobs"), ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+    ({"top_logprobs": 2}, "top_logprobs"), ({"echo": True}, "echo"),
+])
+def test_bad_chat_logprob_options(body, param):
+    assert _refused(json.dumps({**CHAT, **body})).param == param
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"logprobs": 6}, "logprobs"), ({"logprobs": True}, "logprobs"), ({"echo": "yes"}, "echo"),
+    ({"max_tokens": 0}, "max_tokens"), ({"prompt": [[1, 2], [3]]}, "prompt"), ({"prompt": [1, -2]}, "prompt"),
+    ({"prompt": [1, True]}, "prompt"), ({"prompt": []}, "prompt"),
+])
+def test_bad_completion_logprob_options(body, param):
+    assert _refused(json.dumps({"model": "m", "prompt": "p", **body}), "completion").param == param
+
+
+def test_logprob_options():
+    chat = _parse(json.dumps({**CHAT, "logprobs": True, "top_logprobs": 20}))
+    assert chat.logprobs == 20 and not chat.echo
+    assert _parse(json.dumps({**CHAT, "logprobs": True})).logprobs == 0
+    assert _parse(json.dumps({**CHAT, "logprobs": False})).logprobs is None
+    done = _parse(json.dumps({"model": "m", "prompt": [[5, 6, 7]], "logprobs": 1, "echo": True, "max_tokens": 0}),
+                  "completion")
+    assert (done.prompt_ids, done.prompt, done.logprobs, done.echo, done.max_tokens) == ([5, 6, 7], None, 1, True, 0)

@@ -120,7 +120,7 @@ def test_completions_and_sampling_parameters(serve, tiny_bundle, reference):
     ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "temperature": 5}, 400, "'temperature'"),
     ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "'n' must be 1"),
     ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "'max_tokens'"),
-    ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "logprobs": True}, 400, "logprobs"),
+    ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {"1": 5}}, 400, "logit_bias"),
     ({"model": "MODEL", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "unknown role"),
     ({"model": "MODEL", "messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b", "c", "d", "e"]}, 400,
      "'stop'"),
@@ -252,10 +252,12 @@ def test_adapters_are_served_as_models(serve, tiny_adapter_bundle):
     server = serve(tiny_adapter_bundle)
     client = _client(server)
     ids = [m.id for m in client.models.list().data]
-    assert ids == [server.model_id, f"{server.model_id}:one", f"{server.model_id}:two"]
+    folder = tiny_adapter_bundle.name  # each name of the model (issue 25 item 5) has the adapters too
+    assert ids == [server.model_id, f"{server.model_id}:one", f"{server.model_id}:two", folder, f"{folder}:one",
+                   f"{folder}:two"]
     reference = edge_sdk.load(tiny_adapter_bundle, threads=1)
     messages = [{"role": "user", "content": "paris france capital"}]
-    for model_id, adapter in ((ids[1], "one"), (ids[0], None), (ids[2], "two"), (ids[1], "one")):
+    for model_id, adapter in ((ids[1], "one"), (ids[0], None), (ids[2], "two"), (ids[1], "one"), (ids[5], "two")):
         resp = client.chat.completions.create(model=model_id, messages=messages, max_tokens=10)
         assert resp.choices[0].message.content == reference.generate(messages, max_new_tokens=10, adapter=adapter)
     with pytest.raises(openai.NotFoundError, match=":one"):
