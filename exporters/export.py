@@ -162,7 +162,7 @@ def _gguf_blocks(src, args, weights, rec, profile, *, merged: bool, progress) ->
     """A GGUF's own quantized blocks for the CPU default recipe (exporters/gguf/weights.py): each matrix the
     file holds in a block format with an exact int4/int8 form is used as it is, not re-quantized.
     Returns ({HF name: Blocks}, the manifest's `gguf_import` entry)."""
-    if src.kind != "gguf" or rec.name != "int4-b32" or profile.flavour != "fused" or merged:
+    if src.kind != "gguf" or not rec.source_blocks or profile.flavour != "fused" or merged:
         return {}, {}
     from edge_sdk.runtime.lora import SLOTS
 
@@ -294,7 +294,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
             from .recipes import emitter_options
 
             model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress, lora_slots=bool(switchable),
-                                 source_blocks=source_blocks, **emitter_options(rec))
+                                 source_blocks=source_blocks, **emitter_options(rec, args.num_hidden_layers))
             del source_blocks
             if rec.method == "ort-nbits":
                 progress.stage(f"quantizing: {rec.description}")
@@ -333,11 +333,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
             "tokenizer": {**_token_section(hf_tok, src), **({"compact_file": COMPACT_FILE} if compact else {})},
             "chat_template": chat,
             "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0},
-            "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,
-                             "block_size": rec.block_size, "symmetric": rec.symmetric,
-                             "accuracy_level": rec.accuracy_level, "method": rec.method,
-                             "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head,
-                             **quant_details, **gguf_import},
+            "quantization": {**rec.manifest(), **quant_details, **gguf_import},
             "device": {"profile": profile.name, "execution_providers": list(profile.execution_providers),
                        "threads": profile.threads, "npu_only": profile.npu_only, "memory_fit": fit},
             "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": tok_notes},
