@@ -220,3 +220,31 @@ def test_exact_top_reads_the_head_table_it_recomputes(tmp_path):
     np.put_along_axis(rest, top, False, -1)
     np.testing.assert_array_equal(out[rest], approx[rest])
     assert np.abs(np.take_along_axis(approx, top, -1) - np.take_along_axis(exact, top, -1)).max() > 1e-4
+
+
+# The weight fields of int4-b32: its mixes may only change how activations are treated, never the weights.
+_WEIGHTS = ("method", "bits", "block_size", "symmetric", "quantize_lm_head", "source_blocks", "bytes_per_weight",
+            "flavours")
+
+
+def test_the_default_and_its_mixes_keep_int4_b32_weights_and_say_their_precision_in_the_manifest():
+    """The CPU default (devices/*.json) is int4-b32-a32: the same exact weights as int4-b32 (a GGUF's own blocks,
+    `source_blocks`, so nothing is re-quantized), the activation choices written into the manifest."""
+    from edge_sdk.devices import DEFAULT_PROFILE, load_profile
+
+    base = get_recipe("int4-b32")
+    mixes = [r for r in RECIPES.values() if r.name.startswith("int4-b32-") and r.method == "emit"]
+    assert {r.name for r in mixes} >= {"int4-b32-a32", "int4-b32-acc0", "int4-b32-xhead", "int4-b32-a32-head"}
+    for r in mixes:
+        assert [getattr(r, f) for f in _WEIGHTS] == [getattr(base, f) for f in _WEIGHTS], r.name
+        assert r.fp32_activations or r.fp32_last_layers or r.exact_top_k, f"{r.name} is int4-b32 under another name"
+    default = get_recipe(load_profile(DEFAULT_PROFILE).recipe)
+    assert default.name == "int4-b32-a32"
+    m = default.manifest()
+    assert (m["recipe"], m["bits"], m["block_size"], m["accuracy_level"], m["lm_head_quantized"]) == \
+        ("int4-b32-a32", 4, 32, 4, True)
+    assert m["fp32_activations"] == ["*"] and m["exact_top_k"] == 8 and "fp32_last_layers" not in m
+    assert get_recipe("int4-b32-a32-last8").manifest()["fp32_last_layers"] == 8
+    # int4-b32's manifest section keeps the keys it always had: bundles made before are still read alike
+    assert set(base.manifest()) == {"recipe", "description", "bits", "block_size", "symmetric", "accuracy_level",
+                                    "method", "lm_head_quantized"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from .mutants import Mutant
 
 _RECIPES = "tests/exporters/test_recipes.py"
+_DEFAULT = "test_the_default_and_its_mixes_keep_int4_b32_weights_and_say_their_precision_in_the_manifest"
 
 MUTANTS = (
     Mutant("head's exact top-k skipped", "exporters/graph/linear.py",
@@ -24,4 +25,14 @@ MUTANTS = (
            "return from_blocks(b, x, blocks, name, level(name), exact_top_k(name))",
            "return from_blocks(b, x, blocks, name, 4, exact_top_k(name))",
            (f"{_RECIPES}::test_a32_keeps_layer_activations_fp32_and_recomputes_the_head_top_k_exactly",)),
+    Mutant("the default's mixes re-quantize a GGUF instead of reading its blocks", "exporters/recipes.py",
+           'return Recipe(name, f"{_LAYOUT}; {what}", ("fused",), **_INT4_B32, **kw)',
+           'return Recipe(name, f"{_LAYOUT}; {what}", ("fused",), **{**_INT4_B32, "source_blocks": False}, **kw)',
+           (f"{_RECIPES}::{_DEFAULT}",)),
+    Mutant("the manifest leaves out the head's exact top-k", "exporters/recipes.py",
+           '**({"exact_top_k": self.exact_top_k} if self.exact_top_k else {})', "",
+           (f"{_RECIPES}::{_DEFAULT}",)),
+    Mutant("the laptop profile back on int8 activations", "devices/x86-64-laptop.json",
+           '"recipe": "int4-b32-a32"', '"recipe": "int4-b32"',
+           (f"{_RECIPES}::{_DEFAULT}", "tests/unit/test_devices.py::test_profile_choices")),
 )
