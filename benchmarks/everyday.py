@@ -113,9 +113,11 @@ def answers(bundle: Path, items: Sequence[Item], max_new_tokens: int, threads: i
             model = model or edge_sdk.load(bundle, threads=threads)
             seen[it.prompt] = asdict(greedy_answer(model, it.prompt, max_new_tokens))
         out.append(Answer(**seen[it.prompt]))
-    if file:
+    if file:  # written whole then renamed: a run reading the cache meanwhile never sees half a file
         file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(json.dumps(seen))
+        part = file.with_name(f"{file.name}.{os.getpid()}.part")
+        part.write_text(json.dumps(seen))
+        os.replace(part, file)
     return out
 
 
