@@ -280,7 +280,7 @@ def _fused_graph(args, weights, folder: Path, target: _Target, *, lora_slots: bo
 
     rec, ctx = target.recipe, target.max_context
     model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress, lora_slots=lora_slots,
-                         source_blocks=source_blocks, **emitter_options(rec))
+                         source_blocks=source_blocks, **emitter_options(rec, args.num_hidden_layers))
     if rec.method == "ort-nbits":
         progress.stage(f"quantizing: {rec.description}")
         model = apply_recipe(model, rec)
@@ -345,11 +345,7 @@ def _manifest(name: str, src, ref: _Loaded, target: _Target, graph: dict, files:
         "tokenizer": {**_token_section(ref.tokenizer, src), **files["tokenizer"]},
         "chat_template": files["chat_template"],
         "generation": generation_section(src.model_dir if src.kind == "hf-folder" else None),
-        "quantization": {"recipe": rec.name, "description": rec.description, "bits": rec.bits,
-                         "block_size": rec.block_size, "symmetric": rec.symmetric,
-                         "accuracy_level": rec.accuracy_level, "method": rec.method,
-                         "lm_head_quantized": rec.bits is not None and rec.quantize_lm_head,
-                         **details},
+        "quantization": {**rec.manifest(), **details},
         "device": {"profile": profile.name, "execution_providers": list(profile.execution_providers),
                    "threads": profile.threads, "npu_only": profile.npu_only, "memory_fit": target.fit},
         "provenance": {**src.provenance, "versions": _versions(), "tokenizer_normalisation": ref.notes},

@@ -67,8 +67,16 @@ def pypi():
 
 def _export_real(tmp_path_factory, recipe: str, env_name: str) -> Path:
     pytest.importorskip("torch")
-    if os.environ.get(env_name):  # reuse a bundle exported earlier (local development)
-        return Path(os.environ[env_name])
+    if os.environ.get(env_name):  # reuse a bundle exported earlier (local development), if it is this recipe
+        import json
+        import warnings
+
+        given = Path(os.environ[env_name])
+        made = json.loads((given / "edge_manifest.json").read_text())["quantization"]["recipe"]
+        if made == recipe:
+            return given
+        warnings.warn(f"{env_name}={given} is recipe {made}, these tests need {recipe}: exporting it "
+                      f"(re-export with `edge-sdk export smollm2-135m-instruct -o {given} --max-context 1024 --force`)")
     from edge_sdk.exporters import catalog
     from edge_sdk.exporters.export import export
     from edge_sdk.exporters.sources import cache_dir
@@ -85,7 +93,9 @@ def _export_real(tmp_path_factory, recipe: str, env_name: str) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_bundle(tmp_path_factory) -> Path:
     """The real SmolLM2-135M-Instruct in the default CPU recipe, exported and validated once per session."""
-    return _export_real(tmp_path_factory, "int4-b32", "EDGE_SDK_TEST_BUNDLE")
+    from edge_sdk.devices import DEFAULT_PROFILE, load_profile
+
+    return _export_real(tmp_path_factory, load_profile(DEFAULT_PROFILE).recipe, "EDGE_SDK_TEST_BUNDLE")
 
 
 @pytest.fixture(scope="session")

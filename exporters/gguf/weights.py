@@ -130,10 +130,10 @@ def summarize(report: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def takes_blocks(src, recipe, flavour: str, *, merged: bool) -> bool:
-    """Whether this export keeps a GGUF's own blocks: a GGUF source, the CPU default recipe (whose emitter
-    writes int4 blocks with offsets and an int8 head, the forms the GGUF formats map to exactly), the fused
+    """Whether this export keeps a GGUF's own blocks: a GGUF source, a recipe of int4-b32's weights (the CPU
+    default and its activation mixes: their emitter writes int4 blocks with offsets and an int8 head, the forms the GGUF formats map to exactly), the fused
     graph, and weights that are still the file's (a merged adapter changes every matrix it touches)."""
-    return src.kind == "gguf" and recipe.name == "int4-b32" and flavour == "fused" and not merged
+    return src.kind == "gguf" and recipe.source_blocks and flavour == "fused" and not merged
 
 
 def source_blocks(src, args, weights: Mapping[str, np.ndarray], recipe, flavour: str, *, merged: bool,

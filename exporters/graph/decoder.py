@@ -23,7 +23,7 @@ from onnx import TensorProto
 
 from .builder import MS_DOMAIN, GraphBuilder
 from .io import kv_names
-from .linear import Gather, Linear
+from .linear import BlockLinear, Gather, Linear, from_blocks
 from .linear import fp32 as linear_fp32
 
 
@@ -82,7 +82,8 @@ class DecoderOps:
 
     def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int,
                  linear: Linear = linear_fp32, embed_dtype=np.float32, tied_embed: Gather | None = None,
-                 lora_slots: bool = False, source_blocks: Mapping | None = None):
+                 lora_slots: bool = False, source_blocks: Mapping | None = None,
+                 blocks_linear: BlockLinear | None = None):
         self.args = args
         self.w = weights
         self.max_context = max_context
@@ -95,6 +96,8 @@ class DecoderOps:
         # A quantized source's own blocks by HF weight name (exporters/gguf): used as they are, exactly,
         # wherever every packed part has them; the recipe's `linear` writes the rest.
         self.source_blocks = source_blocks or {}
+        # How those blocks are written (accuracy level per linear, the head's exact top-k): the recipe's choice.
+        self._blocks_linear = blocks_linear or from_blocks
 
     # -- weights ----------------------------------------------------------------------------------
     def tensor(self, logical: str, layer: int | None = None) -> np.ndarray:
@@ -110,9 +113,7 @@ class DecoderOps:
         """x @ W^T for HF Linear weights [out, in]; several weights are packed along `out` (one kernel)."""
         blocks = self._source(logicals, layer)
         if blocks is not None:
-            from .linear import from_blocks
-
-            y = from_blocks(self.b, x, blocks, name)
+            y = self._blocks_linear(self.b, x, blocks, name)
             shape = blocks.shape
         else:
             w = np.concatenate([self.tensor(lg, layer) for lg in logicals], axis=0)

@@ -4,10 +4,10 @@ The build is made by `edge-sdk package` on the host, unpacked from its .tar.gz, 
 install.sh and run by its own run.sh, all by the emulated Python; then its answers and logits are
 compared with this x86-64 host's on the same token ids:
 - the fp32 bundle: logits within 1e-3 (x86 and arm64 kernels differ in rounding only);
-- the default int4 bundle: "Paris", and logits as close to x86's as x86's own kernels are to each other
-  (accuracy level 4 quantizes activations to int8, differently on x86 and arm64, and differently on
-  x86 for a prefill and a one-token step); with fp32 activations (accuracy level 0) the same int4
-  graph must match x86 to cosine 0.9999;
+- the default bundle (int4-b32-a32: int4 weights, fp32 activations in the layers, the head's top logits
+  recomputed from fp32 activations): "Paris", the same greedy token at every position and the top logits
+  within 1e-2 of x86's; the same int4 graph with fp32 activations in the head too must match x86 to cosine
+  0.9999 (x86 and arm64 quantize activations to int8 in different kernels: only the head's other logits do).
 - the build is made `--structured` (llguidance's aarch64 wheel): one schema-constrained answer by its own
   install. One build for every check: each emulated build and install costs minutes of CI.
 """
@@ -95,30 +95,24 @@ def _with_accuracy_level(bundle: Path, level: int, dest: Path) -> Path:
     return dest
 
 
-def test_int4_answers_and_agrees_with_x86(pi, arm64_device, smollm2_bundle, tmp_path):
-    """The shipped int4 bundle (accuracy level 4: int8 activations inside MatMulNBits).
-
-    x86 and arm64 quantize activations in different kernels, and so does x86 itself between a
-    many-token prefill and a one-token step. So the bound is relative: arm64 may differ from x86's
-    prefill no more than x86's own one-token steps do (measured: median cosine 0.9946 vs 0.9936,
-    top-1 84 % vs 81 %; the lowest single position is ~0.77 for both). The int4 arithmetic itself
-    is checked exactly in test_int4_at_accuracy_level_0_matches_x86."""
-    info, arm = _probe(arm64_device, pi, pi / "bundle", tmp_path / "int4.npy", max_new_tokens=8)
+def test_default_answers_and_agrees_with_x86(pi, arm64_device, smollm2_bundle, tmp_path):
+    """The shipped default bundle: fp32 activations in the layers (accuracy level 0, the same arithmetic on
+    both CPUs), the int8 head at int8 activations (different kernels) with its top 8 logits recomputed from
+    fp32 activations. So the logits that decide are x86's, the others close."""
+    info, arm = _probe(arm64_device, pi, pi / "bundle", tmp_path / "default.npy", max_new_tokens=8)
     assert info["machine"] == "aarch64" and info["providers"] == ["CPUExecutionProvider"]
     assert info["edge_sdk"].startswith(str(pi / ".venv")), info["edge_sdk"]  # the build's wheel, not this checkout
     assert "Paris" in info["text"], info["text"]
     host = _host_logits(smollm2_bundle, pi / "device_profile.json", info["ids"])
-    steps = _host_logits(smollm2_bundle, pi / "device_profile.json", info["ids"], one_at_a_time=True)
-    arm, host, steps = (x.astype(np.float64) for x in (arm, host, steps))
-    cos_arm, cos_x86 = _cosines(arm, host), _cosines(steps, host)
-    top1_arm, top1_x86 = (arm.argmax(-1) == host.argmax(-1)).mean(), (steps.argmax(-1) == host.argmax(-1)).mean()
-    print(f"int4 (accuracy level 4) arm64 vs x86 prefill: median cosine {np.median(cos_arm):.4f} (x86 one-token "
-          f"steps: {np.median(cos_x86):.4f}), min {cos_arm.min():.4f} ({cos_x86.min():.4f}), last position "
-          f"{cos_arm[-1]:.4f}, top-1 {top1_arm:.3f} ({top1_x86:.3f}); arm64 load {info['load_s']:.1f} s, prefill "
-          f"{info['prefill_s']:.1f} s, {info['new_tokens']} tokens in {info['generate_s']:.1f} s: {info['text']!r}")
-    assert arm[-1].argmax() == host[-1].argmax() and cos_arm[-1] >= 0.99  # the answer's first token
-    assert np.median(cos_arm) >= min(0.99, np.median(cos_x86) - 0.005), (np.median(cos_arm), np.median(cos_x86))
-    assert top1_arm >= min(0.8, top1_x86 - 0.1), (top1_arm, top1_x86)
+    top = np.argsort(-host, axis=-1)[:, :4]
+    diff = float(np.abs(np.take_along_axis(arm, top, -1) - np.take_along_axis(host, top, -1)).max())
+    cos = _cosines(arm.astype(np.float64), host.astype(np.float64))
+    print(f"default ({json.loads((smollm2_bundle / 'edge_manifest.json').read_text())['quantization']['recipe']}) "
+          f"arm64 vs x86: top-4 logits max abs difference {diff:.2e}, min cosine {cos.min():.5f}; arm64 load "
+          f"{info['load_s']:.1f} s, prefill {info['prefill_s']:.1f} s, {info['new_tokens']} tokens in "
+          f"{info['generate_s']:.1f} s: {info['text']!r}")
+    assert (arm.argmax(-1) == host.argmax(-1)).all()
+    assert diff <= 1e-2 and cos.min() >= 0.999, (diff, cos.min())
     arm64_device.timings.update(int4_load_s=info["load_s"], int4_prefill_s=info["prefill_s"],
                                 int4_generate_s=info["generate_s"], int4_tokens=info["new_tokens"])
 

@@ -50,7 +50,7 @@ def test_default_int4_bundle_against_transformers_on_unseen_text(smollm2_bundle,
     our_logits = model.engine.forward(ids, all_logits=True)
     model.decoder.reset()
     top1 = float((our_logits.argmax(-1) == ref_logits.argmax(-1)).mean())
-    print(f"int4-b32 on unseen text ({len(ids)} tokens): perplexity {ours['ppl']:.3f} vs transformers fp32 "
+    print(f"{model.manifest['quantization']['recipe']} on unseen text ({len(ids)} tokens): perplexity {ours['ppl']:.3f} vs transformers fp32 "
           f"{math.exp(ref_nll):.3f} ({increase:+.2%}), top-1 agreement {top1:.1%}")
     assert increase <= 0.05  # the default recipe's documented bound
     assert top1 >= 0.80
@@ -63,9 +63,13 @@ def test_eval_reference_between_two_different_bundles(smollm2_bundle, smollm2_fp
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     ours, ref = r["perplexity"]["ppl"], r["reference"]["perplexity"]["ppl"]
-    assert r["recipe"] == "int4-b32" and r["reference"]["recipe"] == "fp32"
+    from edge_sdk.devices import DEFAULT_PROFILE, load_profile
+
+    assert r["recipe"] == load_profile(DEFAULT_PROFILE).recipe and r["reference"]["recipe"] == "fp32"
     assert ours != ref and r["ppl_delta_rel"] == pytest.approx(ours / ref - 1)
-    assert 0 < r["ppl_delta_rel"] < 0.05
+    # The default keeps fp32 activations on exact weights: its perplexity lands on either side of fp32's
+    # (the head's int8-activation logits outside its top 8 move the normalisation a little).
+    assert abs(r["ppl_delta_rel"]) < 0.05
     fp32 = edge_sdk.load(smollm2_fp32_bundle)
     alone = perplexity(fp32, window=256)
     assert ref == pytest.approx(alone["ppl"], rel=1e-6)  # the reference figure is the fp32 bundle's own

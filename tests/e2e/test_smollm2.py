@@ -89,7 +89,9 @@ def test_the_same_request_gives_the_same_answer_in_int4(smollm2_bundle):
 
 def test_default_recipe_bundle_exports_validated_and_answers(smollm2_bundle):
     m = json.loads((smollm2_bundle / "edge_manifest.json").read_text())
-    assert m["validation"]["passed"] is True and m["quantization"]["recipe"] == "int4-b32"
+    from edge_sdk.devices import DEFAULT_PROFILE, load_profile
+
+    assert m["validation"]["passed"] is True and m["quantization"]["recipe"] == load_profile(DEFAULT_PROFILE).recipe
     quality = {c["name"]: c["figures"] for c in m["validation"]["checks"]}["perplexity"]
     assert quality["ppl_increase"] <= 0.05  # the bound: default CPU recipe within 5 % of fp32
     model = edge_sdk.load(smollm2_bundle)

@@ -41,7 +41,7 @@ def test_profile_choices():
     assert (sd.flavour, sd.recipe, sd.htp_arch, sd.prefill_chunk) == ("static", "w8a16-qdq", "v75", 64)
     for name in ("android-midrange", "iphone-15", "raspberry-pi-5", "x86-64-laptop"):
         p = load_profile(name)
-        assert (p.flavour, p.recipe, p.npu_only) == ("fused", "int4-b32", False)
+        assert (p.flavour, p.recipe, p.npu_only) == ("fused", "int4-b32-a32", False)
         assert p.execution_providers[-1] == "CPUExecutionProvider"
     assert "Core ML" in load_profile("iphone-15").description
 
