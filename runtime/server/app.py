@@ -25,7 +25,7 @@ from starlette.routing import Route
 from edge_sdk.errors import ContextLengthError
 from edge_sdk.runtime.hybrid import Confidence, RouteRequest
 
-from . import protocol
+from . import protocol, structured
 from .pool import Job, ModelPool
 from .protocol import ApiError
 
@@ -94,6 +94,8 @@ class Server:
             return json.loads(data)
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "the request body is not valid JSON") from None
+        except RecursionError:  # e.g. a JSON Schema nested thousands of levels deep
+            raise ApiError(400, "the request body is JSON nested too deeply to read") from None
 
     # -- endpoints ----------------------------------------------------------------------------------
     async def health(self, request):
@@ -136,14 +138,18 @@ class Server:
             raise ApiError(404, f"the model {req.model!r} does not exist here; this server serves {served}",
                            param="model", code="model_not_found")
         model = self.pool.model
-        ids = self._prompt_ids(model, req)
+        plan = await structured.plan(model, req)  # response_format / tools / tool turns: checked and compiled now
+        ids = plan.ids if plan is not None else self._prompt_ids(model, req)
         room = model.max_context - len(ids)
         fits = room >= 1 and not (req.max_tokens is not None and req.max_tokens > room)
         if self.router is not None:
-            return await self._routed(request, req, ids, fits)
+            return await self._routed(request, req, ids, fits, plan)
         if not fits:
             raise self._too_long(model, req, ids)
-        return await self.respond_from_device(request, req, ids, {"target": "device", "reason": "local-only"})
+        local = {"target": "device", "reason": "local-only"}
+        if plan is not None:
+            return await structured.respond(self, request, req, plan, local)
+        return await self.respond_from_device(request, req, ids, local)
 
     @staticmethod
     def _too_long(model, req: protocol.Request, ids) -> ApiError:
@@ -152,10 +158,11 @@ class Server:
                         param="messages" if req.kind == "chat" else "prompt", code="context_length_exceeded")
 
     # -- hybrid routing: the server drives the router's decision (hybrid/decision.py) ----------------------
-    async def _routed(self, request: HttpRequest, req: protocol.Request, ids: list[int], fits: bool):
+    async def _routed(self, request: HttpRequest, req: protocol.Request, ids: list[int], fits: bool, plan=None):
         router = self.router
         settings = {"max_tokens": req.max_tokens, **{k: req.sampling.get(k) for k in ("temperature", "top_p", "seed",
-                                                                                          "stop")}}
+                                                                                          "stop")},
+                    **req.structured}  # response_format, tools, ...: forwarded unchanged
         facts = RouteRequest(req.kind, req.messages, req.prompt, req.model, settings, req.route, req.allow_cloud_pii,
                              fits)
         findings = await asyncio.to_thread(router.inspect, facts)  # the privacy gate is CPU work: off the loop
@@ -165,10 +172,15 @@ class Server:
             if route.next == "device":  # final: streams token by token
                 if not fits:
                     raise self._too_long(self.pool.model, req, ids)
+                if plan is not None:
+                    return await structured.respond(self, request, req, plan, route.public())
                 return await self.respond_from_device(request, req, ids, route.public())
             if route.next == "judge":  # the whole answer is needed for its confidence
                 confidence, job = Confidence(), Job()
-                text = await self._collect(request, self.device_pieces(req, ids, job, observer=confidence), job)
+                if plan is not None:
+                    text = await structured.collect(self, request, req, plan, job, observer=confidence)
+                else:
+                    text = await self._collect(request, self.device_pieces(req, ids, job, observer=confidence), job)
                 score = round(confidence.score, 4)
             else:
                 reply, outcome = await router.fallback_async(facts, findings, route)
@@ -183,7 +195,13 @@ class Server:
             raise ApiError(400, f"{tokens} and {why}", code="context_length_exceeded")
         if route.target == "cloud":
             usage = {k: reply.usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+            if reply.tool_calls or plan is not None:
+                return structured.answer(self, req, reply.text, list(reply.tool_calls), reply.finish, usage,
+                                         route.public())
             return self._answer(req, reply.text, reply.finish, usage, route.public())
+        if plan is not None:  # the judged device answer (a Reply)
+            return structured.answer(self, req, str(text), [c.to_openai() for c in text.tool_calls], text.finish_reason,
+                                     self._usage(ids, job), route.public(), job)
         return self._answer(req, text, None, self._usage(ids, job), route.public(), job)
 
     def _answer(self, req, text: str, finish, usage, route, job=None):

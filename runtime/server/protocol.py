@@ -1,7 +1,8 @@
 """The OpenAI HTTP API's shapes: validated requests in, chat/text completions and errors out.
 
 Only what a device model can honour is accepted: `n` must be 1, and options that would silently do
-nothing here (logprobs, tools, response_format) are refused with a 400 naming them. Options that do
+nothing here (logprobs, the legacy `functions`) are refused with a 400 naming them. Structured output and
+tool calling (response_format, tools, tool-call turns) are checked in structured.py. Options that do
 not change the text and that clients send by default (user, presence_penalty 0, ...) are ignored.
 """
 from __future__ import annotations
@@ -28,9 +29,8 @@ class ApiError(Exception):
 REFUSED = {  # accepted by OpenAI, meaningless or impossible here: say so instead of ignoring
     "logprobs": "logprobs are not returned by this server",
     "top_logprobs": "logprobs are not returned by this server",
-    "tools": "tool calls are not supported by this server",
-    "functions": "function calls are not supported by this server",
-    "response_format": "structured output (response_format) is not supported by this server",
+    "functions": "the legacy 'functions' field is not supported: send 'tools' (OpenAI's current shape)",
+    "function_call": "the legacy 'function_call' field is not supported: send 'tool_choice'",
     "logit_bias": "logit_bias is not supported by this server",
     "echo": "echo is not supported by this server",
     "best_of": "best_of is not supported by this server",
@@ -54,6 +54,7 @@ class Request:
     include_usage: bool = False
     route: str | None = None  # edge-sdk extension: "device" or "cloud" asks the router for a target
     allow_cloud_pii: bool = False  # edge-sdk extension: the caller lets personal data leave the device
+    structured: dict[str, Any] = field(default_factory=dict)  # response_format, tools, ... (structured.py)
 
 
 def _number(body, key, lo, hi, *, integer=False, default=None, lo_open=False):
@@ -70,6 +71,7 @@ def _number(body, key, lo, hi, *, integer=False, default=None, lo_open=False):
 
 def parse(body: Any, kind: str) -> Request:
     """Validate the JSON body of /v1/chat/completions (kind "chat") or /v1/completions ("completion")."""
+    from . import structured  # it builds on this module's shapes
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     for key, why in REFUSED.items():
@@ -89,6 +91,10 @@ def parse(body: Any, kind: str) -> Request:
         for i, m in enumerate(messages):
             if not isinstance(m, dict) or not isinstance(m.get("role"), str):
                 raise ApiError(400, f"messages[{i}] must be an object with 'role' and 'content'", param="messages")
+            tool_turn = structured.tool_message(i, m)  # an assistant turn with tool_calls, or a tool result
+            if tool_turn is not None:
+                clean.append(tool_turn)
+                continue
             content = m.get("content")
             if isinstance(content, list):  # the array form: text parts only
                 parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
@@ -127,7 +133,7 @@ def parse(body: Any, kind: str) -> Request:
         raise ApiError(400, "'route' must be \"device\" or \"cloud\"", param="route")
     return Request(kind, model, messages, prompt, max_tokens, sampling, stream,
                    bool(isinstance(options, dict) and options.get("include_usage")), route,
-                   bool(body.get("allow_cloud_pii", False)))
+                   bool(body.get("allow_cloud_pii", False)), structured.fields(body))
 
 
 FINISH = {"eos": "stop", "stop": "stop", "length": "length", "context": "length", "cancelled": "stop"}
