@@ -104,3 +104,21 @@ def test_the_fallbacks_tool_calls_are_read_and_checked():
                 [{"id": "c", "function": {"name": "f", "arguments": {}}}]):
         with pytest.raises(ValueError, match="tool_calls|tool call"):
             parse_reply("chat", {"choices": [{"message": {"content": None, "tool_calls": bad}}]})
+
+
+def test_redacted_placeholders_in_the_fallbacks_tool_arguments_are_put_back():
+    from edge_sdk.runtime.hybrid import Redactor
+    from edge_sdk.runtime.hybrid.pii import scan
+    from edge_sdk.runtime.hybrid.router import _restored_call
+
+    original = "ana@example.org"
+    redactor = Redactor()
+    (sent,) = redactor.redact_all(scan([f"mail {EMAIL} and {original}"]))
+    first, second = [p for p in redactor.placeholders]
+    args = json.dumps({"to": [first, second], "n": 1})
+    call = {"id": "call_1", "type": "function", "function": {"name": "mail", "arguments": args}}
+    back = json.loads(_restored_call(call, redactor)["function"]["arguments"])
+    assert sorted(back["to"]) == sorted([redactor.placeholders[first], redactor.placeholders[second]])
+    assert EMAIL in back["to"] and back["n"] == 1
+    untouched = {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"a":  1}'}}
+    assert _restored_call(untouched, redactor) is untouched  # no placeholder: the model's spelling is kept
