@@ -163,9 +163,9 @@ async def events(server, req, plan: Plan, job: Job, holder: list, observer=None)
     from edge_sdk.runtime.generate import GenerationStats
     from edge_sdk.runtime.structured.generation import ReplyStream
 
+    constraint = plan.constraint()  # before taking a model: nothing to hand back if it fails
     model = await server.pool.acquire()
     s = settings(server, req, plan)
-    constraint = plan.constraint()
 
     def start():
         stats = GenerationStats()
