@@ -40,6 +40,9 @@ EXECUTION_PROVIDERS = (
 )
 NPU_PROVIDERS = ("QNNExecutionProvider", "CoreMLExecutionProvider", "NnapiExecutionProvider")
 CPU_ARCHS = ("arm64", "x86_64")
+# How the KV cache stores keys and values: the names of runtime/kv_cache.py KV_FORMATS (kept literal here so a
+# profile validates without importing onnxruntime; a test checks they agree).
+KV_CACHES = ("float", "int8", "int4")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class DeviceProfile:
     soc: str | None = None  # Qualcomm part number (e.g. "SM8650"); QNN context binaries are per SoC
     htp_arch: str | None = None  # Hexagon HTP version (e.g. "v75"), for QNN compilation
     prefill_chunk: int | None = None  # static flavour: tokens per prefill graph call
+    kv_cache: str | None = None  # fused flavour: the KV-cache format an export uses by default (None: "float")
 
     @property
     def is_npu(self) -> bool:
@@ -89,13 +93,14 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "soc": ((str,), False),
     "htp_arch": ((str,), False),
     "prefill_chunk": ((int,), False),
+    "kv_cache": ((str,), False),
 }
 _POSITIVE = ("threads", "max_context", "memory_budget_mb", "prefill_chunk")
 # Upper bounds, as a bundle's manifest has them (runtime/bundle/schema.py): a profile is a file the user may be
 # given or edit (a device build's device_profile.json), and `threads: 300` started 302 threads.
 _MAXIMUM = {"threads": 64, "max_context": 1 << 17, "memory_budget_mb": 1 << 24, "prefill_chunk": 1 << 17}
 MAX_PROFILE_BYTES = 1 << 20
-_CHOICES = {"cpu_arch": CPU_ARCHS, "flavour": FLAVOURS, "recipe": RECIPES}
+_CHOICES = {"cpu_arch": CPU_ARCHS, "flavour": FLAVOURS, "recipe": RECIPES, "kv_cache": KV_CACHES}
 
 
 def validate_profile(data: dict, source: str = "<profile>") -> DeviceProfile:
@@ -122,7 +127,7 @@ def validate_profile(data: dict, source: str = "<profile>") -> DeviceProfile:
         if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
             fail(key, f"must be {' or '.join(t.__name__ for t in types)}, got {value!r}")
     for key, allowed in _CHOICES.items():
-        if data[key] not in allowed:
+        if data.get(key) is not None and data[key] not in allowed:
             fail(key, f"must be one of {', '.join(allowed)}; got {data[key]!r}")
     for key in _POSITIVE:
         if data.get(key) is not None and not 0 < data[key] <= _MAXIMUM[key]:
@@ -150,6 +155,8 @@ def validate_profile(data: dict, source: str = "<profile>") -> DeviceProfile:
         fail("prefill_chunk", "is required for the static flavour")
     if data.get("prefill_chunk") is not None and data["prefill_chunk"] > data["max_context"]:
         fail("prefill_chunk", f"({data['prefill_chunk']}) must not exceed max_context ({data['max_context']})")
+    if data.get("kv_cache") not in (None, "float") and data["flavour"] != "fused":
+        fail("kv_cache", "can only be quantized on the fused flavour (onnxruntime's GroupQueryAttention)")
     if data.get("htp_arch") is not None and "QNNExecutionProvider" not in eps:
         fail("htp_arch", "only applies with QNNExecutionProvider")
 

@@ -36,16 +36,19 @@ from edge_sdk.errors import (  # noqa: E402  (cheap, stdlib only)
 )
 
 
-def load(bundle_dir, device=None, threads=None, trusted_keys=None, kind=None):
+def load(bundle_dir, device=None, threads=None, trusted_keys=None, kind=None, *, max_context=None, force=False):
     """Load an edge bundle: a Model (generates text), or an Embedder for an embedder bundle
     (``.embed(texts)`` -> vectors). See :func:`edge_sdk.runtime.model.load`.
 
     trusted_keys: publishers' Ed25519 public keys; when given, an unsigned or foreign bundle is refused.
     kind: "decoder" or "embedder" to refuse the other kind with a clear BundleError.
+    max_context: a KV cache for fewer tokens than the bundle's maximum (less memory).
+    force: load even if the bundle's memory estimate exceeds the device's available memory (else DeviceFitError).
     """
     from edge_sdk.runtime.model import load as _load
 
-    return _load(bundle_dir, device=device, threads=threads, trusted_keys=trusted_keys, kind=kind)
+    return _load(bundle_dir, device=device, threads=threads, trusted_keys=trusted_keys, kind=kind,
+                 max_context=max_context, force=force)
 
 
 def export(source, output, **kwargs):

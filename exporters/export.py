@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.errors import UnsupportedModelError
+from edge_sdk.errors import UnsupportedModelError, ValidationFailedError
 
 from .bundle import check_output, save_onnx, staging, write_manifest
 from .generation import generation_section
@@ -105,7 +105,7 @@ def _htp_offload(bundle: Path, fragment: dict[str, Any], profile, progress, prom
 def export(source: str, output: str | Path, *, device: str | None = None, recipe: str | None = None,
            max_context: int | None = None, force: bool = False, validate: bool = True,
            progress: Progress | bool = True, adapter: str | Path | None = None,
-           adapters: dict[str, str | Path] | None = None) -> dict[str, Any]:
+           adapters: dict[str, str | Path] | None = None, kv_cache: str | None = None) -> dict[str, Any]:
     """Export `source` (alias, HF folder, GGUF file or hub id) to an edge bundle at `output`.
 
     device: device profile name (default x86-64-laptop); it chooses flavour, recipe and context.
@@ -114,17 +114,19 @@ def export(source: str, output: str | Path, *, device: str | None = None, recipe
         compares against the PEFT model itself.
     adapters: {name: PEFT LoRA folder} switchable at run time (CPU flavour): the graph takes each
         layer's low-rank update as inputs, each adapter is its own file, each is validated against PEFT.
+    kv_cache: "float", "int8" or "int4" - how the KV cache stores keys and values (fused flavour; default:
+        the profile's); a quantized cache holds 4x (int8) or 8x (int4) the context in the same memory.
     progress: False silences this and the libraries' progress bars (transformers, tqdm).
     Returns the manifest.
     """
     progress = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     with quiet_libraries(not progress.enabled):
         return _export(source, output, device=device, recipe=recipe, max_context=max_context, force=force,
-                       validate=validate, progress=progress, adapter=adapter, adapters=adapters)
+                       validate=validate, progress=progress, adapter=adapter, adapters=adapters, kv_cache=kv_cache)
 
 
 def _export(source, output, *, device, recipe, max_context, force, validate, progress: Progress,
-            adapter=None, adapters=None) -> dict[str, Any]:
+            adapter=None, adapters=None, kv_cache=None) -> dict[str, Any]:
     from edge_sdk.devices import DEFAULT_PROFILE, load_profile
 
     from .adapters import plan_adapters
@@ -137,6 +139,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
     profile = load_profile(device or DEFAULT_PROFILE)
     if recipe is not None:
         _recipe(recipe, profile)
+    kv_format = _kv_format(kv_cache, profile)
     plan = plan_adapters(adapter, adapters, profile, progress)
     progress.stage(f"resolving {source}")
     src = resolve(source, progress)
@@ -147,7 +150,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
                                adapters=bool(plan), force=force, validate=validate, progress=progress,
                                versions=_versions())
     args = src.args
-    target = _target(args, recipe, profile, max_context, progress)
+    target = _target(args, recipe, profile, max_context, kv_format, progress)
 
     # load: the reference model, its tokenizer and its fp32 weights
     ref = _load(src, progress)
@@ -170,7 +173,7 @@ def _export(source, output, *, device, recipe, max_context, force, validate, pro
                                          max_context=target.max_context, hf_tok=ref.tokenizer, progress=progress)
         else:
             graph = _fused_graph(args, weights, tmp, target, lora_slots=bool(plan.switchable), source_blocks=blocks,
-                                 progress=progress)
+                                 hf_tok=ref.tokenizer, progress=progress)
         del blocks
         # the manifest's quantization details: the static flavour's calibration, the GGUF blocks taken
         details = {**graph.pop("quantization_details", {}), **gguf_import}
@@ -200,6 +203,20 @@ def _recipe(name: str, profile) -> Recipe:
     return rec
 
 
+def _kv_format(name: str | None, profile) -> str:
+    """The KV-cache format (the profile's unless named), if the profile's flavour can store it."""
+    from edge_sdk.runtime.kv_cache import KV_FORMATS
+
+    fmt = name or getattr(profile, "kv_cache", None) or "float"
+    if fmt not in KV_FORMATS:
+        raise UnsupportedModelError(f"unknown KV-cache format {fmt!r}; known: {', '.join(KV_FORMATS)}")
+    if fmt != "float" and profile.flavour != "fused":
+        raise UnsupportedModelError(f"a {fmt} KV cache is a feature of onnxruntime's GroupQueryAttention (the fused CPU "
+                                    f"flavour); device {profile.name!r} uses the {profile.flavour} flavour: drop --kv-cache "
+                                    "or pick a CPU device profile")
+    return fmt
+
+
 @dataclass
 class _Target:
     """What the bundle is built for, decided before minutes of loading."""
@@ -208,19 +225,21 @@ class _Target:
     recipe: Recipe
     max_context: int
     fit: dict[str, Any]  # the memory-fit estimate (exporters/fit.py)
+    kv_cache: str = "float"  # the KV-cache format (runtime/kv_cache.py KV_FORMATS)
 
 
-def _target(args, recipe: str | None, profile, max_context: int | None, progress) -> _Target:
-    """The decoder's recipe (the profile's unless named), context and memory fit, checked for this model."""
+def _target(args, recipe: str | None, profile, max_context: int | None, kv_cache: str, progress) -> _Target:
+    """The decoder's recipe (the profile's unless named), context, KV-cache format and memory fit, checked
+    for this model."""
     from .fit import check_fit
 
     rec = _recipe(recipe or profile.recipe, profile)
     ctx = int(max_context or min(profile.max_context, args.max_context_limit))
     progress.note(f"{args.model_type}: {args.num_hidden_layers} layers, hidden {args.hidden_size}, "
                   f"{args.parameter_count() / 1e6:.1f} M parameters; device {profile.name}: {profile.flavour} flavour, "
-                  f"recipe {rec.name}, context {ctx}")
+                  f"recipe {rec.name}, context {ctx}, KV cache {kv_cache}")
     args.check_context(ctx)
-    return _Target(profile, rec, ctx, check_fit(args, rec, profile, ctx))
+    return _Target(profile, rec, ctx, check_fit(args, rec, profile, ctx, kv_cache), kv_cache)
 
 
 @dataclass
@@ -251,9 +270,10 @@ def _load(src, progress) -> _Loaded:
 
 
 def _fused_graph(args, weights, folder: Path, target: _Target, *, lora_slots: bool, source_blocks,
-                 progress) -> dict[str, Any]:
+                 progress, hf_tok=None) -> dict[str, Any]:
     """The CPU graph (onnxruntime contrib ops), its weights written in the recipe's formats or quantized by
-    onnxruntime's MatMulNBits quantizer; returns the manifest's graph and kv_cache sections."""
+    onnxruntime's MatMulNBits quantizer, its KV cache in the target's format (calibrated on the graph itself,
+    over prompts from `hf_tok`); returns the manifest's graph and kv_cache sections."""
     from .graph.decoder import emit_decoder
     from .quantize import apply_recipe
     from .recipes import emitter_options
@@ -265,7 +285,8 @@ def _fused_graph(args, weights, folder: Path, target: _Target, *, lora_slots: bo
         progress.stage(f"quantizing: {rec.description}")
         model = apply_recipe(model, rec)
     files = save_onnx(model, folder, "model.onnx")
-    return {
+    del model
+    fragment = {
         "graph": {"flavour": "fused", "files": {"decoder": files[0]}, "max_context": ctx,
                   "inputs": ["input_ids", "seqlens_k", "total_sequence_length", "num_logits_to_keep"],
                   "outputs": ["logits"]},
@@ -273,6 +294,28 @@ def _fused_graph(args, weights, folder: Path, target: _Target, *, lora_slots: bo
                      "num_layers": args.num_hidden_layers, "num_kv_heads": args.num_key_value_heads,
                      "head_dim": args.head_dim, "past": KV_TEMPLATES["past"], "present": KV_TEMPLATES["present"]},
     }
+    if target.kv_cache != "float":
+        fragment["kv_cache"].update(_quantize_kv(args, folder, fragment, target.kv_cache, hf_tok, progress))
+    return fragment
+
+
+def _quantize_kv(args, folder: Path, fragment: dict[str, Any], fmt: str, hf_tok, progress) -> dict[str, Any]:
+    """Calibrate the saved float-cache graph's keys and values, then give it a `fmt` cache; returns the
+    manifest's kv_cache fields for it (exporters/graph/kv_quant.py)."""
+    import onnx
+
+    from .graph.decoder import rope_inv_freq
+    from .graph.kv_quant import calibrate, manifest_section, quantize_cache_io
+    from .npu_export import calibration_ids
+
+    sequences = calibration_ids(hf_tok, fragment["graph"]["max_context"])
+    progress.stage(f"calibrating the {fmt} KV cache: {len(sequences)} prompts, {sum(map(len, sequences))} tokens")
+    inv_freqs = [rope_inv_freq(args, local=args.is_sliding(i)) for i in range(args.num_hidden_layers)]
+    calibration = calibrate(folder, fragment, args.vocab_size, inv_freqs, sequences)
+    path = folder / fragment["graph"]["files"]["decoder"]
+    model = quantize_cache_io(onnx.load(str(path), load_external_data=False), calibration, fmt)
+    onnx.save_model(model, str(path))  # the small graph file; its weights file is untouched
+    return manifest_section(fmt, calibration)
 
 
 def _write_tokenizer(folder: Path, ref: _Loaded) -> dict[str, dict[str, Any]]:
@@ -324,12 +367,25 @@ def _validate(folder: Path, manifest: dict, graph: dict, reference, hf_tok, targ
     from .validate import validate_bundle
 
     rec, profile = target.recipe, target.profile
+    if target.kv_cache != "float":  # a quantized cache is held to agreement and perplexity, not fp32 logits
+        import dataclasses
+
+        from .graph.kv_quant import MAX_PPL_INCREASE
+
+        rec = dataclasses.replace(rec, logits_atol=None,
+                                  max_ppl_increase=rec.max_ppl_increase + MAX_PPL_INCREASE[target.kv_cache])
 
     # NPU bundles are validated as QDQ on this host's CPU (a simulated HTP takes ~10 s a token);
     # the HTP itself is checked below for full offload.
     on_host = DEFAULT_PROFILE if profile.flavour == "static" else None
     progress.stage("validating against transformers" + (" (QDQ graphs on the host CPU)" if on_host else ""))
-    manifest["validation"] = validate_bundle(folder, reference, hf_tok, rec, progress, device=on_host)
+    try:
+        manifest["validation"] = validate_bundle(folder, reference, hf_tok, rec, progress, device=on_host)
+    except ValidationFailedError as e:
+        if target.kv_cache == "float":
+            raise
+        hint = "--kv-cache int8" if target.kv_cache == "int4" else "--kv-cache float"
+        raise ValidationFailedError(f"{e} (with an {target.kv_cache} KV cache: try {hint})") from None
     for name, lora in plan.switchable.items():
         progress.stage(f"validating the adapter {name} against PEFT")
         reference = with_peft_adapter(reference, name, lora.path)

@@ -9,7 +9,8 @@ There is no model logic here. The app loads a bundle with ``edge_sdk.load``, kee
 With "answer from my documents" on, a message first goes through ``edge_sdk.rag.prepare`` (on the
 documents thread, see ``documents.py``): the session is sent the grounded user message (numbered
 excerpts, the instruction, the question) while the bubble shows what the user typed, and the reply's
-caption names the excerpts it drew on.
+caption names the excerpts it drew on with their evidence. When the excerpts do not back the reply, the
+bubble says "Not in your documents." and the caption shows the model's draft (edge_sdk.rag's abstention).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from edge_sdk.runtime.generation_defaults import GENERATION_DEFAULTS
 
 from . import widgets  # noqa: F401  (registers the widget classes used by the .kv file)
 from .bundle_paths import EXPORT_COMMAND, candidate_dirs
-from .documents import Library, sources_caption
+from .documents import Library, answer_caption, sources_caption
 from .documents_ui import DocumentsMixin, error_text
 from .worker import TurnWorker, load_in_background
 
@@ -85,7 +86,8 @@ class ChatApp(DocumentsMixin, App):
 
     def __init__(self, bundle_path: str | None = None, loader=None, embedder_path: str | None = None,
                  index_path: str | None = None, rag=None, **kwargs):
-        """rag: the module providing Index, prepare and cited_sources (default: edge_sdk.rag, imported on first use)."""
+        """rag: the module providing Index, prepare, before_ and after_generating (default: edge_sdk.rag, imported
+        on first use)."""
         super().__init__(**kwargs)
         self.bundle_path = str(bundle_path or "")
         self.embedder_path = str(embedder_path or "")
@@ -93,7 +95,7 @@ class ChatApp(DocumentsMixin, App):
         self._loader = loader or edge_sdk.load
         self._rag = rag
         self._library: Library | None = None
-        self._turn_sources: list = []   # what the running turn's model was given (documents on)
+        self._turn_grounded = None      # the running turn's grounded prompt (documents on)
         self._retrieving = False        # the running turn is still searching the documents
         self.last_sources: list = []    # the sources named under the last reply (for tests)
         self.model = None
@@ -308,7 +310,7 @@ class ChatApp(DocumentsMixin, App):
         self._scroll_to_bottom(force=True)
         self._turn_id += 1
         tid = self._turn_id
-        self._turn_sources = []
+        self._turn_grounded = None
         if self.use_documents:
             self._retrieving = True
             self.status_text = "Searching your documents…"
@@ -324,8 +326,15 @@ class ChatApp(DocumentsMixin, App):
         if tid != self._turn_id:
             return
         self._retrieving = False
-        self._turn_sources = list(grounded.sources)
-        n = len(self._turn_sources)
+        skipped = self.library.skip(grounded) if grounded.sources else None
+        if skipped is not None:  # nothing close to the question: the model is not asked
+            self.generating = False
+            self.last_sources = list(skipped.sources)
+            self.messages[-1] = _bubble("assistant", skipped.text, answer_caption(skipped))
+            self.status_text = "Not in your documents"
+            return
+        self._turn_grounded = grounded
+        n = len(grounded.sources)
         left_out = f", {grounded.dropped} left out to fit" if getattr(grounded, "dropped", 0) else ""
         if n:
             self.status_text = f"Reading your message and {n} excerpt{'s' * (n != 1)}{left_out}…"
@@ -407,9 +416,16 @@ class ChatApp(DocumentsMixin, App):
         self.last_result = result
         stats = result.stats
         text = self.messages[-1]["text"] or ("(stopped before the first word)" if result.cancelled else "(no reply)")
-        self.last_sources = self.library.cited(text, self._turn_sources) if self._turn_sources else []
-        caption = "\n".join(c for c in (route_caption(result.route, self.fallback_name),
-                                         sources_caption(self.last_sources)) if c)
+        grounded, under = self._turn_grounded, ""
+        self.last_sources = []
+        if grounded is not None and grounded.sources:
+            # A stopped reply is not judged (it was cut short); it shows what it was given.
+            answer = self.library.judge(grounded, text) if not result.cancelled else None
+            if answer is not None and answer.abstained:
+                text = answer.text
+            self.last_sources = list(answer.cited or answer.sources) if answer else list(grounded.sources)
+            under = answer_caption(answer) if answer else sources_caption(self.last_sources)
+        caption = "\n".join(c for c in (route_caption(result.route, self.fallback_name), under) if c)
         self.messages[-1] = _bubble("assistant", text, caption)
         self._scroll_to_bottom()  # the last pieces (and a caption) can land after the last scroll: follow them too
         if result.route and result.route.get("target") == "cloud":

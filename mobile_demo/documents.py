@@ -7,7 +7,9 @@ shared between threads, and "open, then add, then search" must happen in that or
 
 Like worker.py this module does not import Kivy: the UI passes ``schedule`` (``Clock.schedule_once``),
 and every result comes back as ``callback(value, dt)`` on the main thread. The RAG API
-(``edge_sdk.rag``: ``Index``, ``prepare``, ``cited_sources``) is imported on first use, or injected.
+(``edge_sdk.rag``: ``Index``, ``prepare``, ``before_generating``, ``after_generating``) is imported on first
+use, or injected. Judging a reply against its sources (``judge``) is text work on scores ``prepare`` already
+computed, so it runs on the main thread.
 """
 from __future__ import annotations
 
@@ -54,14 +56,16 @@ def default_rag():
 class Library:
     """The app's document index. Every method returns at once; results arrive through callbacks.
 
-    rag: the module providing ``Index``, ``prepare`` and ``cited_sources`` (default ``edge_sdk.rag``).
-    loader: loads a bundle folder (``edge_sdk.load``); used for the embedder.
+    rag: the module providing ``Index``, ``prepare``, ``before_generating`` and ``after_generating`` (default
+    ``edge_sdk.rag``). loader: loads a bundle folder (``edge_sdk.load``); used for the embedder.
+    abstain: answer "Not in your documents." when the excerpts do not back a reply (``edge_sdk.rag.ask``'s rule).
     """
 
-    def __init__(self, *, schedule: Callable, loader: Callable[[str], Any], rag=None):
+    def __init__(self, *, schedule: Callable, loader: Callable[[str], Any], rag=None, abstain: bool = True):
         self._schedule = schedule
         self._loader = loader
         self._rag = rag
+        self.abstain = abstain
         self.embedder = None
         self.embedder_path = ""
         self.index = None
@@ -98,11 +102,15 @@ class Library:
         context: ``on_done(grounded_prompt, dt)`` (see ``edge_sdk.rag.prepare``)."""
         self._submit(partial(self._prepare, model, question, k, list(history), int(reply_tokens)), on_done, on_error)
 
-    def cited(self, answer_text: str, sources: list) -> list:
-        """The sources the answer draws on; all of them when it names none (pure text work: any thread)."""
-        if not sources:
-            return []
-        return list(self.rag.cited_sources(answer_text, sources)) or list(sources)
+    def skip(self, grounded):
+        """The "Not in your documents." answer when no excerpt is close enough to the question to ask the
+        model at all; None when it should answer."""
+        return self.rag.before_generating(grounded, self.abstain)
+
+    def judge(self, grounded, answer_text: str):
+        """The answer for a reply streamed from `grounded`: its cited sources with their evidence, or "Not in
+        your documents." (the reply kept as ``draft``) when no relevant excerpt backs it."""
+        return self.rag.after_generating(grounded, answer_text, self.abstain)
 
     def _open(self, index_path: str, embedder_path: str) -> list[FileRow]:
         if not embedder_path:
@@ -167,10 +175,28 @@ def file_rows(files) -> list[FileRow]:
 
 
 def source_label(source) -> str:
-    """"[2] handbook.md, chunk 3": the number the answer cites it by, the file, and where in it."""
-    return f"[{source.n}] {Path(str(source.path)).name}, chunk {source.chunk_no}"
+    """"[2] handbook.md, chunk 3, evidence 0.82": the number the answer cites it by, the file, where in it, and
+    how well it backs the answer (0..1; not shown before there is an answer)."""
+    evidence = getattr(source, "evidence", None)
+    return (f"[{source.n}] {Path(str(source.path)).name}, chunk {source.chunk_no}"
+            + ("" if evidence is None else f", evidence {evidence:.2f}"))
 
 
 def sources_caption(sources: list) -> str:
     """The line under a grounded answer."""
     return ("Sources: " + "  ·  ".join(source_label(s) for s in sources)) if sources else ""
+
+
+def answer_caption(answer) -> str:
+    """What goes under a grounded answer: its sources, or why it is "Not in your documents." and what was
+    closest."""
+    closest = "  ·  ".join(source_label(s) for s in answer.sources)
+    if answer.abstained == "weak_retrieval":
+        return (f"Nothing in your documents is close to this question (best match {answer.retrieval:.2f}, needs "
+                f"{answer.policy.min_retrieval:.2f}). Closest: {closest}")
+    if answer.abstained == "unsupported":
+        draft = " ".join((answer.draft or "").split())
+        draft = draft if len(draft) <= 160 else draft[:159] + "…"
+        return (f"Your documents do not back the model's answer (evidence {answer.support:.2f}, needs "
+                f"{answer.policy.min_support:.2f}): \u201c{draft}\u201d\nGiven: {closest}")
+    return sources_caption(answer.cited or answer.sources)

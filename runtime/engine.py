@@ -7,7 +7,9 @@ Every engine has the same small interface, so generation does not care which fla
     rewind(n), reset()
 
 `FusedEngine` drives the CPU ("fused") graph: one graph for prefill and decode, GroupQueryAttention
-writing into a preallocated cache bound as both its past input and present output.
+writing into a preallocated cache bound as both its past input and present output. A long prompt runs
+in passes of at most `prefill_chunk` rows (`split_rows`), so its activations (attention scores of
+chunk x capacity per head above all) stay bounded whatever the prompt's length.
 """
 from __future__ import annotations
 
@@ -17,17 +19,37 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from .generate import MIN_PREFILL_ROWS
 from .kv_cache import KVCache
 from .providers import SessionConfig, make_session
+
+# Rows per prefill pass. Measured on SmolLM2-135M (docs/benchmarks.md, "Fit before load"): prefill speed is
+# flat from 256 rows up, and a 512-row pass at a 4096-token capacity holds ~80 MB of attention scores.
+DEFAULT_PREFILL_CHUNK = 512
+
+
+def split_rows(n: int, chunk: int) -> list[tuple[int, int]]:
+    """[start, end) passes of at most `chunk` rows covering n rows, none of one row when n > 1: a one-row
+    pass runs other kernels than a many-row one (generate.MIN_PREFILL_ROWS), and many-row passes give the
+    same rows however a prompt is split."""
+    if chunk < MIN_PREFILL_ROWS + 1:
+        raise ValueError(f"a prefill chunk must be at least {MIN_PREFILL_ROWS + 1} rows, got {chunk}")
+    bounds = list(range(0, n, chunk)) + [n]
+    if n > 1 and bounds[-1] - bounds[-2] < MIN_PREFILL_ROWS:  # a short tail: take rows from the pass before it
+        bounds[-2] = n - MIN_PREFILL_ROWS
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class FusedEngine:
     # Engines open the graph names they are given: for a bundle, read_manifest has already checked
     # that those are listed, confined, regular files (host-side callers pass their own fragments).
-    def __init__(self, manifest: dict[str, Any], bundle_dir: Path, config: SessionConfig):
+    def __init__(self, manifest: dict[str, Any], bundle_dir: Path, config: SessionConfig,
+                 capacity: int | None = None, prefill_chunk: int = DEFAULT_PREFILL_CHUNK):
         graph = manifest["graph"]
+        split_rows(1, prefill_chunk)  # a bad chunk fails here, before the session is made
+        self.prefill_chunk = prefill_chunk
+        self.cache = KVCache.from_manifest(manifest, capacity)  # capacity: at most the graph's max_context
         self.session = make_session(Path(bundle_dir) / graph["files"]["decoder"], config)
-        self.cache = KVCache.from_manifest(manifest)
         self.vocab_size = manifest["architecture"]["vocab_size"]
         # Graphs exported before this input existed return logits for every position; that is slower
         # for prompts but correct, so such bundles keep working. Asked of the graph itself, not of the
@@ -102,15 +124,27 @@ class FusedEngine:
         if n == 0:
             raise ValueError("forward() needs at least one token")
         self.cache.check_room(n)
-        total = self.cache.offset + n
-        self._seqlens[0] = total - 1
-        self._total[...] = total
         if n == 1:
+            total = self.cache.offset + 1
+            self._seqlens[0] = total - 1
+            self._total[...] = total
             self._one[0, 0] = ids[0]
             self.session.run_with_iobinding(self.io_decode)
             self.cache.append(1)
             # A copy (~20 us): callers may keep logits across steps; the buffer is reused.
             return self._logits1[0].copy() if all_logits else self._logits1[0, -1].copy()
+        pieces = split_rows(n, self.prefill_chunk)
+        if len(pieces) == 1:
+            return self._prefill(ids, all_logits)
+        rows = [self._prefill(ids[a:b], all_logits) for a, b in pieces]
+        return np.concatenate(rows) if all_logits else rows[-1]
+
+    def _prefill(self, ids: Sequence[int], all_logits: bool) -> np.ndarray:
+        """One many-row pass after the cached tokens."""
+        n = len(ids)
+        total = self.cache.offset + n
+        self._seqlens[0] = total - 1
+        self._total[...] = total
         io = self.io
         io.bind_cpu_input("input_ids", np.asarray(ids, dtype=np.int64).reshape(1, n))
         io.bind_cpu_input("seqlens_k", self._seqlens)
@@ -121,7 +155,8 @@ class FusedEngine:
         self.session.run_with_iobinding(io)
         self.cache.append(n)
         logits = io.get_outputs()[0].numpy()  # [1, n or 1, vocab]
-        return logits[0] if all_logits else logits[0, -1]
+        # a copy of the last row: the next pass of a chunked prompt reuses the output buffer
+        return logits[0] if all_logits else logits[0, -1].copy()
 
     def rewind(self, n: int) -> None:
         self.cache.rewind(n)

@@ -26,6 +26,8 @@ GENERATION_DEFAULTS: dict[str, Any] = {
     "top_p": 1.0,  # off
     "min_p": 0.0,  # off
     "repetition_penalty": 1.15,
+    "frequency_penalty": 0.0,  # OpenAI's; off
+    "presence_penalty": 0.0,  # OpenAI's; off
     "seed": None,  # a fresh random seed per call (only sampling uses it)
     "stop": None,
 }

@@ -90,7 +90,7 @@ class Model:
     Model per thread to generate in parallel)."""
 
     def __init__(self, bundle_dir: Path, manifest: dict[str, Any], config: SessionConfig,
-                 tokenizer_backend: str = "auto"):
+                 tokenizer_backend: str = "auto", capacity: int | None = None):
         self.bundle_dir = bundle_dir
         self.manifest = manifest
         tok = manifest["tokenizer"]
@@ -112,7 +112,8 @@ class Model:
         self.template = ChatTemplate(template, bos_token=tok.get("bos_token") or "",
                                      eos_token=tok.get("eos_token") or "") if template else None
         self.defaults: dict[str, Any] = dict(manifest["generation"])
-        self.engine = engine_class(manifest["graph"]["flavour"])(manifest, bundle_dir, config)
+        sized = {"capacity": capacity} if capacity else {}  # a smaller KV cache than the graph's max_context
+        self.engine = engine_class(manifest["graph"]["flavour"])(manifest, bundle_dir, config, **sized)
         self.decoder = Decoder(self.engine)
         self.last_stats = GenerationStats()
         self._busy = _OneAtATime("Model")
@@ -183,13 +184,15 @@ class Model:
         return self._settings({})
 
     def _settings(self, kw: dict[str, Any]) -> dict[str, Any]:
-        known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop"}
+        known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "frequency_penalty",
+                 "presence_penalty", "seed", "stop"}
         unknown = set(kw) - known
         if unknown:
             raise TypeError(f"unknown generation argument(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
         s = resolve_defaults(self.defaults, known)  # edge-sdk's, then the bundle's (null = not set)
         s.update({k: v for k, v in kw.items() if v is not None or k == "seed"})
-        sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"])
+        sampling.validate(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["repetition_penalty"],
+                          frequency_penalty=s["frequency_penalty"], presence_penalty=s["presence_penalty"])
         n = s["max_new_tokens"]
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"max_new_tokens must be an integer >= 0, got {n!r}")
@@ -219,14 +222,20 @@ class Model:
         """
         adapter = self._adapter if adapter is _DEFAULT else adapter
         self._check_adapter(adapter)
+        if constraint is not None and kw.get("repetition_penalty") is None:
+            # Structured answers copy from the prompt (a name, a figure), and the penalty weighs every token
+            # already in the context, the prompt's included: at 1.15 greedy extracted "Ana" aged 28 from "Ana
+            # Lima is 34". So a grammar turns the default penalty off; a caller who sets one keeps it.
+            kw = dict(kw, repetition_penalty=1.0)
         s = self._settings(kw)
         stops = s["stop"]
         stop = StopStrings([stops] if isinstance(stops, str) else list(stops)) if stops else None
         if speculative:
             from .speculative import SpeculativeStats, generate_tokens_speculative
 
-            if s["temperature"] != 0:
-                raise ValueError("speculative=True needs greedy decoding: temperature=0")
+            if s["temperature"] != 0 or s["frequency_penalty"] or s["presence_penalty"]:
+                raise ValueError("speculative=True needs greedy decoding: temperature=0 and no frequency or presence "
+                                 "penalty (a repetition penalty is fine)")
             if constraint is not None:
                 raise ValueError("speculative=True does not combine with structured output (response_format, grammar, "
                                  "tools) yet")
@@ -239,7 +248,8 @@ class Model:
             stats = stats if stats is not None else GenerationStats()
             self.last_stats = stats
             sampler = sampling.make_sampler(s["temperature"], s["top_k"], s["top_p"], s["min_p"], s["seed"])
-            processor = sampling.make_logits_processor(s["repetition_penalty"])
+            processor = sampling.make_logits_processor(s["repetition_penalty"], s["frequency_penalty"],
+                                                       s["presence_penalty"], prompt_tokens=len(prompt_ids))
             if constraint is not None:  # only tokens the grammar allows, sampled as from the masked logits
                 sampler = constraint.sampler(sampler, temperature=s["temperature"], top_k=s["top_k"],
                                              top_p=s["top_p"], min_p=s["min_p"])
@@ -261,7 +271,8 @@ class Model:
         """Yield the reply as text pieces as they are decoded.
 
         `prompt` is a user message (str) or a list of chat messages; keyword arguments are
-        max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, seed, stop, and the
+        max_new_tokens, temperature (0 = greedy), top_k, top_p, min_p, repetition_penalty, frequency_penalty and
+        presence_penalty (OpenAI's, in [-2, 2]: they count only the reply's own tokens), seed, stop, and the
         structured-output fields of OpenAI's API (docs/structured.md): response_format, grammar=("lark" |
         "regex", text), tools, tool_choice, parallel_tool_calls. With tools, the stream also yields
         ToolCallDelta events (the call's id and name first, then its arguments' JSON text).
@@ -511,7 +522,8 @@ _WRONG_KIND = {
 
 
 def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int | None = None,
-         tokenizer_backend: str = "auto", trusted_keys=None, kind: str | None = None) -> "Model | Embedder":
+         tokenizer_backend: str = "auto", trusted_keys=None, kind: str | None = None, *,
+         max_context: int | None = None, force: bool = False) -> "Model | Embedder":
     """Load an edge bundle: check its manifest, confine and hash its files, open its graph(s).
 
     Returns a Model (generates text) or, for a bundle of kind "embedder", an Embedder (sentence vectors).
@@ -521,6 +533,9 @@ def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int 
     threads: intra-op threads (default: the profile's; env EDGE_SDK_THREADS overrides).
     trusted_keys: Ed25519 public keys (key lines, raw bytes or key files); when given, the bundle must
         be signed by one of them (`edge-sdk sign`), else BundleError.
+    max_context: size the KV cache for fewer tokens than the bundle's maximum (fused bundles): less memory.
+    force: load even when the memory estimate exceeds what the device has available (runtime/fit.py);
+        without it that is a DeviceFitError, raised before onnxruntime allocates anything.
     """
     bundle_dir = Path(os.path.realpath(bundle_dir))
     manifest = read_manifest(bundle_dir, trusted_keys=trusted_keys)
@@ -530,4 +545,11 @@ def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int 
         from .embed import Embedder
 
         return Embedder(bundle_dir, manifest, _session_config(manifest, device, threads), tokenizer_backend)
-    return Model(bundle_dir, manifest, _session_config(manifest, device, threads), tokenizer_backend)
+    from .fit import check_context, check_fit
+
+    capacity = check_context(manifest, max_context)
+    config = _session_config(manifest, device, threads)
+    need = check_fit(manifest, capacity, force=force)
+    model = Model(bundle_dir, manifest, config, tokenizer_backend, capacity=capacity)
+    model.memory_need = need  # the estimate it was admitted with (edge-sdk run --json reports it)
+    return model

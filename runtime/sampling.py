@@ -9,6 +9,11 @@ then a draw from the softmax. The tests check the equivalence against transforme
 
 Temperature 0 means greedy (argmax) and ignores the other sampling settings, like transformers'
 ``do_sample=False``. The random generator is passed in, so a seed reproduces a run.
+
+OpenAI's ``frequency_penalty`` and ``presence_penalty`` (which transformers does not have) follow OpenAI's
+definition: ``logit[j] - count[j] * frequency_penalty - (count[j] > 0) * presence_penalty``, where
+``count[j]`` is how often token j was generated so far in this reply (the prompt does not count). They
+run after the repetition penalty, before temperature, as in vLLM.
 """
 from __future__ import annotations
 
@@ -18,14 +23,15 @@ from typing import Callable, Sequence
 import numpy as np
 
 __all__ = [
-    "validate", "apply_repetition_penalty", "apply_temperature", "top_k_mask", "top_p_mask",
+    "validate", "apply_repetition_penalty", "apply_frequency_presence_penalties", "apply_temperature", "top_k_mask", "top_p_mask",
     "min_p_mask", "make_sampler", "make_logits_processor",
 ]
 
 _NEG_INF = np.float32(-np.inf)
 
 
-def validate(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0) -> None:
+def validate(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0, *,
+             frequency_penalty=0.0, presence_penalty=0.0) -> None:
     """Raise ``ValueError`` naming the first argument outside its valid range."""
     if not _is_real(temperature) or not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
@@ -37,6 +43,9 @@ def validate(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=
         raise ValueError(f"min_p must be in [0, 1) (0 = off), got {min_p!r}")
     if not _is_real(repetition_penalty) or not math.isfinite(repetition_penalty) or repetition_penalty <= 0:
         raise ValueError(f"repetition_penalty must be a finite number > 0 (1 = off), got {repetition_penalty!r}")
+    for name, value in (("frequency_penalty", frequency_penalty), ("presence_penalty", presence_penalty)):
+        if not _is_real(value) or not (-2.0 <= value <= 2.0):  # OpenAI's range
+            raise ValueError(f"{name} must be a number in [-2, 2] (0 = off), got {value!r}")
 
 
 def _is_real(x) -> bool:
@@ -56,6 +65,18 @@ def apply_repetition_penalty(logits: np.ndarray, seen_ids: Sequence[int], penalt
     ids = np.unique(np.asarray(seen_ids, dtype=np.int64))
     picked = out[ids]
     out[ids] = np.where(picked < 0, picked * penalty, picked / penalty)
+    return out
+
+
+def apply_frequency_presence_penalties(logits: np.ndarray, generated_ids: Sequence[int], frequency_penalty: float,
+                                       presence_penalty: float) -> np.ndarray:
+    """OpenAI's penalties: subtract ``count * frequency_penalty + presence_penalty`` from the logit of every
+    token generated ``count`` >= 1 times so far. Positive values discourage repeats, negative ones favour them."""
+    out = np.array(logits, dtype=np.float32, copy=True)
+    if len(generated_ids) == 0 or (frequency_penalty == 0 and presence_penalty == 0):
+        return out
+    ids, counts = np.unique(np.asarray(generated_ids, dtype=np.int64), return_counts=True)
+    out[ids] -= (counts * frequency_penalty + presence_penalty).astype(np.float32)
     return out
 
 
@@ -191,17 +212,30 @@ def _draw(logits: np.ndarray, rng: np.random.Generator) -> int:
 
 def make_logits_processor(
     repetition_penalty: float = 1.0,
+    frequency_penalty: float = 0.0,
+    presence_penalty: float = 0.0,
+    prompt_tokens: int = 0,
 ) -> Callable[[np.ndarray, Sequence[int]], np.ndarray] | None:
     """Build ``process(logits, seen_ids) -> logits`` or None when there is nothing to do.
 
     Runs before the sampler (also before greedy argmax), like transformers' logits processors.
-    ``seen_ids`` are the prompt and generated ids so far.
+    ``seen_ids`` are the prompt and generated ids so far; the first ``prompt_tokens`` of them are the prompt,
+    which the repetition penalty counts and the frequency/presence penalties do not (OpenAI's definition).
     """
-    validate(repetition_penalty=repetition_penalty)
-    if repetition_penalty == 1.0:
+    validate(repetition_penalty=repetition_penalty, frequency_penalty=frequency_penalty,
+             presence_penalty=presence_penalty)
+    steps: list[Callable[[np.ndarray, Sequence[int]], np.ndarray]] = []
+    if repetition_penalty != 1.0:
+        steps.append(lambda x, seen: apply_repetition_penalty(x, seen, repetition_penalty))
+    if frequency_penalty != 0.0 or presence_penalty != 0.0:
+        steps.append(lambda x, seen: apply_frequency_presence_penalties(x, seen[prompt_tokens:], frequency_penalty,
+                                                                        presence_penalty))
+    if not steps:
         return None
 
     def process(logits: np.ndarray, seen_ids: Sequence[int]) -> np.ndarray:
-        return apply_repetition_penalty(logits, seen_ids, repetition_penalty)
+        for step in steps:
+            logits = step(logits, seen_ids)
+        return logits
 
     return process

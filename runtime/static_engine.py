@@ -4,9 +4,10 @@ The graphs have no dynamic dimension, so the host does what a dynamic graph woul
 - owns the KV cache as preallocated numpy buffers [1, kvH, capacity, D] per layer and kind, passes
   them whole as `past_*`, and copies each call's `present_*` (only the new entries) in at `offset`;
 - feeds prompts in windows of `prefill_chunk` tokens, padding the last window and masking the pad
-  (a shorter-than-window prompt is the common case in chat, not an edge case);
+  (a shorter-than-window prompt is the common case in chat, not an edge case); a prompt is split as
+  the fused engine splits it (`engine.split_rows`), so no window of a prompt is a lone token;
 - builds the additive attention mask [1, 1, S, capacity + S] and the position ids.
-Single tokens (decode, or a 1-token remainder) run the decode graph.
+Single tokens (decode) run the decode graph.
 """
 from __future__ import annotations
 
@@ -88,15 +89,17 @@ class StaticEngine:
                 f"{self.offset} tokens in context + {n} new = {self.offset + n} exceeds the maximum context of "
                 f"{self.capacity} tokens this static graph was exported for; start a new conversation, shorten "
                 "the prompt, or export with a larger max_context")
+        from .engine import split_rows
+
         ids = np.asarray(ids, dtype=np.int64)
         out = []
-        start = 0
-        while start < n:
-            piece = ids[start:start + self.chunk]
+        # (A graph of 1 or 2 rows per window cannot avoid a one-row tail: its windows are taken in order.)
+        windows = split_rows(n, self.chunk) if self.chunk > 2 else [(i, min(i + self.chunk, n)) for i in range(0, n, self.chunk)]
+        for start, end in windows:  # a one-row window goes to the decode graph
+            piece = ids[start:end]
             kind = "decode" if len(piece) == 1 else "prefill"
             logits = self._run(self.graphs[kind], kind, piece)
             out.append(logits if all_logits else logits[-1:])
-            start += len(piece)
         return np.concatenate(out) if all_logits else out[-1][0]
 
     def _run(self, g: _Graph, kind: str, piece: np.ndarray) -> np.ndarray:

@@ -33,6 +33,10 @@ def threads(text: str) -> int:
     return _number(text, int, 1, MAX_THREADS, what=f"an integer from 1 to {MAX_THREADS}")
 
 
+def context(text: str) -> int:
+    return _number(text, int, 16, 1 << 17, what="an integer from 16 to 131072 tokens")
+
+
 def temperature(text: str) -> float:
     return _number(text, float, 0.0, 100.0, what="a number >= 0 (0 = greedy)")
 
@@ -81,6 +85,10 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trusted-key", action="append", metavar="KEY.pub",
                    help="require the bundle to be signed by this public key (edge-sdk sign; repeatable)")
     p.add_argument("--adapter", metavar="NAME", help="use the bundle's LoRA adapter NAME (exported with --adapters)")
+    p.add_argument("--max-context", type=context, metavar="TOKENS",
+                   help="size the KV cache for fewer tokens than the bundle's maximum: less memory")
+    p.add_argument("--force-load", action="store_true",
+                   help="load even if the memory estimate exceeds the device's available memory")
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -116,7 +124,7 @@ def load_model(args: argparse.Namespace):
     import edge_sdk
 
     model = edge_sdk.load(args.bundle, device=args.device, threads=args.threads, trusted_keys=args.trusted_key,
-                          kind="decoder")
+                          kind="decoder", **load_options(args))
     if getattr(args, "adapter", None):
         from edge_sdk.errors import BundleError
 
@@ -125,6 +133,11 @@ def load_model(args: argparse.Namespace):
         except ValueError as e:
             raise BundleError(str(e)) from None
     return model
+
+
+def load_options(args: argparse.Namespace) -> dict:
+    """edge_sdk.load's memory options from --max-context and --force-load."""
+    return {"max_context": getattr(args, "max_context", None), "force": bool(getattr(args, "force_load", False))}
 
 
 def read_text_arg(value: str, what: str) -> str:

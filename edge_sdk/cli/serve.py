@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_load_args, count, positive
+from ._common import add_load_args, count, load_options, positive
 
 EPILOG = """\
 endpoints (OpenAI API):
@@ -17,6 +17,12 @@ Omitted sampling fields take the bundle's defaults, not OpenAI's temperature 1: 
 repetition penalty 1.15); the same defaults as `edge-sdk run` and `chat`. A request's fields override
 them; to change them for good, edit the manifest's `generation` section. Every answer carries where it was produced: a "route"
 object and an X-Edge-Route header.
+
+Web pages the user opens can reach a server on this machine too. So POSTs must carry
+'Content-Type: application/json' (OpenAI's clients send it; 415 otherwise), and on the default
+loopback bind only requests addressed to localhost, 127.0.0.1 or [::1] are answered (403 otherwise),
+which stops DNS rebinding. --host 0.0.0.0 (or any non-loopback address) accepts any Host name and
+other machines: require an API key there (--api-key-env).
 
 Hybrid routing (--fallback): the device answers first; the fallback endpoint (any OpenAI-compatible
 server) is asked when the prompt does not fit the device model, when the device answer's confidence
@@ -48,7 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "'.[serve]').",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_load_args(p)  # BUNDLE, --device, --threads (per model), --trusted-key
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only, and only requests addressed to "
+                        "a loopback name); a non-loopback address such as 0.0.0.0 serves other machines under any "
+                        "name: set an API key then")
     p.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
     key = p.add_mutually_exclusive_group()
     key.add_argument("--api-key", metavar="KEY", help="require 'Authorization: Bearer KEY' (visible in ps: prefer "
@@ -59,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="models loaded side by side: N generations at once (default 1; each costs the bundle's memory)")
     p.add_argument("--max-queue", type=count, default=8, metavar="N",
                    help="requests that may wait for a model; more get 503 + Retry-After (default 8)")
-    p.add_argument("--log-requests", metavar="FILE", help="append every request body to FILE (JSON lines)")
+    p.add_argument("--log-requests", metavar="FILE", help="append every request body to FILE (JSON lines; it holds "
+                                                          "whole prompts, so it is created readable by you only)")
     h = p.add_argument_group("hybrid routing")
     h.add_argument("--fallback", metavar="URL", help="OpenAI-compatible endpoint to escalate to (e.g. https://host/v1)")
     h.add_argument("--fallback-model", metavar="NAME", help="model name at the fallback (default: the requested one)")
@@ -111,13 +121,18 @@ def run(args: argparse.Namespace) -> int:
                   "threshold": args.confidence_threshold}
     from edge_sdk.runtime.server import serve
 
+    from edge_sdk.runtime.server.guard import is_loopback
+
     def ready(model_id):
         where = f"http://{args.host}:{args.port}"
         print(f"serving {model_id} on {where}/v1 ({args.instances} model(s), queue {args.max_queue}, policy {policy}"
               f"{', API key required' if api_key else ''}); Ctrl-C stops", file=sys.stderr, flush=True)
+        if not api_key and not is_loopback(args.host):
+            print(f"warning: {args.host} is reachable from other machines and no API key is set: anyone who can reach "
+                  "this port can use the model; set one with --api-key-env", file=sys.stderr, flush=True)
 
     serve(args.bundle, host=args.host, port=args.port, instances=args.instances, max_queue=args.max_queue,
           api_key=api_key, model_name=args.model_name, device=args.device, threads=args.threads,
           trusted_keys=args.trusted_key, router_options=router, request_log=args.log_requests, on_ready=ready,
-          adapter=args.adapter)
+          adapter=args.adapter, load_options=load_options(args))
     return 0

@@ -30,7 +30,7 @@ MAX_STR = 4096
 
 FLAVOURS = ("fused", "static")
 GRAPH_FILES = {"fused": ("decoder",), "static": ("prefill", "decode")}
-KV_DTYPES = {"float32": 4, "float16": 2}
+KV_DTYPES = {"float32": 4, "float16": 2, "int8": 1, "uint8": 1}
 # Execution-provider options a bundle may set. Anything else (QNN's backend_path above all: it names
 # a shared library to load) comes only from the caller or a device profile the caller chose.
 BUNDLE_PROVIDER_OPTIONS = {
@@ -171,9 +171,19 @@ def validate(m: dict[str, Any]) -> None:
     heads = _int(kv, "num_kv_heads", "kv_cache", 1, MAX_HEADS)
     head_dim = _int(kv, "head_dim", "kv_cache", 1, MAX_HEAD_DIM)
     dtype = _str(kv, "dtype", "kv_cache", required=False, choices=tuple(KV_DTYPES)) or "float32"
+    from ..kv_cache import KV_FORMATS
+
+    fmt = KV_FORMATS[_str(kv, "format", "kv_cache", required=False, choices=tuple(KV_FORMATS)) or "float"]
+    if (fmt.dtype or "float32") != dtype and not (fmt.dtype is None and dtype == "float16"):
+        raise _fail("kv_cache.dtype", f"must be {fmt.dtype or 'float32 or float16'} for the {fmt.name} format", dtype)
+    if fmt.name != "float" and flavour != "fused":
+        raise _fail("kv_cache.format", "is only supported on the fused flavour (GroupQueryAttention)", fmt.name)
+    if head_dim % fmt.values_per_element:
+        raise _fail("kv_cache.head_dim", f"must be a multiple of {fmt.values_per_element} for the {fmt.name} format",
+                    head_dim)
     _kv_pattern(kv, "past")
     _kv_pattern(kv, "present")
-    kv_bytes = 2 * layers * heads * head_dim * context * KV_DTYPES[dtype]
+    kv_bytes = 2 * layers * heads * head_dim // fmt.values_per_element * context * KV_DTYPES[dtype]
     if kv_bytes > MAX_KV_BYTES:
         raise _fail("graph.max_context", f"gives a KV cache of {kv_bytes / 2**30:.1f} GiB "
                                          f"({layers} layers x {heads} heads x {head_dim} x {context} tokens), over the "

@@ -12,18 +12,23 @@ grounded in them with citations.
 
     model = edge_sdk.load("bundles/smollm2")                    # a decoder
     answer = ask(model, Index.open("docs.index", embedder), "How do I reset the device?")
-    print(answer.text, [(s.path, s.chunk_no) for s in answer.cited])
+    print(answer.text, [(s.path, s.chunk_no, s.evidence) for s in answer.cited])
+    if answer.abstained:                                        # the text is NOT_IN_DOCUMENTS
+        print("the documents do not answer this:", answer.abstained, answer.draft)
 
 Modules: chunking (token-sized, sentence-aware chunks), readers (files to text), store (the SQLite
-file), index (Index: add / remove / files / search), grounded (prepare / ask / cited_sources).
+file), index (Index: add / remove / files / search), grounded (prepare / ask / cited_sources),
+evidence (how well the sources back an answer; when to say NOT_IN_DOCUMENTS).
 """
 from .chunking import Chunk, chunk_text
-from .grounded import Answer, GroundedPrompt, Source, ask, cited_sources, prepare
+from .evidence import NOT_IN_DOCUMENTS, Policy
+from .grounded import Answer, GroundedPrompt, Source, after_generating, ask, before_generating, cited_sources, prepare
 from .index import AddReport, Hit, Index
 from .readers import SUPPORTED_SUFFIXES, read_document
 from .store import FileEntry
 
 __all__: list[str] = [
     "Index", "AddReport", "FileEntry", "Hit", "Chunk", "chunk_text", "read_document", "SUPPORTED_SUFFIXES",
-    "ask", "prepare", "cited_sources", "Answer", "GroundedPrompt", "Source",
+    "ask", "prepare", "cited_sources", "Answer", "GroundedPrompt", "Source", "before_generating", "after_generating",
+    "NOT_IN_DOCUMENTS", "Policy",
 ]

@@ -8,26 +8,38 @@
 Every answer says where it was produced: a `route` object in the JSON (and in each streamed chunk)
 and an `X-Edge-Route` header, e.g. `device; reason=local-only`. With a hybrid router (hybrid/) the
 target can also be the fallback endpoint.
+
+The event loop only moves bytes: parsing, validating and tokenizing a request run on a thread
+(intake.py bounds what each may cost), generation on the pool's threads (pool.py); guard.py
+decides which requests get in at all.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request as HttpRequest
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from edge_sdk.errors import ContextLengthError
+from edge_sdk.errors import ContextLengthError, EdgeError
 from edge_sdk.runtime.hybrid import Confidence, RouteRequest
 
-from . import protocol, structured
+from . import intake, protocol, structured
+from .guard import Guard
 from .pool import Job, ModelPool
-from .protocol import ApiError
+from .protocol import ApiError, ClientGone
+
+log = logging.getLogger("uvicorn.error")
 
 
 def route_header(route: dict[str, Any]) -> str:
@@ -43,21 +55,41 @@ class Server:
     """The request handlers; `app` is the Starlette application."""
 
     def __init__(self, pool: ModelPool, model_id: str, *, api_key: str | None = None, router=None,
-                 request_log=None):
+                 request_log=None, allowed_hosts: frozenset[str] | None = None,
+                 body_seconds: float = intake.BODY_SECONDS):
+        """allowed_hosts: the Host names accepted (guard.allowed_hosts(bind)); None accepts any.
+        body_seconds: the time a request body may take to arrive."""
         self.pool, self.model_id, self.api_key, self.router = pool, model_id, api_key, router
         self.request_log = request_log  # a file to append each request's JSON to (tests, audits)
+        self.body_seconds = body_seconds
+        self._log_lock = threading.Lock()
+        model = pool.model
+        longest = intake.longest_token_bytes(model.tokenizer) if hasattr(model, "tokenizer") else None
+        # A prompt of more bytes than this cannot fit the model's context (see intake.py); None: no bound known.
+        self.prompt_limit = model.max_context * longest if longest else None
+        # The body cap: room for any prompt that could fit, twice over for JSON's escapes (\uXXXX: 6 bytes for a
+        # 3-byte character) and twice again for the rest; the full 8 MB when a fallback's larger model may take what
+        # the device cannot. Every byte over what can be answered is work an abusive client makes us do.
+        self._fallback = router is not None and router.client is not None and router.policy.name != "local-only"
+        self.max_body = protocol.MAX_BODY if self._fallback or self.prompt_limit is None else \
+            min(protocol.MAX_BODY, max(intake.MIN_BODY, 4 * self.prompt_limit))
+        # Requests are parsed and tokenized here, off the event loop. Two threads: the GIL runs one at a time
+        # anyway, and a second lets a small request pass while a large one is prepared.
+        self._prep = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-sdk-prep")
         self.app = Starlette(routes=[
             Route("/health", self.health, methods=["GET"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
-        ], exception_handlers={ApiError: self._api_error, HTTPException: self._http_error,
-                               Exception: self._unexpected}, lifespan=self._lifespan)
+        ], middleware=[Middleware(Guard, allowed=allowed_hosts)],
+            exception_handlers={ApiError: self._api_error, HTTPException: self._http_error,
+                                Exception: self._unexpected}, lifespan=self._lifespan)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):
         yield
         self.pool.stop_all()  # shutting down (Ctrl-C, SIGTERM): running generations stop at their next token
+        self._prep.shutdown(wait=False, cancel_futures=True)
 
     # -- plumbing -----------------------------------------------------------------------------------
     async def _api_error(self, request, exc: ApiError):
@@ -66,36 +98,32 @@ class Server:
     async def _http_error(self, request, exc: HTTPException):
         kind = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else None
         return JSONResponse(ApiError(exc.status_code, exc.detail or "error", code=kind).body(),
-                            status_code=exc.status_code)
+                            status_code=exc.status_code, headers=protocol.CLOSE)  # its body was not read
 
     async def _unexpected(self, request, exc: Exception):
-        return JSONResponse(ApiError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error").body(),
-                            status_code=500)
+        # The details (which may hold server paths) go to the server log with the traceback, not to the client.
+        return JSONResponse(ApiError(500, f"internal error ({type(exc).__name__}); the server log has the details",
+                                     type="server_error").body(), status_code=500)
 
     def _authorize(self, request: HttpRequest) -> None:
         if self.api_key is None:
             return
-        if request.headers.get("authorization", "") != f"Bearer {self.api_key}":
+        # Constant time: how long a wrong key takes to refuse must not tell how much of it was right.
+        sent = request.headers.get("authorization", "").encode("latin-1")  # the header's bytes, as received
+        if not hmac.compare_digest(sent, f"Bearer {self.api_key}".encode()):
             raise ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
-                           type="authentication_error", code="invalid_api_key")
+                           type="authentication_error", code="invalid_api_key", headers=protocol.CLOSE)
 
-    async def _body(self, request: HttpRequest) -> Any:
-        too_large = ApiError(413, f"the request body is larger than {protocol.MAX_BODY >> 20} MB",
-                             code="request_too_large")
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > protocol.MAX_BODY:
-            raise too_large
-        data = b""
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > protocol.MAX_BODY:
-                raise too_large
-        try:
-            return json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "the request body is not valid JSON") from None
-        except RecursionError:  # e.g. a JSON Schema nested thousands of levels deep
-            raise ApiError(400, "the request body is JSON nested too deeply to read") from None
+    async def _off_loop(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._prep, fn, *args)
+
+    def _log_request(self, path: str, body: Any) -> None:
+        if self.request_log is None:
+            return
+        line = json.dumps({"path": path, "body": body}) + "\n"
+        with self._log_lock:  # requests are prepared on two threads: one whole line each
+            self.request_log.write(line)
+            self.request_log.flush()
 
     # -- endpoints ----------------------------------------------------------------------------------
     async def health(self, request):
@@ -128,18 +156,9 @@ class Server:
     # -- generation ---------------------------------------------------------------------------------
     async def _generate(self, request: HttpRequest, kind: str):
         self._authorize(request)
-        body = await self._body(request)
-        if self.request_log is not None:
-            self.request_log.write(json.dumps({"path": request.url.path, "body": body}) + "\n")
-            self.request_log.flush()
-        req = protocol.parse(body, kind)
-        if req.model not in self.model_ids():
-            served = ", ".join(repr(m) for m in self.model_ids())
-            raise ApiError(404, f"the model {req.model!r} does not exist here; this server serves {served}",
-                           param="model", code="model_not_found")
+        data = await intake.read_body(request, self.max_body, self.body_seconds)
+        req, ids, plan = await self._off_loop(self._prepare, request.url.path, data, kind)
         model = self.pool.model
-        plan = await structured.plan(model, req)  # response_format / tools / tool turns: checked and compiled now
-        ids = plan.ids if plan is not None else self._prompt_ids(model, req)
         room = model.max_context - len(ids)
         fits = room >= 1 and not (req.max_tokens is not None and req.max_tokens > room)
         if self.router is not None:
@@ -213,7 +232,31 @@ class Server:
             return self.sse(req, once(), route, lambda: usage, job, finish=finish)
         return self.json(req, text, job, [], route, finish=finish, usage=usage)
 
+    def _prepare(self, path: str, data: bytes, kind: str) -> tuple[protocol.Request, list[int], Any]:
+        """Body bytes -> (validated request, prompt ids, structured.Plan or None). CPU work: runs on a thread,
+        never on the event loop."""
+        body = intake.parse_json(data)
+        self._log_request(path, body)
+        messages = body.get("messages") if isinstance(body, dict) and kind == "chat" else None
+        if not self._fallback and isinstance(messages, list) and len(messages) > self.pool.model.max_context:
+            # before validating thousands of messages: each takes at least one token, so they cannot fit
+            raise ApiError(400, f"this model's maximum context is {self.pool.model.max_context} tokens and the request "
+                                f"has {len(messages)} messages (each takes at least one token); shorten it",
+                           param="messages", code="context_length_exceeded")
+        req = protocol.parse(body, kind)
+        if req.model not in self.model_ids():
+            served = ", ".join(repr(m) for m in self.model_ids())
+            raise ApiError(404, f"the model {req.model!r} does not exist here; this server serves {served}",
+                           param="model", code="model_not_found")
+        plan = structured.plan(self, req)  # response_format / tools / tool turns: checked and compiled now
+        return req, (plan.ids if plan is not None else self._prompt_ids(self.pool.model, req)), plan
+
     def _prompt_ids(self, model, req: protocol.Request) -> list[int]:
+        param = "messages" if req.kind == "chat" else "prompt"
+        if not self._may_escalate(req):  # else the fallback may take what the device cannot
+            self._check_size(model, req, param)
+        from jinja2.exceptions import TemplateError
+
         try:
             if req.kind == "chat":
                 if model.template is None:
@@ -222,8 +265,34 @@ class Server:
                                    code="no_chat_template")
                 return model.encode_prompt(req.messages)
             return model.encode_prompt(req.prompt, raw=True)
-        except (ValueError, TypeError) as e:
-            raise ApiError(400, str(e), param="messages" if req.kind == "chat" else "prompt") from None
+        except (ValueError, TypeError, TemplateError) as e:  # TemplateError: the template's raise_exception
+            raise ApiError(400, str(e), param=param) from None
+        except EdgeError as e:
+            log.error("encoding a prompt failed: %s", e)  # may name server paths: the log's, not the client's
+            raise ApiError(500, "this bundle could not encode the prompt; the server log has the details",
+                           type="server_error") from None
+
+    def _may_escalate(self, req: protocol.Request) -> bool:
+        """Whether a prompt too long for the device may still go to the fallback (hybrid/decision.py: not under
+        local-only, not when the caller asks for the device)."""
+        router = self.router
+        return router is not None and router.client is not None and router.policy.name != "local-only" \
+            and req.route != "device"
+
+    def _check_size(self, model, req: protocol.Request, param: str) -> None:
+        """Refuse before tokenizing a prompt too large to fit: tokenizing megabytes would hold a CPU (and the GIL)
+        for seconds. A prompt has at least one token per message and per `longest` bytes of text."""
+        why = None
+        if req.kind == "chat" and len(req.messages) > model.max_context:
+            why = f"the request has {len(req.messages)} messages (each takes at least one token)"
+        elif self.prompt_limit is not None:
+            size = intake.prompt_bytes(req)
+            if size > self.prompt_limit:
+                why = (f"the prompt has {size} bytes of text, more than any prompt of that many tokens can hold "
+                       f"({self.prompt_limit})")
+        if why is not None:
+            raise ApiError(400, f"this model's maximum context is {model.max_context} tokens and {why}; shorten it",
+                           param=param, code="context_length_exceeded")
 
     def settings(self, req: protocol.Request, ids: list[int]) -> dict[str, Any]:
         model = self.pool.model
@@ -236,7 +305,7 @@ class Server:
 
     async def device_pieces(self, req, ids, job: Job, observer=None) -> AsyncIterator[str]:
         """The reply's text pieces from a pool model (waiting for one if all are busy)."""
-        model = await self.pool.acquire()
+        model = await self.pool.acquire(job)
         settings = self.settings(req, ids)
 
         def start():
@@ -249,35 +318,56 @@ class Server:
         job = Job()
         pieces = self.device_pieces(req, ids, job)
         if req.stream:
-            first = await self._first(pieces)  # a full queue is a 503 now, not an error inside a 200 stream
+            first = await self._first(request, pieces, job)  # a full queue is a 503 now, not an error in a 200 stream
             return self.sse(req, _prepend(first, pieces), route, lambda: self._usage(ids, job), job)
         text = await self._collect(request, pieces, job)
         return self.json(req, text, job, ids, route)
 
-    async def _first(self, pieces: AsyncIterator[str]):
+    async def _first(self, request, pieces: AsyncIterator[str], job: Job):
+        async def first():
+            try:
+                return await pieces.__anext__()
+            except StopAsyncIteration:
+                return None
+
         try:
-            return await pieces.__anext__()
-        except StopAsyncIteration:
-            return None
+            return await self._unless_gone(request, job, first())
         except ContextLengthError as e:
             raise ApiError(400, str(e), code="context_length_exceeded") from None
 
     async def _collect(self, request, pieces: AsyncIterator[str], job: Job) -> str:
-        async def watch():  # a client that hangs up stops its generation, streaming or not
-            while not job.stop.is_set():
+        async def join():
+            return "".join([piece async for piece in pieces])
+
+        try:
+            return await self._unless_gone(request, job, join())
+        except ContextLengthError as e:
+            raise ApiError(400, str(e), code="context_length_exceeded") from None
+
+    @staticmethod
+    async def _unless_gone(request, job: Job, work):
+        """Await `work` as a task of its own. If the client hangs up meanwhile, stop the job and cancel the task:
+        a request still waiting for a model leaves the queue at once, a running one stops at its next token."""
+        task = asyncio.ensure_future(work)
+        gone = False
+
+        async def watch():
+            nonlocal gone
+            while not task.done():
                 if await request.is_disconnected():
+                    gone = True
                     job.stop.set()
+                    task.cancel()
                     return
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(0.1)
 
         watcher = asyncio.ensure_future(watch())
         try:
-            out = []
-            async for piece in pieces:
-                out.append(piece)
-            return "".join(out)
-        except ContextLengthError as e:
-            raise ApiError(400, str(e), code="context_length_exceeded") from None
+            return await task
+        except asyncio.CancelledError:
+            if gone:
+                raise ClientGone() from None
+            raise
         finally:
             watcher.cancel()
 

@@ -2,7 +2,8 @@
 
 A Model runs one generation at a time (its KV cache is one conversation). The pool holds N models;
 a request takes a free one or waits in a queue of at most `max_queue`; a request beyond that is
-refused at once (503 + Retry-After) instead of piling up. Decoding runs on a worker thread
+refused at once (503 + Retry-After) instead of piling up; a request whose client hangs up while it waits
+leaves the queue at once. Decoding runs on a worker thread
 (onnxruntime releases the GIL), so the event loop keeps answering; the worker checks a stop flag
 between tokens, which is how a client that goes away stops its generation, and it hands the model
 back to the pool itself when it is done.
@@ -14,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
-from .protocol import ApiError
+from .protocol import ApiError, ClientGone
 
 
 @dataclass(eq=False)  # compared and hashed by identity: jobs live in a set
@@ -52,7 +53,11 @@ class ModelPool:
                 self._free.put_nowait(m)
         return self._free
 
-    async def acquire(self):
+    async def acquire(self, job: Job | None = None):
+        """A free model, waiting in the queue if none is; 503 at once when the queue is full.
+
+        Cancelling the wait (the client hung up) gives its queue place back at once. A model that comes free
+        for a job already stopped goes to the next in line: a gone client never holds one."""
         free = self._queue()
         if free.empty() and self.waiting >= self.max_queue:
             raise ApiError(503, f"the server is busy: {len(self.models)} generation(s) running and {self.waiting} "
@@ -63,6 +68,9 @@ class ModelPool:
             model = await free.get()
         finally:
             self.waiting -= 1
+        if job is not None and job.stop.is_set():
+            free.put_nowait(model)
+            raise ClientGone()
         self.running += 1
         return model
 

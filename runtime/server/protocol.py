@@ -1,12 +1,18 @@
 """The OpenAI HTTP API's shapes: validated requests in, chat/text completions and errors out.
 
 Only what a device model can honour is accepted: `n` must be 1, and options that would silently do
-nothing here (logprobs, the legacy `functions`) are refused with a 400 naming them. Structured output and
-tool calling (response_format, tools, tool-call turns) are checked in structured.py. Options that do
-not change the text and that clients send by default (user, presence_penalty 0, ...) are ignored.
+nothing here (logprobs, audio, the legacy `functions`) are refused with a 400 naming them. Structured output
+and tool calling (response_format, tools, tool-call turns) are checked in structured.py. Options that do
+not change the text and that clients send by default (user, store, metadata ...) are ignored.
+
+Every value is checked for what the code behind it needs: numbers are finite and in range (Python's json
+reads NaN and Infinity), flags are JSON booleans (not "false"), strings are Unicode text (no lone UTF-16
+surrogate, which nothing downstream can encode), and `stop` strings are short.
 """
 from __future__ import annotations
 
+import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +32,19 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+# For an error answered before the request body was read: close the connection after it. Else uvicorn keeps the
+# connection for the next request and reads (and discards) the rest of the body first: a client could stream an
+# endless body into a refused request and keep the server parsing it.
+CLOSE = {"Connection": "close"}
+
+
+class ClientGone(ApiError):
+    """The client hung up (mid-body, or while its request waited for a model): nobody reads the answer."""
+
+    def __init__(self):
+        super().__init__(499, "the client closed the request", code="client_closed_request")  # nginx's 499
+
+
 REFUSED = {  # accepted by OpenAI, meaningless or impossible here: say so instead of ignoring
     "logprobs": "logprobs are not returned by this server",
     "top_logprobs": "logprobs are not returned by this server",
@@ -35,9 +54,12 @@ REFUSED = {  # accepted by OpenAI, meaningless or impossible here: say so instea
     "echo": "echo is not supported by this server",
     "best_of": "best_of is not supported by this server",
     "suffix": "suffix is not supported by this server",
+    "audio": "audio output is not supported by this server: it serves a text model",
 }
 MAX_STOP = 4  # OpenAI's limit
-MAX_BODY = 8 << 20  # bytes of a request body
+MAX_STOP_CHARS = 256  # per stop string: a stop marks the end of an answer ("\n\n", "</answer>"), not a document
+MAX_BODY = 8 << 20  # bytes of a request body at most (app.py lowers it when no fallback can take long prompts)
+PENALTY = 2.0  # frequency_penalty and presence_penalty lie in [-PENALTY, PENALTY], as OpenAI's
 
 
 @dataclass
@@ -49,7 +71,7 @@ class Request:
     messages: list[dict[str, str]] | None  # chat
     prompt: str | None  # completion
     max_tokens: int | None
-    sampling: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, seed, stop
+    sampling: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, penalties, seed, stop
     stream: bool = False
     include_usage: bool = False
     route: str | None = None  # edge-sdk extension: "device" or "cloud" asks the router for a target
@@ -62,11 +84,42 @@ def _number(body, key, lo, hi, *, integer=False, default=None, lo_open=False):
     if value is None:
         return default
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if not ok or isinstance(value, bool) or value > hi or (value <= lo if lo_open else value < lo):
+    # NaN compares false with everything, so a range check alone would let it through.
+    if (not ok or isinstance(value, bool) or not math.isfinite(value) or value > hi
+            or (value <= lo if lo_open else value < lo)):
         kind = "an integer" if integer else "a number"
         interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
         raise ApiError(400, f"'{key}' must be {kind} in {interval}, got {value!r}", param=key)
     return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # after json.loads a pair is one character: what is left is lone
+
+
+def check_text(body: dict) -> None:
+    """Raise a 400 if any string in the request (keys and nested values too) holds a lone UTF-16 surrogate.
+
+    JSON's "\\ud800" escape decodes to one, and no UTF-8 encoder (tokenizer, log, response) accepts it."""
+    stack: list[tuple[Any, str, str]] = [(v, k, k) for k, v in body.items()]  # (value, path, top-level key)
+    stack += [(k, "a key of the request", k) for k in body]
+    while stack:
+        value, path, param = stack.pop()
+        if isinstance(value, str):
+            found = None if value.isascii() else _SURROGATE.search(value)
+            if found:
+                raise ApiError(400, f"{_printable(path)} holds a lone UTF-16 surrogate ({found.group()!a}), which is "
+                                    "not Unicode text; send text as UTF-8 (an escaped pair such as \\ud83d\\ude00 "
+                                    "is fine)", param=_printable(param))
+        elif isinstance(value, dict):
+            stack += [(v, f"{path}.{k}", param) for k, v in value.items()]
+            stack += [(k, f"a key in {path}", param) for k in value]
+        elif isinstance(value, list):
+            stack += [(v, f"{path}[{i}]", param) for i, v in enumerate(value)]
+
+
+def _printable(text: str) -> str:
+    """`text` safe to put in a UTF-8 response (a surrogate inside a key name shows as \\udXXX)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def parse(body: Any, kind: str) -> Request:
@@ -74,9 +127,14 @@ def parse(body: Any, kind: str) -> Request:
     from . import structured  # it builds on this module's shapes
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
+    check_text(body)  # first: every error message below may quote the request's strings
     for key, why in REFUSED.items():
         if body.get(key) not in (None, False, 0, [], {}):
             raise ApiError(400, why, param=key, code="unsupported_parameter")
+    modalities = body.get("modalities")
+    if modalities is not None and modalities != ["text"]:
+        raise ApiError(400, f"'modalities' can only be [\"text\"] here (this server serves a text model), got "
+                            f"{modalities!r}", param="modalities", code="unsupported_parameter")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "'model' is required (see GET /v1/models)", param="model")
@@ -115,25 +173,36 @@ def parse(body: Any, kind: str) -> Request:
     max_tokens = _number(body, max_key, 1, 1 << 20, integer=True)
     stop = body.get("stop")
     if stop is not None:
-        stops = [stop] if isinstance(stop, str) else stop
+        stops = [stop] if isinstance(stop, str) else stop  # one string is one stop, not its characters
         if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops) or len(stops) > MAX_STOP:
             raise ApiError(400, f"'stop' must be a non-empty string or a list of up to {MAX_STOP}", param="stop")
+        if any(len(s) > MAX_STOP_CHARS for s in stops):
+            raise ApiError(400, f"each 'stop' string may have at most {MAX_STOP_CHARS} characters, got one of "
+                                f"{max(len(s) for s in stops)}", param="stop")
         stop = stops
     # Omitted sampling fields take the bundle's defaults (greedy for the bundles edge-sdk exports), not
     # OpenAI's temperature 1: a device model's defaults are chosen for it.
     sampling = {"temperature": _number(body, "temperature", 0, 2),
                 "top_p": _number(body, "top_p", 0, 1, lo_open=True),
+                "frequency_penalty": _number(body, "frequency_penalty", -PENALTY, PENALTY),
+                "presence_penalty": _number(body, "presence_penalty", -PENALTY, PENALTY),
                 "seed": _number(body, "seed", 0, 2**63 - 1, integer=True), "stop": stop}
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ApiError(400, "'stream' must be true or false", param="stream")
     options = body.get("stream_options") or {}
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), (bool, type(None))):
+        raise ApiError(400, "'stream_options' must be an object whose 'include_usage' is true or false",
+                       param="stream_options")
     route = body.get("route")
     if route not in (None, "device", "cloud"):
         raise ApiError(400, "'route' must be \"device\" or \"cloud\"", param="route")
-    return Request(kind, model, messages, prompt, max_tokens, sampling, stream,
-                   bool(isinstance(options, dict) and options.get("include_usage")), route,
-                   bool(body.get("allow_cloud_pii", False)), structured.fields(body))
+    allow_pii = body.get("allow_cloud_pii", False)
+    if not isinstance(allow_pii, bool):  # "false" is a non-empty string: it must not count as consent
+        raise ApiError(400, f"'allow_cloud_pii' must be true or false (a JSON boolean), got {allow_pii!r}",
+                       param="allow_cloud_pii")
+    return Request(kind, model, messages, prompt, max_tokens, sampling, stream, options.get("include_usage") is True,
+                   route, allow_pii, structured.fields(body))
 
 
 FINISH = {"eos": "stop", "stop": "stop", "length": "length", "context": "length", "cancelled": "stop"}

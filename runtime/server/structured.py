@@ -5,8 +5,9 @@ The Python API does the work (runtime/structured: `generation.prepare` checks th
 renders the prompt in the model's tool format, `ReplyParser` reads the reply back); this module is the wire:
 
     request   fields(body), tool_message(i, m)       checked shapes, in protocol.parse
-    plan      await plan(model, req) -> Plan | None   Spec, prompt ids and the compiled grammar, before anything
-                                                      runs: a field, schema or history the engine refuses is a 400
+    plan      plan(server, req) -> Plan | None        Spec, prompt ids and the compiled grammar (on the server's
+                                                      prep thread), before the request takes a model: a field,
+                                                      schema or history the engine refuses is a 400
     reply     respond(...) / collect(...) / answer(...)
               message.tool_calls [{id, type: "function", function: {name, arguments: "<json>"}}], content null,
               finish_reason "tool_calls"; streamed as OpenAI streams them (a call's first delta has its index,
@@ -19,6 +20,8 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
+
+from jinja2.exceptions import TemplateError
 
 from edge_sdk.errors import ContextLengthError, StructuredOutputError
 
@@ -48,7 +51,7 @@ def tool_message(i: int, m: dict) -> dict | None:
             raise ApiError(400, f"messages[{i}].content: only text parts are supported", param="messages")
         content = "".join(parts)
     if role == "tool":
-        if not isinstance(content, str):
+        if not isinstance(content, str):  # (a check on the string form: the renderer needs text)
             raise ApiError(400, f"messages[{i}].content (a tool result) must be a string: JSON-encode structured "
                            "results", param="messages")
         call_id = m.get("tool_call_id")
@@ -73,7 +76,8 @@ def tool_message(i: int, m: dict) -> dict | None:
                            "{'name', 'arguments': '<JSON text>'}}", param="messages")
         clean.append({"id": c["id"], "type": "function",
                       "function": {"name": fn["name"], "arguments": fn["arguments"]}})
-    return {"role": "assistant", "content": content, "tool_calls": clean}
+    # content "" for null: the same to the renderer, and text to everything that measures a message's content
+    return {"role": "assistant", "content": content or "", "tool_calls": clean}
 
 
 @dataclass
@@ -103,15 +107,19 @@ def needed(req: protocol.Request) -> bool:
     return bool(req.structured) or has_tool_turns(req.messages)
 
 
-async def plan(model, req: protocol.Request) -> Plan | None:
-    """Check the fields against `model`, render the prompt and compile the grammar (on a thread: the first
-    structured request builds the engine's tokenizer, ~1 s). None for a plain request."""
+def plan(server, req: protocol.Request) -> Plan | None:
+    """Check the fields against the server's model, render the prompt and compile the grammar (CPU work: the
+    server calls this on its prep thread; the first structured request builds the engine's tokenizer, ~1 s).
+    None for a plain request."""
     if not needed(req):
         return None
+    model = server.pool.model
     if req.kind == "chat" and model.template is None:
         raise ApiError(400, "this model has no chat template (a base model): tools and tool-call history need one",
                        param="messages", code="no_chat_template")
-    return await asyncio.to_thread(_plan, model, req)
+    if not server._may_escalate(req):  # too large to fit: refused before tokenizing it (app.py's check)
+        server._check_size(model, req, "messages" if req.kind == "chat" else "prompt")
+    return _plan(model, req)
 
 
 def _plan(model, req: protocol.Request) -> Plan:
@@ -136,7 +144,7 @@ def _refusals(param: str | None):
         yield
     except StructuredOutputError as e:  # the engine is not installed (or cannot read this tokenizer)
         raise ApiError(400, str(e), param=param, code="structured_output_unavailable") from None
-    except (ValueError, TypeError, RecursionError) as e:
+    except (ValueError, TypeError, RecursionError, TemplateError) as e:  # TemplateError: the template's raise
         raise ApiError(400, str(e) or type(e).__name__, param=param) from None
 
 
@@ -164,7 +172,7 @@ async def events(server, req, plan: Plan, job: Job, holder: list, observer=None)
     from edge_sdk.runtime.structured.generation import ReplyStream
 
     constraint = plan.constraint()  # before taking a model: nothing to hand back if it fails
-    model = await server.pool.acquire()
+    model = await server.pool.acquire(job)
     s = settings(server, req, plan)
 
     def start():
@@ -189,21 +197,14 @@ async def collect(server, request, req, plan: Plan, job: Job, observer=None):
     """The whole Reply of a device generation (a client that hangs up stops it)."""
     holder: list = []
 
-    async def watch():
-        while not job.stop.is_set():
-            if await request.is_disconnected():
-                job.stop.set()
-                return
-            await asyncio.sleep(0.25)
-
-    watcher = asyncio.ensure_future(watch())
-    try:
+    async def run():
         async for _ in events(server, req, plan, job, holder, observer):
             pass
+
+    try:  # a client that hangs up stops its generation (or leaves the queue)
+        await server._unless_gone(request, job, run())
     except (ContextLengthError, StructuredOutputError) as e:
         raise _error(e) from None
-    finally:
-        watcher.cancel()
     return holder[0].reply
 
 
@@ -226,10 +227,15 @@ async def respond(server, request, req, plan: Plan, route: dict[str, Any]):
         return answer(server, req, str(reply), calls, reply.finish_reason, server._usage(plan.ids, job), route)
     holder: list = []
     it = events(server, req, plan, job, holder).__aiter__()
+
+    async def first_event():
+        try:
+            return await it.__anext__()
+        except StopAsyncIteration:
+            return None
+
     try:  # a full queue or a prompt that does not fit is an HTTP error now, not an error inside a 200 stream
-        first = await it.__anext__()
-    except StopAsyncIteration:
-        first = None
+        first = await server._unless_gone(request, job, first_event())
     except (ContextLengthError, StructuredOutputError) as e:
         raise _error(e) from None
 

@@ -7,7 +7,9 @@ compared with this x86-64 host's on the same token ids:
 - the default int4 bundle: "Paris", and logits as close to x86's as x86's own kernels are to each other
   (accuracy level 4 quantizes activations to int8, differently on x86 and arm64, and differently on
   x86 for a prefill and a one-token step); with fp32 activations (accuracy level 0) the same int4
-  graph must match x86 to cosine 0.9999.
+  graph must match x86 to cosine 0.9999;
+- the build is made `--structured` (llguidance's aarch64 wheel): one schema-constrained answer by its own
+  install. One build for every check: each emulated build and install costs minutes of CI.
 """
 from __future__ import annotations
 
@@ -31,9 +33,11 @@ PROMPT = "Name the capital of France."
 
 @pytest.fixture(scope="module")
 def pi(smollm2_bundle, minilm_bundle, arm64_device, tmp_path_factory):
-    """The default int4 bundle's linux-aarch64 build, with the MiniLM embedder, installed on the emulated device."""
+    """The default int4 bundle's linux-aarch64 build, with the MiniLM embedder and structured output, installed
+    on the emulated device."""
     require_pypi("the linux-aarch64 build (it downloads aarch64 wheels)")
-    return package_and_install(smollm2_bundle, arm64_device, tmp_path_factory.mktemp("pi"), embedder=minilm_bundle)
+    return package_and_install(smollm2_bundle, arm64_device, tmp_path_factory.mktemp("pi"), embedder=minilm_bundle,
+                               extra=("--structured",))
 
 
 def _probe(device, build: Path, bundle: Path, out: Path, max_new_tokens: int) -> tuple[dict, np.ndarray]:
@@ -182,6 +186,34 @@ def _png_size(path: Path) -> tuple[int, int]:
     head = path.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n", head[:8]
     return struct.unpack(">II", head[16:24])
+
+
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 30},
+                                           "age": {"type": "integer", "minimum": 0, "maximum": 120},
+                                           "city": {"type": "string", "maxLength": 30}},
+          "required": ["name", "age", "city"], "additionalProperties": False}
+
+
+def test_a_schema_constrained_answer_on_arm64(pi, arm64_device, tmp_path):
+    """The build's own install (its llguidance aarch64 wheel, its edge-sdk) runs one schema-constrained
+    generation of the real SmolLM2; jsonschema checks the answer."""
+    jsonschema = pytest.importorskip("jsonschema")
+    assert json.loads((pi / "device_build.json").read_text())["target"]["min_glibc"] == "2.31"
+    (tmp_path / "schema.json").write_text(json.dumps(SCHEMA))
+    t0 = time.perf_counter()
+    proc = arm64_device.run([str(pi / ".venv" / "bin" / "python"), str(HERE / "structured_probe.py"),
+                             str(pi / "bundle"), str(pi / "device_profile.json"), str(tmp_path / "schema.json")],
+                            cwd=tmp_path, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    arm64_device.timings["structured_s"] = time.perf_counter() - t0
+    assert info["machine"] == "aarch64"
+    venv = str(pi / ".venv")
+    assert info["edge_sdk"].startswith(venv) and info["llguidance"].startswith(venv)  # the build's own install
+    assert info["finish_reason"] == "stop", info
+    answer = json.loads(info["text"])
+    jsonschema.validate(answer, SCHEMA)
+    assert "Ana" in answer["name"] and answer["age"] == 34 and answer["city"] == "Porto", answer
 
 
 @pytest.mark.ui

@@ -48,6 +48,58 @@ def test_index_then_ask_answers_from_the_document_with_its_citation(tmp_path, ca
     assert code == 0 and "Achterberg" in out and "Sources:" in out and "brindlecove_handbook.md (chunk" in out
 
 
+# Questions over the same documents: answered right and kept, and near the documents' topics (or off them) but
+# not answered by them. benchmarks/rag_abstention.py measures the rates on 30 + 42 questions; these are a few
+# whose decision is far from the thresholds on both the int4 and the fp32 bundle.
+ANSWERABLE = {"What time does the Harrowgate office close on Fridays?": "17:45",
+              "What is the Danby Brewery's dark ale called?": "Ferryman's Lantern",
+              "What is the cafe on the MV Corrie Dawn called?": "The Galley"}
+UNANSWERABLE = {"What is the capital of Australia?": "weak_retrieval",
+                "Who owns the Ferrowick Inn?": "unsupported",
+                "How much does it cost to take a car to Little Orbisle?": "unsupported"}
+
+
+def test_answers_that_the_documents_back_are_kept_and_the_others_are_not_in_your_documents(
+        tmp_path, capsys, minilm_bundle, smollm2_bundle):
+    import edge_sdk
+    from edge_sdk.rag import NOT_IN_DOCUMENTS, Index, Policy, ask
+
+    model, embedder = edge_sdk.load(smollm2_bundle), edge_sdk.load(minilm_bundle)
+    policy = Policy()
+    with Index.open(tmp_path / "docs.index", embedder, create=True) as index:
+        assert index.add([DATA / "docs"]).ok
+        for question, expected in ANSWERABLE.items():
+            answer = ask(model, index, question, max_new_tokens=48)
+            assert answer.abstained is None and expected in answer.text, (question, answer.as_dict())
+            assert answer.support >= policy.min_support and answer.cited
+            assert max(s.evidence for s in answer.cited) == answer.support  # the citation holds the evidence
+        for question, reason in UNANSWERABLE.items():
+            answer = ask(model, index, question, max_new_tokens=48)
+            assert answer.text == NOT_IN_DOCUMENTS and answer.abstained == reason, (question, answer.as_dict())
+            assert answer.cited == [] and (answer.draft is None) == (reason == "weak_retrieval")
+            if reason == "unsupported":  # the model did answer, with words of a source that is not about it
+                assert answer.draft and answer.support < policy.min_support <= answer.retrieval
+
+    # The command line: the phrase, the structured flag, the evidence score with each citation.
+    index = tmp_path / "docs.index"
+    code, out, _ = _run(capsys, "ask", smollm2_bundle, "--index", index, "Who owns the Ferrowick Inn?", "--json",
+                        "--max-new-tokens", "48")
+    result = json.loads(out)
+    assert code == 0 and result["answer"] == "Not in your documents." and result["abstained"] is True
+    assert result["reason"] == "unsupported" and result["draft"] and result["cited"] == []
+    assert all("evidence" in s for s in result["sources"]) and result["evidence"]["min_support"] == policy.min_support
+    code, out, _ = _run(capsys, "ask", smollm2_bundle, "--index", index, "Who owns the Ferrowick Inn?",
+                        "--max-new-tokens", "48")
+    assert code == 0 and out.startswith("Not in your documents.\n") and "The model's draft, not backed" in out
+    code, out, _ = _run(capsys, "ask", smollm2_bundle, "--index", index, "Who owns the Ferrowick Inn?",
+                        "--max-new-tokens", "48", "--always-answer")
+    assert code == 0 and not out.startswith("Not in your documents.") and "evidence 0." in out
+    code, out, _ = _run(capsys, "ask", smollm2_bundle, "--index", index, "What is the Danby Brewery's dark ale called?",
+                        "--max-new-tokens", "48")
+    assert code == 0 and "Ferryman's Lantern" in out and "Sources:" in out
+    assert "vellmoor_history.txt (chunk " in out and ", evidence " in out
+
+
 def test_unreadable_files_are_reported_and_the_rest_indexed(tmp_path, capsys, minilm_bundle):
     index = tmp_path / "docs.index"
     code, out, err = _run(capsys, "index", "add", index, DATA / "docs" / "vellmoor_history.txt",

@@ -38,7 +38,7 @@ MUTANTS = (
            "    if temperature != 1.0:\n        steps.append(", "    if False:\n        steps.append(",
            ("tests/runtime/test_sampling_public.py::test_temperature_shapes_the_distribution",)),
     Mutant("repetition penalty ignored", "runtime/sampling.py",
-           "    if repetition_penalty == 1.0:\n        return None", "    if True:\n        return None",
+           "    if repetition_penalty != 1.0:\n        steps.append(", "    if False:\n        steps.append(",
            ("tests/runtime/test_sampling_public.py::test_repetition_penalty_changes_the_greedy_choice_as_transformers_does",)),
     Mutant("manifest format not checked", "runtime/bundle/manifest.py",
            'if manifest.get("format") != BUNDLE_FORMAT:', "if False:",

@@ -31,7 +31,10 @@ MUTANTS = (
            ("tests/exporters/test_generation_defaults.py::test_sampling_defaults_round_trip_into_generate",)),
     Mutant("greedy defaults to no repetition penalty", "runtime/generation_defaults.py",
            '    "repetition_penalty": 1.15,', '    "repetition_penalty": 1.0,',
-           ("tests/runtime/test_decode_loop.py::test_default_sampling_equals_transformers_with_the_same_settings",)),
+           # the export writes the defaults into the manifest, and the harness reuses one clean export: the
+           # export-side test sees the mutated default, the runtime one checks it reaches generate()
+           ("tests/exporters/test_generation_defaults.py::test_no_sampling_choice_gets_edge_sdk_defaults",
+            "tests/runtime/test_decode_loop.py::test_default_sampling_equals_transformers_with_the_same_settings")),
     Mutant("speculative decoding drops the repetition penalty", "runtime/model.py",
            'processor=sampling.make_logits_processor(s["repetition_penalty"]))',
            "processor=None)",

@@ -74,11 +74,15 @@ def test_citations_by_marker_then_by_shared_words():
 
 
 def test_ask_returns_the_answer_with_its_sources(model, index):
-    answer = ask(model, index, "What is the code for room 3?", k=3, max_new_tokens=8)
+    answer = ask(model, index, "What is the code for room 3?", k=3, max_new_tokens=8, abstain=False)
     assert answer.sources and answer.route == {"target": "device"}
     assert answer.stats.new_tokens <= 8
-    assert set(answer.as_dict()) == {"answer", "cited", "sources", "route"}
+    assert set(answer.as_dict()) == {"answer", "abstained", "reason", "draft", "evidence", "cited", "sources", "route"}
     assert all(c in answer.sources for c in answer.cited)
+    assert all(s.evidence is not None for s in answer.sources) and answer.abstained is None
+    # The random decoder's words are in no source: with abstention on, that is "Not in your documents."
+    judged = ask(model, index, "What is the code for room 3?", k=3, max_new_tokens=8)
+    assert judged.abstained == "unsupported" and judged.text == "Not in your documents." and judged.draft == answer.text
 
 
 def test_the_privacy_gate_sees_retrieved_text(model, tmp_path, embedder):
@@ -89,11 +93,11 @@ def test_the_privacy_gate_sees_retrieved_text(model, tmp_path, embedder):
     router = Router("cloud-first", fallback_url="http://127.0.0.1:9/v1", timeout=1, retries=0)
     with Index.open(tmp_path / "c.index", embedder, create=True) as idx:
         idx.add([doc])
-        private = ask(model, idx, "Who manages room 5?", router=router, max_new_tokens=4)
+        private = ask(model, idx, "Who manages room 5?", router=router, max_new_tokens=4, abstain=False)
     assert private.route["target"] == "device" and private.route["reason"] == "personal_data"
     doc.write_text("The facilities manager for room 5 works on weekdays.\n")
     with Index.open(tmp_path / "c.index", embedder) as idx:
         idx.add([doc])
-        public = ask(model, idx, "Who manages room 5?", router=router, max_new_tokens=4)
+        public = ask(model, idx, "Who manages room 5?", router=router, max_new_tokens=4, abstain=False)
     # Nothing personal: the fallback was tried (and is down), so the device answered, marked degraded.
     assert public.route["reason"] == "fallback_failed" and public.route["degraded"] is True

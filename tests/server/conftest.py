@@ -96,3 +96,23 @@ def serve(tmp_path):
     yield start
     for s in started:
         assert s.stop() in (0, -15)
+
+
+@pytest.fixture
+def live():
+    """live(model=FakeModel(), max_queue=8, **Server kwargs) -> a LiveServer in this process; stopped at the end."""
+    from edge_sdk.runtime.server.app import Server
+    from edge_sdk.runtime.server.pool import ModelPool
+
+    from .fakes import FakeModel, LiveServer
+
+    started = []
+
+    def start(model=None, max_queue=8, **kwargs):
+        s = LiveServer(Server(ModelPool([model or FakeModel()], max_queue), "fake", **kwargs))
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()

@@ -30,8 +30,9 @@ def test_chat_with_the_openai_client(serve, tiny_bundle, reference):
     raw = client.chat.completions.with_raw_response.create(model=server.model_id, messages=messages, max_tokens=12)
     resp = raw.parse()
     want = reference.generate(messages, max_new_tokens=12)
+    assert reference.last_stats.stop_reason == "length"  # the premise: max_tokens cut this reply
     assert resp.choices[0].message.content == want and resp.choices[0].message.role == "assistant"
-    assert resp.choices[0].finish_reason in ("stop", "length") and resp.object == "chat.completion"
+    assert resp.choices[0].finish_reason == "length" and resp.object == "chat.completion"
     assert resp.usage.prompt_tokens == len(reference.encode_prompt(messages))
     assert resp.usage.completion_tokens == reference.last_stats.new_tokens
     assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
@@ -48,8 +49,47 @@ def test_streaming_with_the_openai_client(serve, tiny_bundle, reference):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == reference.generate("sea haiku", max_new_tokens=20)
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1  # really streamed
-    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
+    assert reference.last_stats.stop_reason == "length"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
     assert chunks[-1].usage.completion_tokens == reference.last_stats.new_tokens  # include_usage: last chunk
+    assert chunks[-1].choices == [] and all(c.usage is None for c in chunks[:-1])
+
+
+@pytest.mark.parametrize("options", [None, {"include_usage": False}])
+def test_no_usage_chunk_unless_asked(serve, tiny_bundle, options):
+    server = serve(tiny_bundle)
+    extra = {} if options is None else {"stream_options": options}
+    chunks = list(_client(server).chat.completions.create(model=server.model_id, max_tokens=8, stream=True,
+                                                          messages=[{"role": "user", "content": "sea"}], **extra))
+    assert chunks and all(c.choices for c in chunks) and all(c.usage is None for c in chunks)
+    completions = list(_client(server).completions.create(model=server.model_id, prompt="sea", max_tokens=8,
+                                                          stream=True, **extra))
+    assert completions and all(c.choices and c.usage is None for c in completions)
+
+
+def test_a_stop_string_is_one_stop_not_its_characters(serve, tiny_bundle, reference):
+    """`"stop": "abc"` stops at "abc"; split into characters it would stop at the first "a" already."""
+    server = serve(tiny_bundle)
+    msgs = [{"role": "user", "content": "hello world"}]
+    text = reference.generate(msgs, max_new_tokens=40)
+    # a 3-character stop whose first character occurs earlier in the reply, and which itself does not
+    k = next(k for k in range(1, len(text) - 3) if text[k] in text[:k] and text[k:k + 3] not in text[:k + 2]
+             and text[k:k + 3].strip())
+    stop = text[k:k + 3]
+    for kind in ("chat", "completion"):
+        if kind == "chat":
+            got = _client(server).chat.completions.create(model=server.model_id, messages=msgs, max_tokens=40,
+                                                          stop=stop)
+            answer, finish = got.choices[0].message.content, got.choices[0].finish_reason
+        else:
+            prompt = "the quick brown fox"
+            raw_text = reference.generate(prompt, raw=True, max_new_tokens=40)
+            j = next(j for j in range(1, len(raw_text) - 3) if raw_text[j] in raw_text[:j]
+                     and raw_text[j:j + 3] not in raw_text[:j + 2] and raw_text[j:j + 3].strip())
+            stop = raw_text[j:j + 3]
+            got = _client(server).completions.create(model=server.model_id, prompt=prompt, max_tokens=40, stop=stop)
+            answer, finish, text, k = got.choices[0].text, got.choices[0].finish_reason, raw_text, j
+        assert answer == text[:k] and finish == "stop", (stop, answer, text)
 
 
 def test_completions_and_sampling_parameters(serve, tiny_bundle, reference):
@@ -65,7 +105,13 @@ def test_completions_and_sampling_parameters(serve, tiny_bundle, reference):
     assert s.choices[0].message.content == reference.generate(msgs, max_new_tokens=30, stop=[stop])
     assert stop not in s.choices[0].message.content and s.choices[0].finish_reason == "stop"
     m = client.chat.completions.create(model=server.model_id, messages=msgs, max_completion_tokens=3)
-    assert m.usage.completion_tokens <= 3
+    assert m.usage.completion_tokens == 3 and m.choices[0].finish_reason == "length"
+    for fp, pp in ((1.5, 0.0), (0.0, 2.0), (-1.0, 0.5)):  # OpenAI's penalties: as the Python API applies them
+        p = client.chat.completions.create(model=server.model_id, messages=msgs, max_tokens=30, frequency_penalty=fp,
+                                           presence_penalty=pp)
+        assert p.choices[0].message.content == reference.generate(msgs, max_new_tokens=30, frequency_penalty=fp,
+                                                                  presence_penalty=pp)
+    assert p.choices[0].message.content != reference.generate(msgs, max_new_tokens=30)  # they change the reply
 
 
 @pytest.mark.parametrize("body, status, words", [
@@ -104,6 +150,10 @@ def test_more_errors(serve, tiny_bundle):
     assert code == 401
     assert server.post("/v1/chat/completions", body, headers={"Authorization": "Bearer s3cret"})[0] == 200
     assert _client(server, "s3cret").models.list().data[0].id == server.model_id
+    code, text, _ = server.get("/v1/models")  # the model list is behind the key too
+    assert code == 401 and json.loads(text)["error"]["code"] == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        _client(server, "wrong").models.list()
     code, text, _ = server.post("/v1/chat/completions", b"{not json", headers={"Authorization": "Bearer s3cret"})
     assert code == 400 and "not valid JSON" in text
     code, text, _ = server.post("/v1/nothing", body)

@@ -228,8 +228,6 @@ HOSTILE = [
      "", "response_format"),
     ({"response_format": rf({"allOf": [{"type": "string"}, {"type": "integer"}]})}, "", "response_format"),
     ({"response_format": rf(_deep(60))}, "nested", "response_format"),
-    ({"response_format": rf({"type": "object", "properties": {f"k{i}": {"type": "string", "description": "x" * 64}
-                                                             for i in range(20000)}})}, "", "response_format"),
     ({"response_format": {"type": "xml"}}, "response_format", "response_format"),
     ({"tools": [WEATHER, WEATHER]}, "two tools are named 'get_weather'", "tools"),
     ({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "launch"}}}, "launch", "tools"),
@@ -240,7 +238,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("extra, words, param", HOSTILE, ids=[
-    "unknown-keyword", "admits-nothing", "contradiction", "deep", "huge", "bad-type", "clash", "unknown-named",
+    "unknown-keyword", "admits-nothing", "contradiction", "deep", "bad-type", "clash", "unknown-named",
     "choice-without-tools", "bad-name", "legacy-functions"])
 def test_hostile_requests_are_a_400_and_the_server_keeps_serving(server, extra, words, param):
     t0 = time.perf_counter()
@@ -254,9 +252,10 @@ def test_hostile_requests_are_a_400_and_the_server_keeps_serving(server, extra, 
     assert code == 200, text
 
 
-@pytest.mark.parametrize("levels", [500, 5000, 100_000])
+@pytest.mark.parametrize("levels", [500, 2000, 3500])
 def test_a_schema_nested_past_any_parser_is_a_400(server, levels):
-    """Deeper than Python's json (or our schema check) can walk: a clear 400, never a 500 or a crash."""
+    """Deeper than Python's json (or our schema check) can walk: a clear 400, never a 500 or a crash. (3,500
+    levels is ~210 KB: larger bodies meet the server's body cap first, a 413 of their own: test_abuse.py.)"""
     body = _deep_body(levels).replace(b'"model": "M"', f'"model": "{server.model_id}"'.encode())
     t0 = time.perf_counter()
     code, text, _ = server.post("/v1/chat/completions", body)

@@ -1,6 +1,6 @@
 """Device builds with the grammar engine (`edge-sdk package --structured`): the linux-aarch64 wheelhouse
 carries llguidance's wheel; an Android project stages the python-for-android recipe (never built here).
-The emulated-arm64 run of a constrained generation is tests/arm64/test_structured_arm64.py."""
+The emulated-arm64 run of a constrained generation is tests/arm64/test_emulated.py::test_a_schema_constrained_answer_on_arm64."""
 from __future__ import annotations
 
 import json

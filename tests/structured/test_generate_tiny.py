@@ -119,6 +119,22 @@ def test_greedy_is_the_masked_argmax_of_a_reference_loop(model, schema):
     jsonschema.validate(json.loads(reply), schema)
 
 
+def test_a_grammar_turns_the_default_repetition_penalty_off(model):
+    """Structured answers copy from the prompt, which the penalty punishes: under a grammar the default is no
+    penalty (plain greedy, as the reference loop), while a penalty the caller sets still applies."""
+    from edge_sdk.runtime.structured import generation
+
+    assert model.generation_defaults["repetition_penalty"] > 1.0  # the free-text default has one
+    spec = generation.prepare(model, {"response_format": rf(NESTED)})
+    expected = reference_greedy(model, generation.encode(model, "Describe someone.", spec), spec.grammar, 150)
+    model.decoder.reset()
+    default = model.generate("Describe someone.", response_format=rf(NESTED), max_new_tokens=150)
+    assert model.tokenizer.encode(default) == expected or default == model.tokenizer.decode(expected)
+    penalised = model.generate("Describe someone.", response_format=rf(NESTED), max_new_tokens=150,
+                               repetition_penalty=2.0)
+    assert penalised != default  # the caller's penalty is not overridden
+
+
 def test_forced_tokens_run_in_one_pass(model, monkeypatch):
     rows = []
     forward = model.decoder.forward

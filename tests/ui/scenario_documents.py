@@ -6,7 +6,8 @@ latin1.txt), UI_EXTRA (one more good file, added together with the bad ones), UI
 UI_EMBEDDER (an embedder bundle folder, or "fake": tests/rag/fake_embedder.py's bag of words),
 UI_QUESTION, UI_SCREENSHOT and UI_SCREENSHOT_PANEL (optional PNG paths: the chat, the panel).
 
-The RAG API is edge_sdk.rag's (Index, prepare, cited_sources); only the embedder may be a stand-in.
+The RAG API is edge_sdk.rag's (Index, prepare, before_generating, after_generating); only the embedder may be
+a stand-in.
 """
 from __future__ import annotations
 
@@ -105,6 +106,9 @@ def main():
     question = os.environ.get("UI_QUESTION", "Who founded Vellmoor?")
     statuses = []
     app.bind(status_text=lambda _a, value: statuses.append(value))
+    # The tiny random decoder's replies are backed by nothing: the first turn is shown as answered (abstention
+    # off) to see its sources and their evidence, the follow-up as the app does by default.
+    app.library.abstain = False
     ui.type_and_send(question)
     ui.wait_idle(120)
     ui.pump(timeout=0.3)
@@ -121,7 +125,17 @@ def main():
     if os.environ.get("UI_SCREENSHOT"):
         res["screenshot"] = ui.screenshot(os.environ["UI_SCREENSHOT"])
 
-    # 5. Off again: the next message goes as typed, with no sources under the reply.
+    # 5. A new chat with abstention on (the default): the random decoder's reply is backed by nothing.
+    press(ids.new_chat_button)
+    ui.pump(lambda: not app.messages, 5)
+    app.library.abstain = True
+    ui.type_and_send(question)
+    ui.wait_idle(120)
+    ui.pump(timeout=0.3)
+    res["abstained"] = {"bubbles": ui.bubbles(), "banner": app.banner_text,
+                        "sources": [(os.path.basename(s.path), s.chunk_no, s.n, s.evidence) for s in app.last_sources]}
+
+    # 6. Off again: the next message goes as typed, with no sources under the reply.
     press(ids.new_chat_button)
     ui.pump(lambda: not app.messages, 5)
     app.set_use_documents(False)

@@ -58,7 +58,7 @@ def main():
     seen, clipped = settings(policy="auto", fallback_url=os.environ["UI_FALLBACK"],
                              fallback_model=os.environ["UI_FALLBACK_MODEL"])
     res["clipped_labels"] = clipped
-    res["header"] = ids.header.text
+    res["header"] = f"{ids.header.text} / {ids.route_note.text}"  # the name, and where answers come from under it
     res["auto"] = turn("tell me about the sky")  # the tiny random model is never sure: escalated
     res["personal"] = turn("write to jane.doe@example.com")  # personal data stays on the device
     res["reopened"] = settings()[0]  # what the panel shows now

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_sdk.rag import Policy
+
 pytestmark = pytest.mark.ui
 
 DATA = Path(__file__).resolve().parents[1] / "rag" / "data"
@@ -63,11 +65,20 @@ def test_documents_panel_indexes_files_and_answers_name_their_sources(tiny_bundl
     assert sent["role"] == "user" and sent["content"] != question  # ...the model was given the excerpts too
     assert question in sent["content"] and "Marta Quell" in sent["content"]
     assert "vellmoor_history.txt" in [name for name, _chunk, _n in g["sources"]], g["sources"]
-    caption = g["bubbles"][1]["route"]
-    assert caption.startswith("Sources: [") and "vellmoor_history.txt, chunk " in caption
+    caption = g["bubbles"][1]["route"]  # abstention off for this turn: the sources, each with its evidence
+    assert caption.startswith("Sources: [") and "vellmoor_history.txt, chunk " in caption and ", evidence " in caption
     assert any(s == "Searching your documents…" for s in g["statuses"]), g["statuses"]
     follow = res["follow_up"]  # the second question fits beside the first (fewer excerpts if need be)
     assert [b["role"] for b in follow["bubbles"]] == ["user", "assistant"] * 2 and not follow["banner"], follow
+    # Abstention on (the default), in a new chat: the random decoder's reply is backed by no relevant excerpt, or
+    # none was close enough to ask it; either way the bubble says so and the caption says why and what was closest.
+    ab = res["abstained"]
+    reply, caption = ab["bubbles"][1]["text"], ab["bubbles"][1]["route"]
+    assert reply == "Not in your documents." and not ab["banner"], ab["bubbles"]
+    assert (caption.startswith("Your documents do not back the model's answer (evidence ")
+            or caption.startswith("Nothing in your documents is close to this question (best match ")), caption
+    assert f"needs {Policy().min_support:.2f}" in caption and "vellmoor_history.txt, chunk " in caption, caption
+    assert "vellmoor_history.txt" in [name for name, *_ in ab["sources"]]
     assert follow["tokens_used"] <= follow["max_context"]
     assert Path(res["screenshot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
