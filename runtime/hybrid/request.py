@@ -11,10 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-# Request settings forwarded to the fallback as they are (OpenAI's names), and only these: a new field (e.g.
-# response_format, tools) is forwarded by naming it here. `stop` also carries user text.
-FORWARDED = ("max_tokens", "temperature", "top_p", "seed", "stop")
-SCANNED = ("stop",)
+# Request settings forwarded to the fallback as they are (OpenAI's names), and only these: a new field is
+# forwarded by naming it here. The scanned ones can carry someone's data (stop strings; tool descriptions,
+# schemas' enums and descriptions), so the gate reads them and redaction rewrites them like messages.
+FORWARDED = ("max_tokens", "temperature", "top_p", "seed", "stop", "response_format", "tools", "tool_choice",
+             "parallel_tool_calls")
+SCANNED = ("stop", "response_format", "tools", "tool_choice")
 _NOT_TEXT = ("role", "type", "id", "tool_call_id")  # keys whose values are protocol, not anybody's data
 FINISH = ("stop", "length", "tool_calls", "content_filter", "function_call")
 
@@ -111,6 +113,7 @@ class Reply:
     text: str
     finish: str = "stop"
     usage: dict[str, int] = field(default_factory=dict)
+    tool_calls: tuple[dict, ...] = ()  # [{id, type: "function", function: {name, arguments: "<json>"}}]
 
 
 def parse_reply(kind: str, reply: Any) -> Reply:
@@ -122,8 +125,26 @@ def parse_reply(kind: str, reply: Any) -> Reply:
         raise ValueError(f"the reply has no answer: {str(reply)[:200]}") from None
     if text is not None and not isinstance(text, str):
         raise ValueError(f"the reply's answer is not text: {str(text)[:200]}")
+    calls = _tool_calls(choice["message"].get("tool_calls")) if kind == "chat" else ()
     finish = choice.get("finish_reason") if isinstance(choice, dict) else None
     usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
     counts = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")
               if isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool) and usage[k] >= 0}
-    return Reply(text or "", finish if finish in FINISH else "stop", counts)
+    return Reply(text or "", finish if finish in FINISH else "stop", counts, calls)
+
+
+def _tool_calls(calls: Any) -> tuple[dict, ...]:
+    """The reply's tool calls in OpenAI's shape, rebuilt from the fields that matter (nothing else is passed on);
+    ValueError for a malformed list."""
+    if calls is None:
+        return ()
+    if not isinstance(calls, list):
+        raise ValueError(f"the reply's tool_calls is not a list: {str(calls)[:200]}")
+    out = []
+    for c in calls:
+        fn = c.get("function") if isinstance(c, dict) else None
+        if (not isinstance(fn, dict) or not isinstance(c.get("id"), str) or not isinstance(fn.get("name"), str)
+                or not isinstance(fn.get("arguments"), str)):
+            raise ValueError(f"the reply has a malformed tool call: {str(c)[:200]}")
+        out.append({"id": c["id"], "type": "function", "function": {"name": fn["name"], "arguments": fn["arguments"]}})
+    return tuple(out)

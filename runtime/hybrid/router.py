@@ -11,6 +11,7 @@ answer is used, marked degraded. Every answer carries its route: {"target", "rea
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -105,7 +106,9 @@ class Router:
             got = parse_reply(request.kind, reply)
         except ValueError as e:
             raise FallbackError(f"the fallback at {self.client.base_url}: {e}") from None
-        got = replace(got, text=redactor.restore(got.text)) if redactor is not None else got
+        if redactor is not None:
+            got = replace(got, text=redactor.restore(got.text),
+                          tool_calls=tuple(_restored_call(c, redactor) for c in got.tool_calls))
         if self.teacher_log is not None and route is not None:  # the answer arrived: a lesson for the device
             self.teacher_log.record(request, got.text, got.finish, route, self.client.model)
         return got
@@ -230,6 +233,33 @@ def _refuse(route: Route, what: str, hint: str = "") -> None:
 def _check_consent(allow_cloud_pii) -> None:
     if not isinstance(allow_cloud_pii, bool):
         raise TypeError(f"allow_cloud_pii must be True or False, got {allow_cloud_pii!r}")
+
+
+def _restored_call(call: dict, redactor: Redactor) -> dict:
+    """A fallback's tool call with the placeholders in its arguments put back: inside the JSON's strings, so an
+    original with a quote or a backslash stays valid JSON (the app executes this call on the device)."""
+    text = call["function"]["arguments"]
+    try:
+        args = json.loads(text)
+    except (ValueError, RecursionError):
+        return call  # not JSON: nothing the app could execute either way
+    try:
+        restored = _restore_strings(args, redactor)
+    except RecursionError:
+        return call
+    if restored == args:
+        return call
+    return {**call, "function": {**call["function"], "arguments": json.dumps(restored, ensure_ascii=False)}}
+
+
+def _restore_strings(value, redactor: Redactor):
+    if isinstance(value, str):
+        return redactor.restore(value)
+    if isinstance(value, dict):
+        return {redactor.restore(k): _restore_strings(v, redactor) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_strings(v, redactor) for v in value]
+    return value
 
 
 def _cloud_settings(settings: dict[str, Any]) -> dict[str, Any]:

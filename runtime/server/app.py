@@ -36,7 +36,7 @@ from starlette.routing import Route
 from edge_sdk.errors import ContextLengthError, EdgeError
 from edge_sdk.runtime.hybrid import Confidence, RouteRequest
 
-from . import intake, logprobs, protocol
+from . import intake, logprobs, protocol, structured
 from .guard import Guard
 from .pool import Job, ModelPool
 from .protocol import ApiError, ClientGone
@@ -177,15 +177,18 @@ class Server:
     async def _generate(self, request: HttpRequest, kind: str):
         self._authorize(request)
         data = await intake.read_body(request, self.max_body, self.body_seconds)
-        req, ids = await self._off_loop(self._prepare, request.url.path, data, kind)
+        req, ids, plan = await self._off_loop(self._prepare, request.url.path, data, kind)
         model = self.pool.model
         room = model.max_context - len(ids)
         fits = room >= 1 and not (req.max_tokens is not None and req.max_tokens > room)
         if self.router is not None:
-            return await self._routed(request, req, ids, fits)
+            return await self._routed(request, req, ids, fits, plan)
         if not fits:
             raise self._too_long(model, req, ids)
-        return await self.respond_from_device(request, req, ids, {"target": "device", "reason": "local-only"})
+        local = {"target": "device", "reason": "local-only"}
+        if plan is not None:
+            return await structured.respond(self, request, req, plan, local)
+        return await self.respond_from_device(request, req, ids, local)
 
     @staticmethod
     def _too_long(model, req: protocol.Request, ids) -> ApiError:
@@ -194,10 +197,11 @@ class Server:
                         param="messages" if req.kind == "chat" else "prompt", code="context_length_exceeded")
 
     # -- hybrid routing: the server drives the router's decision (hybrid/decision.py) ----------------------
-    async def _routed(self, request: HttpRequest, req: protocol.Request, ids: list[int], fits: bool):
+    async def _routed(self, request: HttpRequest, req: protocol.Request, ids: list[int], fits: bool, plan=None):
         router = self.router
         settings = {"max_tokens": req.max_tokens, **{k: req.sampling.get(k) for k in ("temperature", "top_p", "seed",
-                                                                                          "stop")}}
+                                                                                          "stop")},
+                    **req.structured}  # response_format, tools, ...: forwarded unchanged
         facts = RouteRequest(req.kind, req.messages, req.prompt, req.model, settings, req.route, req.allow_cloud_pii,
                              fits)
         findings = await asyncio.to_thread(router.inspect, facts)  # the privacy gate is CPU work: off the loop
@@ -207,10 +211,15 @@ class Server:
             if route.next == "device":  # final: streams token by token
                 if not fits:
                     raise self._too_long(self.pool.model, req, ids)
+                if plan is not None:
+                    return await structured.respond(self, request, req, plan, route.public())
                 return await self.respond_from_device(request, req, ids, route.public())
             if route.next == "judge":  # the whole answer is needed for its confidence
                 confidence, job = Confidence(), Job()
-                text = await self._collect(request, self.device_pieces(req, ids, job, observer=confidence), job)
+                if plan is not None:
+                    text = await structured.collect(self, request, req, plan, job, observer=confidence)
+                else:
+                    text = await self._collect(request, self.device_pieces(req, ids, job, observer=confidence), job)
                 score = round(confidence.score, 4)
             else:
                 reply, outcome = await router.fallback_async(facts, findings, route)
@@ -225,7 +234,13 @@ class Server:
             raise ApiError(400, f"{tokens} and {why}", code="context_length_exceeded")
         if route.target == "cloud":
             usage = {k: reply.usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+            if reply.tool_calls or plan is not None:
+                return structured.answer(self, req, reply.text, list(reply.tool_calls), reply.finish, usage,
+                                         route.public())
             return self._answer(req, reply.text, reply.finish, usage, route.public())
+        if plan is not None:  # the judged device answer (a Reply)
+            return structured.answer(self, req, str(text), [c.to_openai() for c in text.tool_calls], text.finish_reason,
+                                     self._usage(ids, job), route.public(), job)
         return self._answer(req, text, None, self._usage(ids, job), route.public(), job)
 
     def _answer(self, req, text: str, finish, usage, route, job=None):
@@ -237,8 +252,9 @@ class Server:
             return self.sse(req, once(), route, lambda: usage, job, finish=finish)
         return self.json(req, text, job, [], route, finish=finish, usage=usage)
 
-    def _prepare(self, path: str, data: bytes, kind: str) -> tuple[protocol.Request, list[int]]:
-        """Body bytes -> (validated request, prompt ids). CPU work: runs on a thread, never on the event loop."""
+    def _prepare(self, path: str, data: bytes, kind: str) -> tuple[protocol.Request, list[int], Any]:
+        """Body bytes -> (validated request, prompt ids, structured.Plan or None). CPU work: runs on a thread,
+        never on the event loop."""
         body = intake.parse_json(data)
         self._log_request(path, body)
         messages = body.get("messages") if isinstance(body, dict) and kind == "chat" else None
@@ -254,7 +270,8 @@ class Server:
             served = ", ".join(repr(m) for m in self.model_ids())
             raise ApiError(404, f"the model {req.model!r} does not exist here; this server serves {served}",
                            param="model", code="model_not_found")
-        return req, self._prompt_ids(self.pool.model, req)
+        plan = structured.plan(self, req)  # response_format / tools / tool turns: checked and compiled now
+        return req, (plan.ids if plan is not None else self._prompt_ids(self.pool.model, req)), plan
 
     def _prompt_ids(self, model, req: protocol.Request) -> list[int]:
         param = "messages" if req.kind == "chat" else "prompt"

@@ -1,7 +1,8 @@
 """The OpenAI HTTP API's shapes: validated requests in, chat/text completions and errors out.
 
 Only what a device model can honour is accepted: `n` must be 1, and options that would silently do
-nothing here (tools, response_format, audio, logit_bias ...) are refused with a 400 naming them. Options that do
+nothing here (audio, logit_bias, the legacy `functions`) are refused with a 400 naming them. Structured output
+and tool calling (response_format, tools, tool-call turns) are checked in structured.py. Options that do
 not change the text and that clients send by default (user, store, metadata ...) are ignored.
 
 Every value is checked for what the code behind it needs: numbers are finite and in range (Python's json
@@ -45,9 +46,8 @@ class ClientGone(ApiError):
 
 
 REFUSED = {  # accepted by OpenAI, meaningless or impossible here: say so instead of ignoring
-    "tools": "tool calls are not supported by this server",
-    "functions": "function calls are not supported by this server",
-    "response_format": "structured output (response_format) is not supported by this server",
+    "functions": "the legacy 'functions' field is not supported: send 'tools' (OpenAI's current shape)",
+    "function_call": "the legacy 'function_call' field is not supported: send 'tool_choice'",
     "logit_bias": "logit_bias is not supported by this server",
     "best_of": "best_of is not supported by this server",
     "suffix": "suffix is not supported by this server",
@@ -77,6 +77,7 @@ class Request:
     logprobs: int | None = None  # log-probabilities wanted, with this many alternatives per token (None: none)
     echo: bool = False  # completions: the prompt comes back before the answer (with its logprobs, if asked)
     prompt_ids: list[int] | None = None  # completions: the prompt sent as token ids
+    structured: dict[str, Any] = field(default_factory=dict)  # response_format, tools, ... (structured.py)
 
 
 def _number(body, key, lo, hi, *, integer=False, default=None, lo_open=False):
@@ -124,6 +125,7 @@ def _printable(text: str) -> str:
 
 def parse(body: Any, kind: str) -> Request:
     """Validate the JSON body of /v1/chat/completions (kind "chat") or /v1/completions ("completion")."""
+    from . import structured  # it builds on this module's shapes
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     check_text(body)  # first: every error message below may quote the request's strings
@@ -148,6 +150,10 @@ def parse(body: Any, kind: str) -> Request:
         for i, m in enumerate(messages):
             if not isinstance(m, dict) or not isinstance(m.get("role"), str):
                 raise ApiError(400, f"messages[{i}] must be an object with 'role' and 'content'", param="messages")
+            tool_turn = structured.tool_message(i, m)  # an assistant turn with tool_calls, or a tool result
+            if tool_turn is not None:
+                clean.append(tool_turn)
+                continue
             content = m.get("content")
             if isinstance(content, list):  # the array form: text parts only
                 parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
@@ -195,7 +201,7 @@ def parse(body: Any, kind: str) -> Request:
         raise ApiError(400, f"'allow_cloud_pii' must be true or false (a JSON boolean), got {allow_pii!r}",
                        param="allow_cloud_pii")
     return Request(kind, model, messages, prompt, max_tokens, sampling, stream, options.get("include_usage") is True,
-                   route, allow_pii, logprobs, echo, prompt_ids)
+                   route, allow_pii, logprobs, echo, prompt_ids, structured.fields(body))
 
 
 def _prompt(prompt) -> tuple[str | None, list[int] | None]:

@@ -15,8 +15,8 @@ _NAMES = "tests/server/test_names_tokens_embeddings.py"
 MUTANTS = (
     # -- the event loop and what a request may cost (item 2)
     Mutant("server prepares requests on the event loop", "runtime/server/app.py",
-           "req, ids = await self._off_loop(self._prepare, request.url.path, data, kind)",
-           "req, ids = self._prepare(request.url.path, data, kind)",
+           "req, ids, plan = await self._off_loop(self._prepare, request.url.path, data, kind)",
+           "req, ids, plan = self._prepare(request.url.path, data, kind)",
            (f"{_ABUSE}::test_health_and_other_streams_keep_answering_while_a_heavy_prompt_is_prepared",)),
     Mutant("server tokenizes prompts of any size", "runtime/server/app.py",
            "            self._check_size(model, req, param)\n", "            pass\n",
