@@ -49,7 +49,7 @@ def quality(bundle: Path) -> str:
     checks = {c["name"]: c.get("figures", {}) for c in
               json.loads((bundle / "edge_manifest.json").read_text())["validation"]["checks"]}
     logits, ppl = checks.get("logits", {}), checks.get("perplexity", {})
-    out = [f"max |Δlogit| {logits['max_abs_diff']:.2f}, top-1 {logits['top1_agreement']:.1%}"] if logits else []
+    out = [f"max Δlogit {logits['max_abs_diff']:.2f}, top-1 {logits['top1_agreement']:.1%}"] if logits else []
     if ppl:
         out.append(f"ppl {ppl['ppl']:.2f} vs {ppl['reference_ppl']:.2f} ({ppl['ppl_increase']:+.1%})")
     return "; ".join(out) or "not validated"

@@ -90,8 +90,9 @@ def test_blocks_are_checked_and_emitted_one_matrix_at_a_time(source, tmp_path):
     # Emitting, the weights leave as they are made: the graph proto (protobuf's memory, which tracemalloc does
     # not see) is measured directly, and the weights file holds every matrix.
     model = _emit(src, weights, blocks, out / "model.onnx.data")
-    # The graph file is nodes and small constants only: every matrix is in the weights file already.
-    assert model.ByteSize() < 64 * 1024 * SHAPE["num_hidden_layers"] // 16, model.ByteSize()
+    # The graph file is nodes and small constants only (~5 KB a layer): every matrix is in the weights file
+    # already. Holding them, it would take at least their 4-bit codes, model_bytes / 8.
+    assert model.ByteSize() < model_bytes / 64, model.ByteSize()
     assert (out / "model.onnx.data").stat().st_size > model_bytes / 8 * 0.9  # 4-bit codes + scales of every matrix
 
 
