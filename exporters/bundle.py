@@ -30,9 +30,16 @@ def staging(output: Path, force: bool) -> Iterator[Path]:
         yield tmp
 
 
+def weights_path(folder: Path, name: str) -> Path:
+    """The external-data file of graph `name`: where save_onnx puts its weights, and where an emitter that
+    streams its weights (graph/builder.py) writes them first."""
+    return Path(folder) / f"{name}.data"
+
+
 def save_onnx(model: onnx.ModelProto, folder: Path, name: str) -> list[str]:
-    """Save a graph with its weights in one external-data file `<name>.data`; returns the file names."""
-    data_name = f"{name}.data"
+    """Save a graph with its weights in one external-data file `<name>.data`; returns the file names.
+    Weights already written to that file (a streamed graph) stay where they are; the rest are appended."""
+    data_name = weights_path(folder, name).name
     onnx.save_model(model, str(folder / name), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=data_name, size_threshold=1024, convert_attribute=False)
     return [name] + ([data_name] if (folder / data_name).exists() else [])

@@ -22,7 +22,7 @@ import numpy as np
 
 from edge_sdk.errors import UnsupportedModelError, ValidationFailedError
 
-from .bundle import check_output, save_onnx, staging, write_manifest
+from .bundle import check_output, save_onnx, staging, weights_path, write_manifest
 from .generation import generation_section
 from .graph.io import KV_TEMPLATES
 from .progress import Progress, quiet_libraries
@@ -279,8 +279,12 @@ def _fused_graph(args, weights, folder: Path, target: _Target, *, lora_slots: bo
     from .recipes import emitter_options
 
     rec, ctx = target.recipe, target.max_context
+    # Each weight goes to disk as it is made (a 1.1B model's export stays within a laptop's RAM), except where
+    # onnxruntime's quantizer rewrites the fp32 graph in memory afterwards.
+    streamed = weights_path(folder, "model.onnx") if rec.method != "ort-nbits" else None
     model = emit_decoder(args, weights, "fused", max_context=ctx, progress=progress, lora_slots=lora_slots,
-                         source_blocks=source_blocks, **emitter_options(rec, args.num_hidden_layers))
+                         source_blocks=source_blocks, weights_file=streamed,
+                         **emitter_options(rec, args.num_hidden_layers))
     if rec.method == "ort-nbits":
         progress.stage(f"quantizing: {rec.description}")
         model = apply_recipe(model, rec)

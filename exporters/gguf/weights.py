@@ -39,26 +39,86 @@ def _name_map(arch: str, n_layers: int):
     return gguf.get_tensor_name_map(names[arch], n_layers)
 
 
-def _row_order(reference: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-    """Indices p with reference[p] == target row for row, bytewise; None if some target row is missing."""
-    if reference.shape != target.shape:
+# fp32 bytes of one slice of rows in the checks below: a matrix is never dequantized whole (Gemma 3's tied
+# 262k x 1152 table is 1.2 GB in fp32; its check stays within a few of these slices).
+SLICE_BYTES = 64 << 20
+
+
+def _slices(rows: int, cols: int):
+    step = max(1, SLICE_BYTES // (4 * cols))
+    return (slice(r, min(r + step, rows)) for r in range(0, rows, step))
+
+
+def _row_order(raw: np.ndarray, qtype, target: np.ndarray) -> np.ndarray | None:
+    """Indices p with dequantize(raw)[p] == target row for row, bytewise; None if some target row is missing.
+
+    `raw` is the GGUF tensor's bytes [rows, bytes per row], dequantized here a slice at a time with gguf-py
+    (what transformers ran). The file's order is tried first; rows that moved (llama.cpp permutes Llama's
+    q/k rows) are found by a hash of their bytes and each match is then checked byte for byte."""
+    import gguf
+
+    rows, cols = target.shape
+    if all(np.array_equal(gguf.quants.dequantize(raw[s], qtype).reshape(-1, cols), target[s]) for s in _slices(rows, cols)):
+        return np.arange(rows)
+    waiting: dict[int, list[int]] = {}
+    for i, row in enumerate(target):
+        waiting.setdefault(hash(row.tobytes()), []).append(i)
+    order = np.full(rows, -1, dtype=np.int64)
+    for s in _slices(rows, cols):
+        for j, row in enumerate(gguf.quants.dequantize(raw[s], qtype).reshape(-1, cols), start=s.start):
+            hits = waiting.get(hash(row.tobytes()))
+            if hits:
+                order[hits.pop()] = j
+    if (order < 0).any():
         return None
-    if np.array_equal(reference, target):
-        return np.arange(len(target))
-    rows: dict[bytes, list[int]] = {}
-    for j, row in enumerate(reference):
-        rows.setdefault(row.tobytes(), []).append(j)
-    order = []
-    for row in target:
-        hits = rows.get(row.tobytes())
-        if not hits:
+    for s in _slices(rows, cols):  # a hash is not bytes: check every match
+        if not np.array_equal(gguf.quants.dequantize(raw[order[s]], qtype).reshape(-1, cols), target[s]):
             return None
-        order.append(hits.pop() if len(hits) > 1 else hits[0])
-    return np.asarray(order)
+    return order
+
+
+class SourceBlocks(Mapping[str, Blocks]):
+    """{HF name: Blocks} for the matrices a GGUF gives exactly, decoded when read.
+
+    Decoded codes take a byte per weight (1.1 GB for a 1.1B model) where the file packs them: the emitter
+    reads one matrix at a time and the GGUF, mapped by gguf-py, stays the only full copy."""
+
+    def __init__(self) -> None:
+        self._taken: dict[str, tuple[np.ndarray, str, tuple[int, int], np.ndarray | None]] = {}
+
+    def add(self, name: str, raw: np.ndarray, qtype: str, shape: tuple[int, int], order: np.ndarray | None) -> None:
+        """`raw`: the tensor's bytes [rows, bytes per row] (a view of the mapped file); `order`: the file row of
+        each HF row, None if they are the same."""
+        self._taken[name] = (raw, qtype, shape, order)
+
+    def __getitem__(self, name: str) -> Blocks:
+        raw, qtype, shape, order = self._taken[name]
+        blocks = decode(raw, qtype, shape)
+        return blocks if order is None else blocks.take(order)
+
+    def __delitem__(self, name: str) -> None:
+        del self._taken[name]
+
+    def __iter__(self):
+        return iter(self._taken)
+
+    def __len__(self) -> int:
+        return len(self._taken)
+
+
+def _max_diff(raw: np.ndarray, qtype: str, order: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    """(max |decoded blocks - want|, max |want|), a slice of rows at a time."""
+    rows, cols = want.shape
+    diff = peak = 0.0
+    for s in _slices(rows, cols):
+        got = decode(raw[order[s]], qtype, (len(order[s]), cols)).dequantize()
+        diff = max(diff, float(np.abs(got - want[s]).max()))
+        peak = max(peak, float(np.abs(want[s]).max()))
+    return diff, peak
 
 
 def read_source_blocks(path: Path, arch: str, n_layers: int, weights: Mapping[str, np.ndarray],
-                       names: Iterable[str]) -> tuple[dict[str, Blocks], dict[str, dict[str, Any]]]:
+                       names: Iterable[str]) -> tuple[SourceBlocks, dict[str, dict[str, Any]]]:
     """({HF name: Blocks} for the matrices taken exactly, {HF name: report}) for the HF weights `names`.
 
     `weights` are the fp32 weights transformers loaded from the same file: the reference each tensor
@@ -68,7 +128,7 @@ def read_source_blocks(path: Path, arch: str, n_layers: int, weights: Mapping[st
     name_map = _name_map(arch, n_layers)
     reader = gguf.GGUFReader(str(path))
     tensors = {t.name: t for t in reader.tensors}
-    taken: dict[str, Blocks] = {}
+    taken = SourceBlocks()
     report: dict[str, dict[str, Any]] = {}
     for hf in names:
         base = hf.removesuffix(".weight")
@@ -88,19 +148,21 @@ def read_source_blocks(path: Path, arch: str, n_layers: int, weights: Mapping[st
         if shape != want.shape:
             entry.update(exact=False, why=f"GGUF shape {shape} differs from transformers' {tuple(want.shape)}")
             continue
-        order = _row_order(gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float32), want)
+        raw = np.asarray(t.data).reshape(shape[0], -1)  # a view of the mapped file, a row of blocks per row
+        order = _row_order(raw, t.tensor_type, want)
         if order is None:
             entry.update(exact=False, why="rows differ from the weight transformers loaded")
             continue
-        blocks = decode(t.data, qtype, shape).take(order)
-        diff = float(np.abs(blocks.dequantize() - want).max())
-        entry.update(stored=f"int{blocks.bits}-b{blocks.block}" + ("+offset" if blocks.offset is not None else ""),
-                     max_abs_diff=diff, reordered=bool((order != np.arange(len(order))).any()))
-        if diff > ROUNDING * max(float(np.abs(want).max()), 1e-30):
+        diff, peak = _max_diff(raw, qtype, order, want)
+        form = decode(raw[:1], qtype, (1, shape[1]))  # one row says the kernel format
+        reordered = bool((order != np.arange(len(order))).any())
+        entry.update(stored=f"int{form.bits}-b{form.block}" + ("+offset" if form.offset is not None else ""),
+                     max_abs_diff=diff, reordered=reordered)
+        if diff > ROUNDING * max(peak, 1e-30):
             entry.update(exact=False, why=f"decoded blocks differ by {diff:.3g}")
             continue
         entry["exact"] = True
-        taken[hf] = blocks
+        taken.add(hf, raw, qtype, shape, order if reordered else None)
     return taken, report
 
 

@@ -100,6 +100,39 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def _tensors(model_dir: Path):
+    """(HF name, fp32 array) of every tensor in the folder's safetensors, one at a time, in file order (read
+    through torch, which also reads bf16, the dtype most checkpoints are published in)."""
+    from safetensors import safe_open
+
+    for f in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for name in st.keys():
+                yield name, st.get_tensor(name).float().numpy()
+
+
+def _as_gguf(t: np.ndarray, arch: str, base: str, heads: int, kv_heads: int) -> np.ndarray:
+    """An HF tensor as llama.cpp's converter stores it."""
+    if arch == "llama" and base.endswith("self_attn.q_proj"):
+        return _permute(t, heads)
+    if arch == "llama" and base.endswith("self_attn.k_proj"):
+        return _permute(t, kv_heads)
+    if arch == "gemma3" and base.endswith("norm"):
+        return t + 1.0  # llama.cpp stores Gemma's RMSNorm scale (1 + w); transformers subtracts the 1 again
+    return t
+
+
+def _stored(shape: tuple[int, ...], qtype: str) -> tuple[tuple[int, ...], type]:
+    """(the data's numpy shape, its numpy dtype) of a tensor of `shape` written as `qtype`."""
+    import gguf
+
+    if qtype == "F32":
+        return tuple(shape), np.float32
+    if qtype == "F16":
+        return tuple(shape), np.float16
+    return tuple(gguf.quant_shape_to_byte_shape(shape, getattr(gguf.GGMLQuantizationType, qtype))), np.uint8
+
+
 def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable[[str, np.ndarray], str], *,
                      add_bos: bool = False) -> Path:
     """GGUF of the transformers model folder `model_dir` (llama, qwen2, qwen3, gemma3_text; byte-level BPE).
@@ -108,7 +141,6 @@ def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable
     `add_bos`: the file's tokenizer.ggml.add_bos_token (plain-text prompts start with BOS, as many base models'
     do). The chat template is the folder's chat_template.jinja, if it has one (a base model has none)."""
     import gguf
-    from safetensors.numpy import load_file
 
     model_dir, path = Path(model_dir), Path(path)
     cfg = json.loads((model_dir / "config.json").read_text())
@@ -159,29 +191,30 @@ def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable
     if template.is_file():
         w.add_chat_template(template.read_text())
 
-    state = {}
-    for f in sorted(model_dir.glob("*.safetensors")):
-        state.update(load_file(f))
-    for hf_name, tensor in state.items():
+    # Two passes over the safetensors, one tensor in memory at a time (a 1.1B model is 4.4 GB in fp32): the
+    # header needs every tensor's type and size before the first byte of data.
+    plan = []  # (HF name, its base name, GGUF type), in file order: the order the data is written in
+    for hf_name, t in _tensors(model_dir):
         base, _, suffix = hf_name.rpartition(".")
         g = name_map.get_name(base)
         if g is None:
             continue
-        t = np.asarray(tensor, np.float32)
-        if arch == "llama" and base.endswith("self_attn.q_proj"):
-            t = _permute(t, heads)
-        elif arch == "llama" and base.endswith("self_attn.k_proj"):
-            t = _permute(t, kv_heads)
-        if arch == "gemma3" and base.endswith("norm"):
-            t = t + 1.0  # llama.cpp stores Gemma's RMSNorm scale (1 + w); transformers subtracts the 1 again
+        t = _as_gguf(t, arch, base, heads, kv_heads)
         qtype = qtype_of(f"{g}.{suffix}", t) if t.ndim == 2 else "F32"
-        if qtype == "F32":
-            w.add_tensor(f"{g}.{suffix}", t)
-        else:
-            w.add_tensor(f"{g}.{suffix}", quantize(t, qtype),
-                         raw_dtype=getattr(gguf.GGMLQuantizationType, qtype))
+        data_shape, dtype = _stored(t.shape, qtype)
+        nbytes = int(np.prod(data_shape)) * np.dtype(dtype).itemsize
+        w.add_tensor_info(f"{g}.{suffix}", data_shape, np.dtype(dtype), nbytes,
+                          raw_dtype=None if qtype in ("F32", "F16") else getattr(gguf.GGMLQuantizationType, qtype))
+        plan.append((hf_name, base, qtype))
     w.write_header_to_file()
     w.write_kv_data_to_file()
-    w.write_tensors_to_file()
+    w.write_ti_data_to_file()
+    types = {hf: (base, qtype) for hf, base, qtype in plan}
+    for hf_name, t in _tensors(model_dir):
+        if hf_name not in types:
+            continue
+        base, qtype = types[hf_name]
+        t = _as_gguf(t, arch, base, heads, kv_heads)
+        w.write_tensor_data(quantize(t, qtype) if qtype != "F32" else t.astype(np.float32))
     w.close()
     return path

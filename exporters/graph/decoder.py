@@ -83,11 +83,11 @@ class DecoderOps:
     def __init__(self, args: DecoderArgs, weights: Mapping[str, np.ndarray], max_context: int,
                  linear: Linear = linear_fp32, embed_dtype=np.float32, tied_embed: Gather | None = None,
                  lora_slots: bool = False, source_blocks: Mapping | None = None,
-                 blocks_linear: BlockLinear | None = None):
+                 blocks_linear: BlockLinear | None = None, weights_file=None):
         self.args = args
         self.w = weights
         self.max_context = max_context
-        self.b = GraphBuilder()
+        self.b = GraphBuilder(weights_file=weights_file)  # a file: each weight is written out as it is made
         self._linear = linear  # how weights are stored: chosen by the recipe
         self.embed_dtype = np.dtype(embed_dtype)
         self._tied_embed = tied_embed  # tied weights: read the rows from the head's quantized table
@@ -284,7 +284,8 @@ def emit_decoder(args: DecoderArgs, weights: Mapping[str, np.ndarray], flavour: 
                  embed_dtype=np.float32, **flavour_options) -> onnx.ModelProto:
     """Build the whole decoder graph for `flavour`; `linear` writes the weight matrices (fp32 MatMul by default).
 
-    `flavour_options` go to the flavour's constructor (the static flavour takes `seq_len`)."""
+    `flavour_options` go to the flavour's constructor (the static flavour takes `seq_len`; `weights_file`
+    streams the weights to that file as they are made, see graph/builder.py)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; known: {', '.join(FLAVOURS)}")
     weights = args.prepare_weights(dict(weights))
