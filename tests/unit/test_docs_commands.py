@@ -71,7 +71,7 @@ def commands(body: str) -> list[str]:
 
 # --- every path a command names exists (fast, no model) ---------------------------------------------
 
-OUTPUT_OPTIONS = ("--output", "-o")
+OUTPUT_OPTIONS = ("--output", "-o", "--save")  # what a command writes need not exist yet
 GENERATED = {"out", "dist", "bundles", "fonts"}  # folders commands in the docs create
 
 
@@ -93,7 +93,7 @@ def test_every_path_a_documented_command_names_exists():
             for i, word in enumerate(words):
                 path = word.split("=", 1)[1] if re.match(r"^[A-Za-z_][\w-]*=", word) else word  # --adapters n=PATH
                 if ("/" not in path or path.startswith(("/", "~", "$", "-", "http", "file:", "'", "<", "./", "../"))
-                        or (i and words[i - 1] in OUTPUT_OPTIONS) or "*" in path):
+                        or (i and words[i - 1] in OUTPUT_OPTIONS) or "*" in path or "://" in path):  # a URL
                     continue
                 parts = Path(path).parts
                 if parts[0] not in top and parts[0] not in GENERATED:
