@@ -338,6 +338,31 @@ def export_force_non_bundle(ctx):
     return " | ".join(said)
 
 
+@probe("export --quiet is quiet (transformers' progress bars included)")
+def export_quiet(ctx):
+    out = Path(ctx["work"]) / "bundle"
+    proc = _cli("export", ctx["src"], "--output", str(out), "--recipe", "fp32", "--max-context", "256", "--quiet",
+                timeout=TIMEOUT - 10)
+    if proc.returncode != 0 or not (out / "edge_manifest.json").exists():
+        raise Failed(f"the export failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-200:]}")
+    out_text, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    if err or out_text.count("\n") != 1:  # --quiet: "print only errors and the final line"
+        raise Failed(f"stderr {err[:200]!r}, stdout {out_text[:200]!r}")
+    return f"stderr empty, stdout one line: {out_text.strip()[-60:]}"
+
+
+@probe("export --help lists every recipe")
+def export_help_recipes(ctx):
+    from edge_sdk.exporters.recipes import RECIPES
+
+    proc = _cli("export", "--help", timeout=60)
+    text = proc.stdout.decode("utf-8", "replace")
+    missing = [name for name in RECIPES if f"  {name} " not in text]
+    if proc.returncode != 0 or missing:
+        raise Failed(f"exit {proc.returncode}, recipes not listed: {missing}")
+    return f"all {len(RECIPES)} recipes listed"
+
+
 # -- CLI values, input, pipes -----------------------------------------------------------------------------
 
 def _bad_option(*option, words, commands=("run", "chat")) -> str:
