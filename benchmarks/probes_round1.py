@@ -455,8 +455,11 @@ def api_bad_prompts(ctx):
     for prompt, error, word in [(None, TypeError, "prompt"), (b"hi", TypeError, "bytes"),
                                 ([{"role": "wizard", "content": "hi"}], ValueError, "wizard"),
                                 ("", ValueError, "empty"), ([], ValueError, "empty")]:
-        said.append(_raises(lambda: model.generate(prompt, max_new_tokens=2), error, word))
-        _raises(lambda: model.stream(prompt, max_new_tokens=2), error, word)
+        try:
+            said.append(_raises(lambda: model.generate(prompt, max_new_tokens=2), error, word))
+            _raises(lambda: model.stream(prompt, max_new_tokens=2), error, word)
+        except Failed as e:
+            raise Failed(f"prompt={prompt!r}: {e}") from None
     said.append(_raises(lambda: model.chat().send(""), ValueError, "empty"))
     said.append(_raises(lambda: model.chat().send(None), TypeError, "NoneType"))
     return " | ".join(said)
