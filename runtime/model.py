@@ -160,8 +160,9 @@ class Model:
             raise TypeError("prompt must be text (str), not bytes: decode it first, e.g. prompt.decode('utf-8')")
         if not isinstance(prompt, (str, list, tuple)):
             raise TypeError(f"prompt must be a str or a list of chat messages, got {type(prompt).__name__}")
-        if isinstance(prompt, str) and not prompt:
-            raise ValueError("prompt is empty: give the text to answer")
+        if not prompt:  # "" or no messages at all: the template would render only the assistant's header
+            raise ValueError("prompt is empty: give the text to answer" if isinstance(prompt, str) else
+                             "prompt is an empty list of messages: give at least one message")
         if raw or (self.template is None and isinstance(prompt, str)):
             if not isinstance(prompt, str):
                 raise ValueError("raw=True needs a string prompt, not messages")

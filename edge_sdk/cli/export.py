@@ -57,9 +57,10 @@ def _recipes_help() -> str:
     from edge_sdk.exporters.recipes import RECIPES  # stdlib-only module
 
     lines = ["recipes (--recipe; the device profile's is the default):"]
+    width = max(len(name) for name in RECIPES) + 1  # a fixed 14 ran longer names into their description
     for r in RECIPES.values():
         text = f"{r.description} [{', '.join(r.flavours)}]"
-        lines += textwrap.wrap(text, 100, initial_indent=f"  {r.name:<14}", subsequent_indent=" " * 16)
+        lines += textwrap.wrap(text, 100, initial_indent=f"  {r.name:<{width}}", subsequent_indent=" " * (width + 2))
     return "\n".join(lines)
 
 

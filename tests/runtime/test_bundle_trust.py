@@ -61,12 +61,22 @@ def test_unlisted_symlink_to_dev_zero(bundle):
     _refused(bundle, "extra.jinja", "not listed")
 
 
-def test_graph_outside_the_bundle(bundle, tmp_path):
+@pytest.mark.parametrize("how", ["..", "absolute"])
+def test_graph_outside_the_bundle(bundle, tmp_path, how):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     shutil.copy(bundle / "model.onnx", outside / "model.onnx")
-    _edit(bundle, lambda m: m["graph"]["files"].update(decoder="../elsewhere/model.onnx"))
-    _refused(bundle, "graph.files.decoder", "'..'")
+    path = "../elsewhere/model.onnx" if how == ".." else str(outside / "model.onnx")
+    _edit(bundle, lambda m: m["graph"]["files"].update(decoder=path))
+    _refused(bundle, "graph.files.decoder", "not a plain file name")
+
+
+@pytest.mark.parametrize("field", ["compact_file", "file"])
+def test_a_tokenizer_file_that_is_a_symlink_to_dev_zero(bundle, field):
+    """Issue 11's /dev/zero probe through the tokenizer's files (the compact copy came later)."""
+    os.symlink("/dev/zero", bundle / "zero.bin")
+    _edit(bundle, lambda m: m["tokenizer"].update({field: "zero.bin"}))
+    _refused(bundle, "zero.bin")
 
 
 def test_empty_file_table_verifies_nothing(bundle):

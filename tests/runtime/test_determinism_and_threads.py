@@ -152,6 +152,8 @@ def test_bad_arguments_name_the_argument(model, kwargs, error, words):
     (None, TypeError, "NoneType"),
     (b"hi", TypeError, "bytes"),
     ("", ValueError, "empty"),
+    ([], ValueError, "empty list of messages"),  # rendered as the assistant's header alone, answered (issue 24)
+    ((), ValueError, "empty list of messages"),
     (42, TypeError, "int"),
     ([{"role": "wizard", "content": "hi"}], ValueError, "unknown role 'wizard'"),
     ([{"role": "user"}], ValueError, "content"),

@@ -201,3 +201,14 @@ def test_logprob_options():
     done = _parse(json.dumps({"model": "m", "prompt": [[5, 6, 7]], "logprobs": 1, "echo": True, "max_tokens": 0}),
                   "completion")
     assert (done.prompt_ids, done.prompt, done.logprobs, done.echo, done.max_tokens) == ([5, 6, 7], None, 1, True, 0)
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"seed": -1}, "seed"), ({"seed": True}, "seed"), ({"stop": 123}, "stop"), ({"stop": [""]}, "stop"),
+    ({"stop": ""}, "stop"), ({"max_tokens": True}, "max_tokens"), ({"max_tokens": -1}, "max_tokens"),
+    ({"messages": None}, "messages"), ({"top_p": 2}, "top_p"), ({"temperature": -1}, "temperature"),
+])
+def test_round_one_api_probes_over_http(extra, param):
+    """Issue 11's API probes (seed=-1, stop=123, max_new_tokens=True, empty prompts ...) as request fields:
+    a 400 naming the field (re-checked in issue 24 with benchmarks/probes_round1.py)."""
+    assert _refused(json.dumps({**CHAT, **extra})).param == param

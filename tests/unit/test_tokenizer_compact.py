@@ -96,3 +96,20 @@ def test_compact_headers_are_checked_before_reading(tmp_path):
     for name, words in (("huge.npz", r"declares int32 \[1099511627776, 3\]"), ("deflated.npz", "is compressed")):
         with pytest.raises(BundleError, match=words):
             Tokenizer.from_compact(tmp_path / name)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda s: s.update(pre_tokenizer={"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated",
+                                       "invert": False}), "tokenizer.pre_tokenizer.pattern"),
+    (lambda s: s["added_tokens"].append({"content": "<x>", "special": True}), "has no id"),
+])
+def test_a_compact_copy_gets_the_checks_of_a_tokenizer_json(paths, tmp_path, change, words):
+    """The pure backend reads only the compact copy: a hostile spec in it (issue 11's catastrophic regex, an
+    added token without an id) must be refused there too, not only in tokenizer.json (issue 24, round-1 probes)."""
+    import json
+
+    spec = json.loads(open(paths["smollm2"], encoding="utf-8").read())
+    change(spec)
+    write_compact(spec, tmp_path / "hostile.npz")
+    with pytest.raises(BundleError, match=words):
+        Tokenizer.from_compact(tmp_path / "hostile.npz")
