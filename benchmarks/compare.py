@@ -24,7 +24,10 @@ What it does, in one run:
    first runtime measured if edge-sdk is not), and how many leading generated tokens agree; writes the
    table to docs/benchmarks.md between markers (--out, --no-write).
 
-The edge-sdk side is skipped (with a note) if --bundle is not given.
+The edge-sdk side is skipped (with a note) if --bundle is not given. --bundle may be given several times
+(e.g. two recipes of the same model): each bundle is one more runtime in the same interleaved rounds, labelled
+by its recipe, and the ratios are against the first. --python RUNTIME=PY runs a runtime with an interpreter
+that is not in --venvs (e.g. an existing anchor venv).
 """
 from __future__ import annotations
 
@@ -74,7 +77,14 @@ def log(msg: str) -> None:
 # ------------------------------------------------------------------------------------------- inputs
 
 
-def venv_python(venvs: Path, name: str) -> Path:
+def base(key: str) -> str:
+    """The runtime a key runs: `edgesdk2`, `edgesdk3`... are more edge-sdk bundles."""
+    return "edgesdk" if key.startswith("edgesdk") else key
+
+
+def venv_python(venvs: Path, name: str, given: dict[str, str] | None = None) -> Path:
+    if given and name in given:
+        return Path(given[name])
     py = venvs / RUNTIMES[name][0] / "bin" / "python"
     # setup_anchors.sh writes .pins only once the venv is complete: a half-built one counts as missing.
     if not py.exists() or not (venvs / RUNTIMES[name][0] / ".pins").is_file():
@@ -254,7 +264,7 @@ def read_manifest(bundle: Path) -> dict:
 
 
 def run_runner(py: Path, name: str, model: Path, ids_file: Path, args) -> dict:
-    script = ANCHORS / RUNTIMES[name][1]
+    script = ANCHORS / RUNTIMES[base(name)][1]
     cmd = [str(py), str(script), "--ids", str(ids_file), "--model", str(model), "--threads", str(args.threads),
            "--warmup", str(args.warmup), "--reps", "1"]
     env = dict(os.environ)
@@ -274,7 +284,7 @@ def run_runner(py: Path, name: str, model: Path, ids_file: Path, args) -> dict:
 
 
 def run_ppl(py: Path, name: str, model: Path, ids_file: Path, args) -> float:
-    cmd = [str(py), str(ANCHORS / RUNTIMES[name][1]), "--ids", str(ids_file), "--model", str(model),
+    cmd = [str(py), str(ANCHORS / RUNTIMES[base(name)][1]), "--ids", str(ids_file), "--model", str(model),
            "--threads", str(args.threads), "--ppl"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -358,22 +368,28 @@ def fmt_ratio(x: float, ref: float) -> str:
 def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build: dict | None,
            agree: dict, texts: dict, skipped: list[str]) -> str:
     m = machine_info()
-    order = [k for k in ("edgesdk", "ortgenai", "llamacpp") if k in summary]
-    ref = "edgesdk" if "edgesdk" in summary else order[0]
+    order = sorted(summary, key=lambda k: (("edgesdk", "ortgenai", "llamacpp").index(base(k)), k))
+    ref = order[0]
     R = summary[ref]
     label = {k: RUNTIMES[k][2] for k in RUNTIMES}
-    man = getattr(args, "manifest", {}) or {}
+    manifests = getattr(args, "manifests", {}) or {}
+    man = manifests.get("edgesdk", {})
     q = man.get("quantization", {})
     n_total = len(spec["ids"]) + spec["new_tokens"]
     llama_ctx = (summary.get("llamacpp", {}).get("versions", {}).get("settings", {}).get("context") or {}).get("n_ctx", "?")
     model_desc = {
-        "edgesdk": f"bundle, recipe {q.get('recipe', '?')}, ctx {man.get('graph', {}).get('max_context', '?')}",
+        k: f"bundle, recipe {mk.get('quantization', {}).get('recipe', '?')}, ctx {mk.get('graph', {}).get('max_context', '?')}"
+        for k, mk in manifests.items()
+    }
+    model_desc |= {
         "ortgenai": f"its builder, int4 CPU, ctx {n_total}",
         "llamacpp": f"the Q4_1 GGUF as shipped, ctx {llama_ctx}",
     }
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     L = []
-    L.append(f"## edge-sdk vs onnxruntime-genai vs llama.cpp — SmolLM2-135M-Instruct, {args.threads} threads")
+    names = {"edgesdk": "edge-sdk", "ortgenai": "onnxruntime-genai", "llamacpp": "llama.cpp"}
+    L.append(f"## {' vs '.join(dict.fromkeys(names[base(k)] for k in order))} — SmolLM2-135M-Instruct, "
+             f"{args.threads} threads")
     L.append("")
     L.append(f"Measured {now} on {m['nproc']} cores of `{m['cpu']}` ({m['isa']}), {m['mem']} RAM, "
              f"Linux {m['kernel']}, Python {m['python']}; repo at `{git_rev()}`.")
@@ -412,10 +428,11 @@ def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build:
                  + (f" ({ref_ppl:.3f})" if ref_ppl else "") + ".")
     L.append("- peak RSS = VmHWM of the runner process (includes its Python interpreter); size = all files of "
              "the model as the runtime loads it (graph + weights + config/tokenizer files; the GGUF alone for llama.cpp).")
-    if man:
-        L.append(f"- edge-sdk bundle: `{man.get('name', '?')}`: {q.get('description', '')}; KV cache preallocated "
-                 f"for its context ({man.get('kv_cache', {}).get('dtype', '?')})"
-                 + (f"; exported with `{args.export_cmd}`" if getattr(args, "export_cmd", None) else "") + ".")
+    for k, mk in manifests.items():
+        L.append(f"- {label[k]} bundle: `{mk.get('name', '?')}`: {mk.get('quantization', {}).get('description', '')}; "
+                 f"KV cache preallocated for its context ({mk.get('kv_cache', {}).get('dtype', '?')})"
+                 + (f"; exported with `{args.export_cmd}`" if k == "edgesdk" and getattr(args, "export_cmd", None) else "")
+                 + ".")
     L.append("- ctx = context capacity each runtime allocates (ort-genai: max_length = prompt + new tokens; "
              "llama.cpp: n_ctx); it weighs on peak RSS.")
     if build:
@@ -434,18 +451,20 @@ def render(summary: dict, sizes: dict, spec: dict, args, argv: list[str], build:
                  + ", ".join(f"{a} / {b}: {n}/{spec['new_tokens']}" for (a, b), n in agree.items()) + ".")
     for s in skipped:
         L.append(f"- not measured: {s}")
-    if man and not getattr(args, "export_cmd", None):
-        L.append(f"- the edge-sdk bundle was made before this run (manifest created {man.get('created', '?')}); "
-                 f"make it with `edge-sdk export {args.model} -o BUNDLE` (add `--recipe ...` for another recipe).")
+    if manifests and not getattr(args, "export_cmd", None):
+        L.append("- the edge-sdk bundles were made before this run (manifest created "
+                 + ", ".join(mk.get("created", "?") for mk in manifests.values())
+                 + f"); make one with `edge-sdk export {args.model} -o BUNDLE` (add `--recipe ...` for another recipe).")
     L.append("")
     L.append("Reproduce:")
     L.append("")
     L.append("```")
     L.append("bash benchmarks/setup_anchors.sh")
-    if man and args.bundle and args.bundle != "auto":
-        recipe = q.get("recipe")
-        L.append(f".venv/bin/edge-sdk export {args.model} -o {shlex.quote(args.bundle)} --force"
-                 + (f" --recipe {recipe}" if recipe else ""))
+    for k, bundle in zip(sorted(manifests), args.bundle or []):
+        if bundle != "auto":
+            recipe = manifests[k].get("quantization", {}).get("recipe")
+            L.append(f".venv/bin/edge-sdk export {args.model} -o {shlex.quote(bundle)} --force"
+                     + (f" --recipe {recipe}" if recipe else ""))
     L.append(".venv/bin/python benchmarks/compare.py " + shlex.join(argv))
     L.append("```")
     return "\n".join(L) + "\n"
@@ -477,9 +496,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--bundle", help="edge-sdk bundle folder (from `edge-sdk export`), or `auto`: export --model with "
+    p.add_argument("--bundle", action="append", help="edge-sdk bundle folder (from `edge-sdk export`), or `auto`: export --model with "
                    "this checkout's exporter into WORK/edgesdk-bundle first (every run, so it measures the current "
-                   "code); without --bundle edge-sdk is skipped")
+                   "code); give it again for more bundles in the same run; without --bundle edge-sdk is skipped")
     p.add_argument("--export-args", default="",
                    help="extra arguments for `edge-sdk export` with --bundle auto, e.g. \"--recipe int4-b32\"")
     p.add_argument("--model", default="smollm2-135m-instruct",
@@ -493,6 +512,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ppl-tokens", type=int, default=256,
                    help="tokens of the built-in eval text for each runtime's perplexity (the quality column; "
                         "0 skips it; default %(default)s)")
+    p.add_argument("--python", action="append", default=[], metavar="RUNTIME=PY",
+                   help="run RUNTIME (edgesdk, ortgenai, llamacpp) with this interpreter instead of the one in --venvs")
     p.add_argument("--venvs", type=Path, default=DEFAULT_VENVS,
                    help="folder with the runner venvs made by setup_anchors.sh (default: $BENCH_VENVS or %(default)s)")
     p.add_argument("--work-dir", type=Path, default=None,
@@ -509,8 +530,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"unknown runtime(s) {bad}; choose from {list(RUNTIMES)}")
     if args.rounds < 1 or args.new_tokens < 2:
         p.error("--rounds must be >= 1 and --new-tokens >= 2")
-    if args.bundle and args.bundle != "auto" and not Path(args.bundle).is_dir():
-        p.error(f"--bundle {args.bundle} is not a folder")
+    for b in args.bundle or []:
+        if b != "auto" and not Path(b).is_dir():
+            p.error(f"--bundle {b} is not a folder")
+    if (args.bundle or []).count("auto") > 1 or (args.bundle and "auto" in args.bundle[1:]):
+        p.error("--bundle auto can only be the first --bundle, once")
+    try:
+        args.python = dict(kv.split("=", 1) for kv in args.python)
+    except ValueError:
+        p.error("--python takes RUNTIME=PATH, e.g. llamacpp=/path/to/venv/bin/python")
+    bad = [r for r in args.python if r not in RUNTIMES]
+    if bad:
+        p.error(f"--python: unknown runtime(s) {bad}; choose from {list(RUNTIMES)}")
     return args
 
 
@@ -524,7 +555,13 @@ def main(argv: list[str] | None = None) -> int:
         skipped.append("edge-sdk (no --bundle given)")
     if not runtimes:
         raise SystemExit("error: nothing to measure")
-    pys = {r: venv_python(args.venvs, r) for r in runtimes}  # fail early, before any heavy preparation
+    if "edgesdk" in runtimes:
+        # One more runtime per extra bundle, right after the first, with the same runner and venv.
+        at = runtimes.index("edgesdk") + 1
+        for i in range(2, len(args.bundle) + 1):
+            runtimes.insert(at, f"edgesdk{i}")
+            at += 1
+    pys = {r: venv_python(args.venvs, base(r), args.python) for r in runtimes}  # fail early, before any heavy preparation
 
     work = (args.work_dir or args.venvs / "work").resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -550,8 +587,9 @@ def main(argv: list[str] | None = None) -> int:
             make_hf_folder(src, hf_dir)
         build = make_ortgenai_model(pys["ortgenai"], hf_dir, out_dir, work)
         models["ortgenai"] = out_dir
+    args.manifests = {}
     if "edgesdk" in runtimes:
-        if args.bundle == "auto":
+        if args.bundle[0] == "auto":
             try:
                 args.export_cmd = export_bundle(args.model, work / "edgesdk-bundle", args.export_args, work)
                 models["edgesdk"] = work / "edgesdk-bundle"
@@ -560,9 +598,15 @@ def main(argv: list[str] | None = None) -> int:
                 skipped.append(f"edge-sdk: {e}")
                 runtimes.remove("edgesdk")
         else:
-            models["edgesdk"] = Path(args.bundle).resolve()
-        if "edgesdk" in models:
-            args.manifest = read_manifest(models["edgesdk"])
+            models["edgesdk"] = Path(args.bundle[0]).resolve()
+        for i, b in enumerate(args.bundle[1:], start=2):
+            models[f"edgesdk{i}"] = Path(b).resolve()
+        for k in [k for k in runtimes if base(k) == "edgesdk" and k in models]:
+            args.manifests[k] = read_manifest(models[k])
+        if len(args.bundle) > 1:  # tell the bundles apart by recipe in every line and log
+            for k, mk in args.manifests.items():
+                RUNTIMES[k] = ("edgesdk", "run_edgesdk.py",
+                               f"edge-sdk {mk.get('quantization', {}).get('recipe', k)}")
     sizes = {}
     for k, path in models.items():
         if k == "ortgenai":

@@ -1,7 +1,8 @@
 """Usefulness of schema-constrained answers over HTTP: an extraction set answered with a JSON Schema through
 `edge-sdk serve` (and, when given, llama.cpp's server with its json_schema support), side by side.
 
-    python benchmarks/structured_usefulness.py --bundle BUNDLE [--gguf GGUF --llama-python PY] [--rounds 2]
+    python benchmarks/structured_usefulness.py --bundle BUNDLE [--bundle BUNDLE2 ...] \
+        [--gguf GGUF --llama-python PY] [--rounds 2]
 
 `benchmarks/structured_schemas/extraction.jsonl`: 24 sentences, each with its person's name, age and city.
 Each sentence is sent through the official `openai` client as "Extract the person: <sentence>" with the schema
@@ -9,16 +10,21 @@ Each sentence is sent through the official `openai` client as "Extract the perso
 answers cut off by max_tokens (an unbounded string can run on), answers that are schema-valid JSON (checked
 with jsonschema; a cut answer is not), field accuracy (name and city compared after
 trimming and case-folding, age exactly) and the wall time per answer (median and [min-max] over every answer
-of every round). Rounds alternate between the servers, so load on a shared box affects both.
+of every round). Each sentence goes to every server in turn before the next one, so load on a shared box
+affects all of them alike. Several --bundle (e.g. two recipes) are one `edge-sdk serve` each, labelled by recipe.
 
 llama.cpp's side runs `python -m llama_cpp.server --model GGUF` (llama-cpp-python[server]: see
 benchmarks/setup_anchors.sh) and sends the same request with response_format
-{"type": "json_object", "schema": ...}, the form llama-cpp-python's server turns into a grammar.
+{"type": "json_object", "schema": ...}, the form llama-cpp-python's server turns into a grammar (it reads only
+"json_object" with a "schema" key, not OpenAI's "json_schema" shape), and with repeat_penalty 1.0: its server
+defaults to 1.1 even at temperature 0, while edge-sdk's structured requests default to no penalty; both are
+then plain greedy.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -59,10 +65,10 @@ def start(cmd: list[str], health: str, timeout: float = 600) -> subprocess.Popen
             time.sleep(0.5)
 
 
-def ask(client, model: str, text: str, response_format: dict):
+def ask(client, model: str, text: str, response_format: dict, extra: dict):
     t0 = time.perf_counter()
     resp = client.chat.completions.create(
-        model=model, temperature=0, max_tokens=60, response_format=response_format,
+        model=model, temperature=0, max_tokens=60, response_format=response_format, extra_body=extra or None,
         messages=[{"role": "user", "content": f"Extract the person: {text}"}])
     return resp.choices[0].message.content or "", resp.choices[0].finish_reason, time.perf_counter() - t0
 
@@ -82,7 +88,7 @@ def score(answer: str, expected: dict) -> tuple[bool, int]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bundle", required=True)
+    p.add_argument("--bundle", required=True, action="append", help="an edge-sdk bundle; again for more")
     p.add_argument("--gguf", help="the same model as a GGUF, for llama.cpp's server")
     p.add_argument("--llama-python", help="a Python with llama-cpp-python[server]")
     p.add_argument("--rounds", type=int, default=2)
@@ -94,26 +100,32 @@ def main(argv=None) -> int:
     servers = {}
     procs = []
     try:
-        port = free_port()
-        procs.append(start([sys.executable, "-m", "edge_sdk", "serve", args.bundle, "--port", str(port),
-                            "--threads", str(args.threads)], f"http://127.0.0.1:{port}/health"))
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=600)
-        model = client.models.list().data[0].id
-        servers["edge-sdk serve (int4)"] = (client, model, {"type": "json_schema", "json_schema": {
-            "name": "person", "schema": SCHEMA, "strict": True}})
+        for bundle in args.bundle:
+            port = free_port()
+            procs.append(start([sys.executable, "-m", "edge_sdk", "serve", bundle, "--port", str(port),
+                                "--threads", str(args.threads)], f"http://127.0.0.1:{port}/health"))
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=600)
+            model = client.models.list().data[0].id
+            manifest = json.loads((Path(bundle) / "edge_manifest.json").read_text())
+            recipe = manifest.get("quantization", {}).get("recipe", "?")
+            servers[f"edge-sdk serve ({recipe})"] = (client, model, {"type": "json_schema", "json_schema": {
+                "name": "person", "schema": SCHEMA, "strict": True}}, {})
         if args.gguf and args.llama_python:
             lport = free_port()
             procs.append(start([args.llama_python, "-m", "llama_cpp.server", "--model", args.gguf, "--port",
                                 str(lport), "--n_threads", str(args.threads), "--n_ctx", "1024"],
                                f"http://127.0.0.1:{lport}/v1/models"))
             lclient = openai.OpenAI(base_url=f"http://127.0.0.1:{lport}/v1", api_key="x", max_retries=0, timeout=600)
-            servers["llama.cpp server (GGUF)"] = (lclient, "smollm2", {"type": "json_object", "schema": SCHEMA})
+            lmodel = lclient.models.list().data[0].id
+            servers[f"llama.cpp server ({Path(args.gguf).name})"] = (
+                lclient, lmodel, {"type": "json_object", "schema": SCHEMA}, {"repeat_penalty": 1.0})
         results = {name: {"valid": 0, "fields": 0, "answers": 0, "cut": 0, "times": [],
                           "examples": []} for name in servers}
+        load_before = os.getloadavg()[0]
         for _ in range(args.rounds):
             for row in rows:
-                for name, (c, m, rf) in servers.items():  # interleaved: the same load for both
-                    answer, finish, took = ask(c, m, row["text"], rf)
+                for name, (c, m, rf, extra) in servers.items():  # interleaved: the same load for all
+                    answer, finish, took = ask(c, m, row["text"], rf, extra)
                     valid, right = score(answer, row["expected"])
                     r = results[name]
                     r["answers"] += 1
@@ -127,7 +139,8 @@ def main(argv=None) -> int:
         for proc in procs:
             proc.terminate()
             proc.wait(30)
-    print(f"{len(rows)} sentences x {args.rounds} rounds, greedy, max_tokens 60\n")
+    print(f"{len(rows)} sentences x {args.rounds} rounds, greedy, max_tokens 60, {args.threads} threads per server; "
+          f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print("| server | answers | cut by max_tokens | schema-valid | field accuracy | time per answer, median [min-max] |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
