@@ -101,3 +101,15 @@ def test_the_privacy_gate_sees_retrieved_text(model, tmp_path, embedder):
         public = ask(model, idx, "Who manages room 5?", router=router, max_new_tokens=4, abstain=False)
     # Nothing personal: the fallback was tried (and is down), so the device answered, marked degraded.
     assert public.route["reason"] == "fallback_failed" and public.route["degraded"] is True
+
+
+def test_a_grounded_answer_has_no_repetition_penalty_unless_asked(model, index, monkeypatch):
+    """The answer copies from its passages, which the default penalty (1.15) punishes, and the abstention
+    thresholds were measured without it: ask() generates without one, and keeps a penalty the caller sets."""
+    assert model.generation_defaults["repetition_penalty"] > 1.0  # what a plain generate() would use
+    seen = []
+    real = model.generate
+    monkeypatch.setattr(model, "generate", lambda messages, **kw: seen.append(kw) or real(messages, **kw))
+    ask(model, index, "What is the code for room 3?", k=3, max_new_tokens=8, abstain=False)
+    ask(model, index, "What is the code for room 3?", k=3, max_new_tokens=8, abstain=False, repetition_penalty=1.3)
+    assert [kw["repetition_penalty"] for kw in seen] == [1.0, 1.3]
