@@ -160,12 +160,9 @@ def _param(structured: dict) -> str | None:
 
 
 def settings(server, req, plan: Plan) -> dict[str, Any]:
-    s = server.settings(req, plan.ids)
-    if plan.spec is not None and plan.spec.grammar is not None:
-        # The grammar fixes the syntax; a repetition penalty would only push the model off the JSON it must
-        # repeat (keys, quotes, brackets). Structured requests default to none.
-        s.setdefault("repetition_penalty", 1.0)
-    return s
+    # No repetition penalty unless asked: Model.stream_ids decides that for every grammar-constrained generation
+    # (API and server alike), so it is not repeated here.
+    return server.settings(req, plan.ids)
 
 
 async def events(server, req, plan: Plan, job: Job, holder: list, observer=None) -> AsyncIterator:
