@@ -178,6 +178,22 @@ def _check_value(key: str, value: Any, where: str, what: str) -> None:
         bad("a string")
 
 
+def _subschemas_mapped(node: dict, walk) -> dict:
+    """A copy of the schema object `node` with `walk` applied to each of its subschemas (the values of the
+    keywords above that hold schemas); data (enum, const, default ...) is copied as it is, never rewritten."""
+    out = {}
+    for key, value in node.items():
+        if key in _MAP_OF_SCHEMAS and isinstance(value, dict):
+            out[key] = {k: walk(v) for k, v in value.items()}
+        elif key in _LIST_OF_SCHEMAS and isinstance(value, list):
+            out[key] = [walk(v) for v in value]
+        elif key in _ONE_SCHEMA:
+            out[key] = walk(value)
+        else:
+            out[key] = value
+    return out
+
+
 def embed(schema: dict | bool, name: str, defs: dict) -> dict:
     """`schema` for use inside a larger one: stored whole as ``defs[name]`` (the caller puts `defs` at the new
     root's ``$defs``) with its local references re-pointed there, and returned as ``{"$ref": "#/$defs/<name>"}``.
@@ -193,18 +209,10 @@ def embed(schema: dict | bool, name: str, defs: dict) -> dict:
     def walk(node):
         if not isinstance(node, dict):
             return node
-        out = {}
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str) and value.startswith("#"):
-                out[key] = base + value[1:]
-            elif key in _MAP_OF_SCHEMAS and isinstance(value, dict):
-                out[key] = {k: walk(v) for k, v in value.items()}
-            elif key in _LIST_OF_SCHEMAS and isinstance(value, list):
-                out[key] = [walk(v) for v in value]
-            elif key in _ONE_SCHEMA:
-                out[key] = walk(value)
-            else:
-                out[key] = value  # data (enum, const, default ...) is never rewritten
+        out = _subschemas_mapped(node, walk)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#"):
+            out["$ref"] = base + ref[1:]
         return out
 
     defs[name] = walk(schema)  # check_schema bounded the depth, so this recursion is bounded too
@@ -220,16 +228,7 @@ def closed(schema: dict | bool) -> dict | bool:
     def walk(node):
         if not isinstance(node, dict):
             return node
-        out = {}
-        for key, value in node.items():
-            if key in _MAP_OF_SCHEMAS and isinstance(value, dict):
-                out[key] = {k: walk(v) for k, v in value.items()}
-            elif key in _LIST_OF_SCHEMAS and isinstance(value, list):
-                out[key] = [walk(v) for v in value]
-            elif key in _ONE_SCHEMA:
-                out[key] = walk(value)
-            else:
-                out[key] = value
+        out = _subschemas_mapped(node, walk)
         if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
             out["additionalProperties"] = False
         return out

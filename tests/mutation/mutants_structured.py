@@ -42,7 +42,7 @@ MUTANTS = (
            "if key not in ENFORCED and key not in ANNOTATIONS:", "if False:",
            (T + "test_schema.py::test_unknown_and_unenforceable_keywords_are_refused_by_name",)),
     Mutant("structured schema: nested $refs not re-pointed", "runtime/structured/schema.py",
-           'out[key] = base + value[1:]', "out[key] = value",
+           'out["$ref"] = base + ref[1:]', 'out["$ref"] = ref',
            (T + "test_schema.py::test_embed_keeps_references_working_under_a_new_root",
             T + "test_grammar.py::test_tool_parameters_with_their_own_refs")),
     Mutant("structured tools: undeclared arguments allowed", "runtime/structured/grammar.py",

@@ -10,6 +10,8 @@ import pytest
 
 import edge_sdk
 
+from ..runtime.test_penalties import Recorder  # sees the model's own logits at every step
+
 torch = pytest.importorskip("torch")
 openai = pytest.importorskip("openai")
 pytest.importorskip("starlette")
@@ -20,14 +22,6 @@ ATOL = 1e-5
 @pytest.fixture(scope="module")
 def reference(tiny_bundle):
     return edge_sdk.load(tiny_bundle, threads=1)
-
-
-class Recorder:
-    def __init__(self):
-        self.steps = []
-
-    def observe(self, logits, token):
-        self.steps.append((np.array(logits, dtype=np.float64), int(token)))
 
 
 def _ref_log_softmax(logits) -> np.ndarray:
