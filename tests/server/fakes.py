@@ -12,7 +12,8 @@ from types import SimpleNamespace
 class FakeModel:
     """Encodes a prompt to one id per word; streams `pieces` pieces, `piece_s` apart. A prompt holding "HEAVY"
     takes `heavy_s` to encode (it stands for tokenizing a large prompt: a sleep, so it only blocks the thread
-    it runs on)."""
+    it runs on). With `hold` (an Event), a generation stops before its last piece until the event is set: a reply
+    that keeps the model busy for exactly as long as the test wants, whatever the machine's load."""
 
     max_context = 4096
     adapters: list[str] = []
@@ -20,7 +21,9 @@ class FakeModel:
     defaults: dict = {}
     template = "a chat template"  # not None: a chat model
 
-    def __init__(self, pieces: int = 5, piece_s: float = 0.0, heavy_s: float = 0.0, stop_reason: str = "length"):
+    def __init__(self, pieces: int = 5, piece_s: float = 0.0, heavy_s: float = 0.0, stop_reason: str = "length",
+                 hold: threading.Event | None = None):
+        self.hold = hold
         self.pieces, self.piece_s, self.heavy_s, self.stop_reason = pieces, piece_s, heavy_s, stop_reason
         self.encoded: list[str] = []  # every prompt text encoded
         self.ran: list[str] = []  # the prompt text of every generation that started
@@ -46,6 +49,8 @@ class FakeModel:
 
         def pieces():
             for i in range(n):
+                if i == n - 1 and self.hold is not None:
+                    self.hold.wait(60)
                 time.sleep(self.piece_s)
                 stats.new_tokens += 1
                 yield f"p{i} "

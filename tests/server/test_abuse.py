@@ -105,22 +105,32 @@ def test_health_and_other_streams_keep_answering_while_a_heavy_prompt_is_prepare
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_that_hangs_up_while_queued_gives_its_place_back(live, stream):
-    model = FakeModel(pieces=60, piece_s=0.05)  # a 3 s reply keeps the only model busy
+    release = threading.Event()  # the holder keeps the only model until the test lets go: no race with the clock
+    model = FakeModel(pieces=3, hold=release)
     server = live(model, max_queue=1)
     holder = threading.Thread(target=_post, args=(server.url, _chat("holder")))
     holder.start()
-    assert _wait(lambda: _health(server.url)["running"] == 1)
-    sock = socket.create_connection(("127.0.0.1", server.port))
-    body = json.dumps(_chat("gone", stream=stream)).encode()
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    assert _wait(lambda: _health(server.url)["waiting"] == 1)
-    assert _post(server.url, _chat("refused"))[0] == 503  # the one queue place is taken
-    sock.close()  # ... by a client that now hangs up
-    assert _wait(lambda: _health(server.url)["waiting"] == 0, 3), _health(server.url)
-    status, text = _post(server.url, _chat("next"))  # queued in the freed place, answered after the holder
+    try:
+        assert _wait(lambda: _health(server.url)["running"] == 1)
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        body = json.dumps(_chat("gone", stream=stream)).encode()
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        assert _wait(lambda: _health(server.url)["waiting"] == 1)
+        assert _post(server.url, _chat("refused"))[0] == 503  # the one queue place is taken
+        sock.close()  # ... by a client that now hangs up
+        # The place comes back while the holder still runs: not when the model frees up and skips the gone job.
+        assert _wait(lambda: _health(server.url)["waiting"] == 0, 3), _health(server.url)
+        assert _health(server.url)["running"] == 1 and model.ran == ["holder"]
+        answer: list = []
+        nxt = threading.Thread(target=lambda: answer.append(_post(server.url, _chat("next"))))
+        nxt.start()  # queued in the freed place, answered after the holder
+        assert _wait(lambda: _health(server.url)["waiting"] == 1)
+    finally:
+        release.set()
     holder.join(30)
-    assert status == 200, text
+    nxt.join(30)
+    assert answer and answer[0][0] == 200, answer
     assert model.ran == ["holder", "next"]  # the gone client never got the model
 
 
