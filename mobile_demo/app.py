@@ -26,7 +26,7 @@ from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, St
 
 import edge_sdk
 from edge_sdk.errors import BundleError, ContextLengthError
-from edge_sdk.runtime.generation_defaults import GENERATION_DEFAULTS
+from edge_sdk.runtime.generation_defaults import GENERATION_DEFAULTS, for_copying
 
 from . import widgets  # noqa: F401  (registers the widget classes used by the .kv file)
 from .bundle_paths import EXPORT_COMMAND, candidate_dirs
@@ -361,12 +361,17 @@ class ChatApp(DocumentsMixin, App):
 
     def _start_turn(self, tid: int, text: str):
         """Stream the reply to `text` (the user's words, or the grounded message holding them)."""
+        penalty = float(self.repetition_penalty)
+        grounded = self._turn_grounded
+        if grounded is not None and grounded.sources and not self._sampling_chosen:
+            # An answer from the documents copies from its excerpts: as rag.ask, no penalty unless the user set one.
+            penalty = for_copying({"repetition_penalty": None})["repetition_penalty"]
         self.worker = TurnWorker(
             self.chat, text, schedule=Clock.schedule_once,
             on_text=partial(self._on_stream_text, tid), on_done=partial(self._on_turn_done, tid),
             on_error=partial(self._on_turn_error, tid),
             max_new_tokens=int(self.max_new_tokens), temperature=float(self.temperature), top_p=float(self.top_p),
-            repetition_penalty=float(self.repetition_penalty), seed=self.seed, router=self.router).start()
+            repetition_penalty=penalty, seed=self.seed, router=self.router).start()
 
     def stop(self):
         if self._retrieving and self.generating:

@@ -18,7 +18,7 @@ from .chat_template import ChatTemplate
 from .tokenizer import StreamingDetokenizer
 from .engine import engine_class
 from .generate import Decoder, GenerationStats, generate_tokens, stream_text
-from .generation_defaults import resolve as resolve_defaults
+from .generation_defaults import for_copying, resolve as resolve_defaults
 from .prompt_ids import PromptIds
 from .bundle import read_manifest, resolve
 from .bundle.manifest import manifest_kind
@@ -223,11 +223,8 @@ class Model:
         """
         adapter = self._adapter if adapter is _DEFAULT else adapter
         self._check_adapter(adapter)
-        if constraint is not None and kw.get("repetition_penalty") is None:
-            # Structured answers copy from the prompt (a name, a figure), and the penalty weighs every token
-            # already in the context, the prompt's included: at 1.15 greedy extracted "Ana" aged 28 from "Ana
-            # Lima is 34". So a grammar turns the default penalty off; a caller who sets one keeps it.
-            kw = dict(kw, repetition_penalty=1.0)
+        if constraint is not None:  # a structured answer copies from the prompt (a name, a figure)
+            kw = for_copying(kw)
         s = self._settings(kw)
         stops = s["stop"]
         stop = StopStrings([stops] if isinstance(stops, str) else list(stops)) if stops else None

@@ -24,6 +24,8 @@ from typing import Any
 
 from edge_sdk.errors import ContextLengthError
 
+from ..generation_defaults import for_copying
+
 from . import evidence as _evidence
 from .evidence import NOT_IN_DOCUMENTS, Evidence, Policy
 
@@ -210,11 +212,9 @@ def ask(model, index, question: str, *, k: int = DEFAULT_K, router=None, allow_c
     if early is not None:
         return early
     generation.setdefault("max_new_tokens", reply)
-    if generation.get("repetition_penalty") is None:
-        # A grounded answer copies from its passages, and the penalty weighs every token already in the context,
-        # the passages' included (as for structured output, runtime/model.py): no penalty unless asked. The
-        # abstention thresholds and figures of docs/rag.md were measured so.
-        generation["repetition_penalty"] = 1.0
+    # A grounded answer copies from its passages: no penalty unless asked (the abstention thresholds and the
+    # figures of docs/rag.md were measured so).
+    generation = for_copying(generation)
     messages = [{"role": "user", "content": grounded.user_message}]
     if router is not None:
         routed = router.generate(model, messages, allow_cloud_pii=allow_cloud_pii, **generation)

@@ -114,7 +114,8 @@ def main():
     ui.pump(timeout=0.3)
     res["grounded"] = {"bubbles": ui.bubbles(), "history": [dict(m) for m in app.chat.messages],
                        "sources": [(os.path.basename(s.path), s.chunk_no, s.n) for s in app.last_sources],
-                       "statuses": statuses[:4], "banner": app.banner_text}
+                       "statuses": statuses[:4], "banner": app.banner_text,
+                       "penalty": app.worker._gen_kwargs["repetition_penalty"], "app_penalty": app.repetition_penalty}
     # A follow-up in the same chat: the excerpts are fitted into what the conversation leaves of the context.
     statuses.clear()
     ui.type_and_send(os.environ.get("UI_FOLLOW_UP", "And when did the railway reach it?"))
@@ -143,7 +144,8 @@ def main():
     ui.wait_idle(120)
     ui.pump(timeout=0.3)
     res["plain"] = {"bubbles": ui.bubbles(), "history": [dict(m) for m in app.chat.messages],
-                    "docs_button": list(ids.docs_button.bg_color)}
+                    "docs_button": list(ids.docs_button.bg_color),
+                    "penalty": app.worker._gen_kwargs["repetition_penalty"]}
     ui.close()
     emit(res)
 
