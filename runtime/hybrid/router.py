@@ -39,6 +39,7 @@ class Answer:
     route: dict[str, Any]
     finish: str = "stop"
     usage: dict[str, int] = field(default_factory=dict)
+    tool_calls: tuple[dict, ...] = ()  # the fallback's calls of the app's tools (OpenAI's shape), if it made any
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Router:
             got = replace(got, text=redactor.restore(got.text),
                           tool_calls=tuple(_restored_call(c, redactor) for c in got.tool_calls))
         if self.teacher_log is not None and route is not None:  # the answer arrived: a lesson for the device
-            self.teacher_log.record(request, got.text, got.finish, route, self.client.model)
+            self.teacher_log.record(request, got.text, got.finish, route, self.client.model, got.tool_calls)
         return got
 
     def _submit(self, request: RouteRequest, findings: Findings, route: Route):
@@ -138,7 +139,7 @@ class Router:
         """The fallback's answer to one request, not routed (blocking; FallbackError if it cannot give one)."""
         request = RouteRequest(kind, messages, prompt, model, dict(settings))
         got = self._ask(request, scan(request.texts()) if redactor is not None else _NOTHING, redactor)
-        return Answer(got.text, {}, got.finish, got.usage)
+        return Answer(got.text, {}, got.finish, got.usage, got.tool_calls)
 
     # -- driver: the Python API (apps without HTTP; RAG's ask) ------------------------------------------------
     def generate(self, model, messages: list[dict[str, str]], *, allow_cloud_pii: bool = False, **settings) -> Answer:
@@ -163,7 +164,7 @@ class Router:
         if route.target == "refuse":
             _refuse(route, f"the conversation ({len(ids)} tokens)")
         if route.target == "cloud":
-            return Answer(reply.text, route.public(), reply.finish, reply.usage)
+            return Answer(reply.text, route.public(), reply.finish, reply.usage, reply.tool_calls)
         return Answer(text, route.public(confidence=score))
 
     # -- driver: a chat session (the chat app: the device's reply streams, the fallback's replaces it) ------

@@ -4,7 +4,8 @@
     for record in read_log("~/.edge-sdk/teacher"): ...
 
 A record: {"v": 1, "time", "kind", "messages" | "prompt", "answer", "finish", "reason", "confidence",
-"redacted", "model"}. What it holds is what a training set may keep: the request and the teacher's answer
+"redacted", "model"}, and "tool_calls" when the teacher answered by calling the app's tools (OpenAI's shape,
+arguments redacted as the answer is). What it holds is what a training set may keep: the request and the teacher's answer
 with every item of personal data the gate finds replaced by placeholders ([EMAIL_1] ...), also when the
 caller let it go to the fallback as it was (consent to send is not consent to store), and in the answer too
 (a teacher may repeat what it was told). "redacted": items replaced; "confidence": the device answer's, when
@@ -52,11 +53,12 @@ class TeacherLog:
         self.max_bytes, self.keep = int(max_bytes), int(keep)
         self._lock = threading.Lock()
 
-    def record(self, request, answer: str, finish: str, route, model: str | None = None) -> dict[str, Any] | None:
-        """Log one exchange the fallback answered (`request`: the RouteRequest as the caller made it; `answer`:
-        the teacher's text with the data it stands for restored); returns the record written, None if it was
-        not (too big, or the disk failed: the caller's answer never depends on the log)."""
-        entry = redacted_record(request, answer, finish, route, model)
+    def record(self, request, answer: str, finish: str, route, model: str | None = None,
+               tool_calls: tuple[dict, ...] = ()) -> dict[str, Any] | None:
+        """Log one exchange the fallback answered (`request`: the RouteRequest as the caller made it; `answer`
+        and `tool_calls`: the teacher's, with the data they stand for restored); returns the record written,
+        None if it was not (too big, or the disk failed: the caller's answer never depends on the log)."""
+        entry = redacted_record(request, answer, finish, route, model, tool_calls)
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
         if len(line) > self.max_bytes:
             log.warning("teacher log: a %d-byte record exceeds max_bytes %d; not logged", len(line), self.max_bytes)
@@ -99,9 +101,11 @@ class TeacherLog:
             os.close(lock)  # releases the flock
 
 
-def redacted_record(request, answer: str, finish: str, route, model: str | None = None) -> dict[str, Any]:
-    """The record of one exchange, with the personal data the gate finds in the request and in the answer
-    replaced by placeholders (one Redactor: the same address is the same placeholder everywhere)."""
+def redacted_record(request, answer: str, finish: str, route, model: str | None = None,
+                    tool_calls: tuple[dict, ...] = ()) -> dict[str, Any]:
+    """The record of one exchange, with the personal data the gate finds in the request, the answer and the
+    tool calls' arguments replaced by placeholders (one Redactor: the same address is the same placeholder
+    everywhere)."""
     redactor = Redactor()
     findings = scan(request.texts())
     body = request.body(model, redactor.redact_all(findings))
@@ -110,7 +114,12 @@ def redacted_record(request, answer: str, finish: str, route, model: str | None 
                              "kind": request.kind}
     entry["messages" if request.kind == "chat" else "prompt"] = body["messages" if request.kind == "chat" else "prompt"]
     entry.update(answer=said, finish=finish, reason=route.reason, confidence=route.confidence,
-                 redacted=len(redactor.placeholders) or None, model=body["model"])
+                 redacted=None, model=body["model"])
+    if tool_calls:  # the arguments are JSON text; a placeholder ([EMAIL_1]) inside one of its strings keeps it JSON
+        entry["tool_calls"] = [{**call, "function": {**call["function"],
+                                                     "arguments": redactor.redact(call["function"]["arguments"])}}
+                               for call in tool_calls]
+    entry["redacted"] = len(redactor.placeholders) or None
     return entry
 
 

@@ -75,6 +75,36 @@ def test_personal_data_never_reaches_the_log(http, tmp_path, consent):  # noqa: 
     assert record["model"] == "big" and record["kind"] == "chat" and record["finish"] == "stop"
 
 
+@pytest.mark.parametrize("consent", [False, True], ids=["redacted", "consented"])
+def test_a_teachers_tool_call_is_logged_with_its_arguments_redacted(http, tmp_path, consent):  # noqa: F811
+    """A teacher that answers by calling the app's tool teaches that call: it is logged, as executable JSON, with
+    the personal data in its arguments replaced by the same placeholders as in the request."""
+
+    def call_back(handler, body):  # the teacher mails whoever the last message names
+        said = json.loads(body)["messages"][-1]["content"]
+        to = said.split("mail ")[1].split(" ")[0]
+        call = {"id": "call_1", "type": "function", "function": {"name": "send_mail",
+                                                                 "arguments": json.dumps({"to": to, "n": 1})}}
+        handler.reply(200, json.dumps({"choices": [{"message": {"role": "assistant", "content": None,
+                                                                 "tool_calls": [call]},
+                                                     "finish_reason": "tool_calls"}]}).encode())
+
+    router = Router("cloud-first", fallback_url=http(call_back).url, redact=True, learn=tmp_path)
+    tools = [{"type": "function", "function": {"name": "send_mail", "parameters": {"type": "object"}}}]
+    answer = router.generate(Device(), [{"role": "user", "content": f"mail {EMAIL} now"}], tools=tools,
+                             allow_cloud_pii=consent)
+    router.close()
+    assert json.loads(answer.tool_calls[0]["function"]["arguments"])["to"] == EMAIL  # the app gets the real call
+    records, raw = _logged(tmp_path)
+    _assert_no_personal_data(raw)
+    [record] = records
+    assert record["messages"] == [{"role": "user", "content": "mail [EMAIL_1] now"}] and record["answer"] == ""
+    [call] = record["tool_calls"]
+    assert call["function"]["name"] == "send_mail" and call["id"] == "call_1"
+    assert json.loads(call["function"]["arguments"]) == {"to": "[EMAIL_1]", "n": 1}
+    assert record["finish"] == "tool_calls" and record["redacted"] == 1
+
+
 def test_only_the_fallbacks_answers_are_logged_with_reason_and_confidence(http, tmp_path):  # noqa: F811
     fallback = http(lambda h, b: h.reply(200, chat_reply("Paris")))
     doubtful = Router("auto", fallback_url=fallback.url, threshold=0.9, learn=tmp_path)  # the device says 0.5

@@ -53,4 +53,10 @@ MUTANTS = (
            "    return Reply(text or \"\", finish if finish in FINISH else \"stop\", counts, calls)",
            "    return Reply(text or \"\", finish if finish in FINISH else \"stop\", counts)",
            (f"{_H}::test_tools_and_response_format_reach_the_fallback_unchanged",)),
+    Mutant("the teacher log drops the teacher's tool calls", "runtime/hybrid/router.py",
+           "self.client.model, got.tool_calls)", "self.client.model)",
+           ("tests/hybrid/test_teacher_log.py::test_a_teachers_tool_call_is_logged_with_its_arguments_redacted",)),
+    Mutant("the teacher log keeps tool call arguments unredacted", "runtime/hybrid/teacher_log.py",
+           '"arguments": redactor.redact(call["function"]["arguments"])', '"arguments": call["function"]["arguments"]',
+           ("tests/hybrid/test_teacher_log.py::test_a_teachers_tool_call_is_logged_with_its_arguments_redacted",)),
 )
