@@ -13,6 +13,11 @@ process's /proc/self/status after load (VmRSS, RssAnon, RssFile) and at the end 
 RssAnon while loading (sampled every millisecond by a thread), the logits of a prefill of the prompt (every
 position) and greedy decode tok/s over --new-tokens single-token steps. Logits are compared bit for bit
 against the heap run of the same bundle.
+
+Decode speed across processes is at the mercy of a shared machine; the fairer A/B keeps both graphs in one
+process and alternates blocks of steps from the same position:
+
+    .venv/bin/python benchmarks/packed_weights.py --decode-ab /work/bundles/smollm2-default [BLOCKS=20] [STEPS=16]
 """
 from __future__ import annotations
 
@@ -86,11 +91,56 @@ def child(bundle: Path, ids: list[int], new_tokens: int, threads: int) -> dict:
             "reason": packed.reason if packed else "", "graph": str(packed.path) if packed else ""}
 
 
+def decode_ab(bundle: Path, ids: list[int], blocks: int, steps: int, threads: int, cache: Path) -> list[float]:
+    """Decode speed of the heap and the mapped graph in one process, alternating blocks of `steps` greedy steps
+    from the same position (rewound after each block), so both see the same machine load. Returns the
+    mapped/heap tok/s ratio of each block pair."""
+    import numpy as np
+
+    from edge_sdk.runtime.bundle import read_manifest
+    from edge_sdk.runtime.engine import FusedEngine
+    from edge_sdk.runtime.providers import SessionConfig
+
+    manifest = read_manifest(bundle)
+    engines = {}
+    for name, where in (("heap", "off"), ("mapped", str(cache))):
+        config = SessionConfig(threads=threads, packed_cache=where)
+        engines[name] = FusedEngine(manifest, bundle, config)
+        assert (name == "mapped") == config.packed.cached, config.packed
+    first = {name: int(np.argmax(e.forward(ids))) for name, e in engines.items()}
+    ratios = []
+    for b in range(blocks):
+        speed = {}
+        for name in (("heap", "mapped") if b % 2 == 0 else ("mapped", "heap")):
+            e, tok = engines[name], first[name]
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                tok = int(np.argmax(e.forward([tok])))
+            speed[name] = steps / (time.perf_counter() - t0)
+            e.rewind(steps)
+        ratios.append(speed["mapped"] / speed["heap"])
+        print(f"block {b + 1}: heap {speed['heap']:.1f} tok/s, mapped {speed['mapped']:.1f} tok/s, "
+              f"ratio {ratios[-1]:.3f}", file=sys.stderr, flush=True)
+    return ratios
+
+
 def spread(values: list[float], fmt: str) -> str:
     return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--decode-ab":
+        # --decode-ab BUNDLE [BLOCKS] [STEPS]: the one-process A/B of decode speed (see decode_ab)
+        sys.path.insert(0, str(HERE))
+        from scale_bench import prompt_ids
+
+        bundle = Path(sys.argv[2])
+        blocks, steps = (int(sys.argv[3]) if len(sys.argv) > 3 else 20), (int(sys.argv[4]) if len(sys.argv) > 4 else 16)
+        ratios = decode_ab(bundle, prompt_ids(bundle, 98), blocks, steps, 2,
+                           Path(tempfile.mkdtemp(prefix="packed_ab_")))
+        print(f"{bundle.name}: decode mapped / heap over {blocks} alternating blocks of {steps} steps: "
+              f"median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+        return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         args = json.loads(sys.argv[2])
         print(json.dumps(child(Path(args["bundle"]), args["ids"], args["new_tokens"], args["threads"])))

@@ -65,7 +65,7 @@ def make_session(path: Path, config: SessionConfig, manifest: dict[str, Any] | N
             graph = packed.packed_graph(Path(path), manifest, config.session_entries, lambda: _options(config),
                                         packed.cache_root(config.packed_cache))
             path = graph.path
-            config.packed = graph  # what happened, for `edge-sdk run --json` and the tests
+            config.packed = graph  # what happened (cached or not, and why), for callers and benchmarks
     so = _options(config)
     available = set(ort.get_available_providers())
     providers: list[str] = []
