@@ -80,7 +80,7 @@ def test_second_load_maps_the_packed_file_and_logits_are_identical(int4_bundle, 
     assert sorted(p.name for p in cache.iterdir()) == [entry.name]
 
 
-def test_the_public_load_uses_the_cache_from_the_environment(int4_bundle, tmp_path, monkeypatch):
+def test_the_public_load_takes_the_cache_from_its_option_or_the_environment(int4_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv(packed.ENV, str(tmp_path / "c"))
     model = edge_sdk.load(int4_bundle, threads=1)
     assert model.engine.session  # opened
@@ -88,6 +88,11 @@ def test_the_public_load_uses_the_cache_from_the_environment(int4_bundle, tmp_pa
     assert len(entries) == 1 and (entries[0] / packed.STAMP).exists()
     monkeypatch.setenv(packed.ENV, "off")
     assert packed.cache_root() is None
+    model = edge_sdk.load(int4_bundle, threads=1)
+    assert model.engine.session and len(list((tmp_path / "c").iterdir())) == 1  # off: nothing more written
+    # The API's own option wins over the environment.
+    model = edge_sdk.load(int4_bundle, threads=1, packed_cache=tmp_path / "api")
+    assert len(list((tmp_path / "api").iterdir())) == 1
 
 
 @pytest.mark.parametrize("damage", ["flip a byte", "truncate", "drop the stamp"])
