@@ -180,7 +180,8 @@ def main() -> int:
         out = json.loads(res.stdout.strip().splitlines()[-1])
         if variant != "heap" and not out["cached"]:
             raise SystemExit(f"{b} {variant}: the cache was not used: {out['reason']}")
-        out["entry_mb"] = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 1e6 if variant != "heap" else 0
+        files = [f for f in cache.rglob("*") if f.is_file()] if variant != "heap" else []
+        out["entry_mb"] = sum(f.stat().st_size for f in files) / 1e6
         return out
 
     ids = {b: prompt_ids(b, args.prompt_tokens) for b in args.bundles}
@@ -200,7 +201,8 @@ def main() -> int:
     print(f"{args.rounds} rounds, {args.prompt_tokens}-token prompt, {args.new_tokens} greedy steps, "
           f"{args.threads} threads; median (min–max); memory in MB\n")
     print("| bundle | packed weights | load s | RssAnon after load | RssFile after load | peak RssAnon while loading "
-          "| peak RSS (VmHWM) | RssAnon / RssFile at the end | decode tok/s | decode vs heap (per round) | cache entry MB "
+          "| peak RSS (VmHWM) | RssAnon / RssFile at the end | decode tok/s | decode vs heap (per round) "
+          "| cache entry MB "
           "| logits = heap |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for b in args.bundles:
@@ -217,7 +219,8 @@ def main() -> int:
                   f"| {statistics.median([o['end']['RssAnon'] for o in outs]):.0f} / "
                   f"{statistics.median([o['end']['RssFile'] for o in outs]):.0f} "
                   f"| {spread([o['decode_tok_s'] for o in outs], '.1f')} | {spread(ratios, '.2f')} "
-                  f"| {statistics.median([o['entry_mb'] for o in outs]):.0f} | {'bit-identical' if same else 'DIFFER'} |")
+                  f"| {statistics.median([o['entry_mb'] for o in outs]):.0f} "
+                  f"| {'bit-identical' if same else 'DIFFER'} |")
     if args.json:
         args.json.write_text(json.dumps({f"{b}|{v}": o for (b, v), o in runs.items()}, indent=1))
     return 0

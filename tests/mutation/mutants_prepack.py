@@ -7,7 +7,8 @@ PACKED = "tests/runtime/test_packed_weights.py"
 
 MUTANTS = (
     Mutant("a packed entry is trusted without checking its hashes", "runtime/packed.py",
-           "            if path.is_symlink() or path.stat().st_size != info[\"bytes\"] or sha256_file(path) != info[\"sha256\"]:",
+           "            if path.is_symlink() or path.stat().st_size != info[\"bytes\"] "
+           "or sha256_file(path) != info[\"sha256\"]:",
            "            if path.is_symlink():",
            (f"{PACKED}::test_a_corrupt_entry_is_detected_and_rebuilt",)),
     Mutant("the packed entry's key ignores the onnxruntime build", "runtime/packed.py",
