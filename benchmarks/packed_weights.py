@@ -136,8 +136,8 @@ def main() -> int:
 
         bundle = Path(sys.argv[2])
         blocks, steps = (int(sys.argv[3]) if len(sys.argv) > 3 else 20), (int(sys.argv[4]) if len(sys.argv) > 4 else 16)
-        ratios = decode_ab(bundle, prompt_ids(bundle, 98), blocks, steps, 2,
-                           Path(tempfile.mkdtemp(prefix="packed_ab_")))
+        with tempfile.TemporaryDirectory(prefix="packed_ab_") as cache:  # its entry is as big as the bundle x2
+            ratios = decode_ab(bundle, prompt_ids(bundle, 98), blocks, steps, 2, Path(cache))
         print(f"{bundle.name}: decode mapped / heap over {blocks} alternating blocks of {steps} steps: "
               f"median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
         return 0
@@ -223,6 +223,8 @@ def main() -> int:
                   f"| {'bit-identical' if same else 'DIFFER'} |")
     if args.json:
         args.json.write_text(json.dumps({f"{b}|{v}": o for (b, v), o in runs.items()}, indent=1))
+    if args.work is None:  # the cache entries are ~2x each bundle on disk
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
