@@ -36,7 +36,8 @@ from edge_sdk.errors import (  # noqa: E402  (cheap, stdlib only)
 )
 
 
-def load(bundle_dir, device=None, threads=None, trusted_keys=None, kind=None, *, max_context=None, force=False):
+def load(bundle_dir, device=None, threads=None, trusted_keys=None, kind=None, *, max_context=None, force=False,
+         packed_cache=None):
     """Load an edge bundle: a Model (generates text), or an Embedder for an embedder bundle
     (``.embed(texts)`` -> vectors). See :func:`edge_sdk.runtime.model.load`.
 
@@ -44,11 +45,13 @@ def load(bundle_dir, device=None, threads=None, trusted_keys=None, kind=None, *,
     kind: "decoder" or "embedder" to refuse the other kind with a clear BundleError.
     max_context: a KV cache for fewer tokens than the bundle's maximum (less memory).
     force: load even if the bundle's memory estimate exceeds the device's available memory (else DeviceFitError).
+    packed_cache: where onnxruntime's packed weights are cached and mapped from (a folder), or "off" to pack them
+        on the heap at every load; default EDGE_SDK_PACKED_CACHE, else ~/.cache/edge-sdk/packed (docs/deploy.md).
     """
     from edge_sdk.runtime.model import load as _load
 
     return _load(bundle_dir, device=device, threads=threads, trusted_keys=trusted_keys, kind=kind,
-                 max_context=max_context, force=force)
+                 max_context=max_context, force=force, packed_cache=packed_cache)
 
 
 def export(source, output, **kwargs):

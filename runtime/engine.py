@@ -49,7 +49,7 @@ class FusedEngine:
         split_rows(1, prefill_chunk)  # a bad chunk fails here, before the session is made
         self.prefill_chunk = prefill_chunk
         self.cache = KVCache.from_manifest(manifest, capacity)  # capacity: at most the graph's max_context
-        self.session = make_session(Path(bundle_dir) / graph["files"]["decoder"], config)
+        self.session = make_session(Path(bundle_dir) / graph["files"]["decoder"], config, manifest)
         self.vocab_size = manifest["architecture"]["vocab_size"]
         # Graphs exported before this input existed return logits for every position; that is slower
         # for prompts but correct, so such bundles keep working. Asked of the graph itself, not of the

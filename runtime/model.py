@@ -521,7 +521,8 @@ _WRONG_KIND = {
 
 def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int | None = None,
          tokenizer_backend: str = "auto", trusted_keys=None, kind: str | None = None, *,
-         max_context: int | None = None, force: bool = False) -> "Model | Embedder":
+         max_context: int | None = None, force: bool = False,
+         packed_cache: str | os.PathLike | None = None) -> "Model | Embedder":
     """Load an edge bundle: check its manifest, confine and hash its files, open its graph(s).
 
     Returns a Model (generates text) or, for a bundle of kind "embedder", an Embedder (sentence vectors).
@@ -534,6 +535,8 @@ def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int 
     max_context: size the KV cache for fewer tokens than the bundle's maximum (fused bundles): less memory.
     force: load even when the memory estimate exceeds what the device has available (runtime/fit.py);
         without it that is a DeviceFitError, raised before onnxruntime allocates anything.
+    packed_cache: a folder for onnxruntime's packed weights (runtime/packed.py: written on the first load,
+        mapped on later ones), or "off"; default EDGE_SDK_PACKED_CACHE, else ~/.cache/edge-sdk/packed.
     """
     bundle_dir = Path(os.path.realpath(bundle_dir))
     manifest = read_manifest(bundle_dir, trusted_keys=trusted_keys)
@@ -547,6 +550,7 @@ def load(bundle_dir: str | os.PathLike, device: str | None = None, threads: int 
 
     capacity = check_context(manifest, max_context)
     config = _session_config(manifest, device, threads)
+    config.packed_cache = None if packed_cache is None else str(packed_cache)
     need = check_fit(manifest, capacity, force=force)
     model = Model(bundle_dir, manifest, config, tokenizer_backend, capacity=capacity)
     model.memory_need = need  # the estimate it was admitted with (edge-sdk run --json reports it)

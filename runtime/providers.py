@@ -25,6 +25,10 @@ class SessionConfig:
     session_entries: dict[str, str] = field(default_factory=dict)
     # Drop the resident pages of weights onnxruntime has packed but still maps (memory.py): -32 MB peak on SmolLM2.
     release_pages: bool = True
+    # Where packed MatMulNBits weights are cached and mapped from (packed.py): None = EDGE_SDK_PACKED_CACHE or the
+    # user cache, "off" = pack on the heap at every load as before.
+    packed_cache: str | None = None
+    packed: Any = None  # set by make_session: the packed.PackedGraph it opened (cached or not, and why)
 
 
 # On the CPU EP, onnxruntime rewrites DequantizeLinear(weight) -> MatMul into MatMulNBits with
@@ -51,15 +55,18 @@ def _native_stdout_to_stderr(active: bool):
         os.close(saved)
 
 
-def make_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    if config.threads:
-        so.intra_op_num_threads = int(config.threads)
-        so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3  # onnxruntime's warnings about unused initializers etc. are noise for users
-    for key, value in config.session_entries.items():
-        so.add_session_config_entry(key, value)
+def make_session(path: Path, config: SessionConfig, manifest: dict[str, Any] | None = None) -> ort.InferenceSession:
+    """Open graph `path` as `config` says. With the bundle's `manifest` (a fused 4/8-bit graph on the CPU), the
+    graph is opened from the packed-weights cache (packed.py), built there on the first load."""
+    if manifest is not None:
+        from . import packed
+
+        if packed.applies(manifest, config.providers):
+            graph = packed.packed_graph(Path(path), manifest, config.session_entries, lambda: _options(config),
+                                        packed.cache_root(config.packed_cache))
+            path = graph.path
+            config.packed = graph  # what happened (cached or not, and why), for callers and benchmarks
+    so = _options(config)
     available = set(ort.get_available_providers())
     providers: list[str] = []
     for name in config.providers:
@@ -84,3 +91,15 @@ def make_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
 
         release_file_pages(Path(path).parent)
     return session
+
+
+def _options(config: SessionConfig) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    if config.threads:
+        so.intra_op_num_threads = int(config.threads)
+        so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3  # onnxruntime's warnings about unused initializers etc. are noise for users
+    for key, value in config.session_entries.items():
+        so.add_session_config_entry(key, value)
+    return so

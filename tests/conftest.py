@@ -7,6 +7,15 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _packed_cache_in_tmp(tmp_path_factory):
+    """Loads of int4 bundles cache their packed weights (runtime/packed.py): in the test run's own folder,
+    never in the user's ~/.cache (a test that wants another place or `off` sets EDGE_SDK_PACKED_CACHE itself)."""
+    if "EDGE_SDK_PACKED_CACHE" not in os.environ:
+        os.environ["EDGE_SDK_PACKED_CACHE"] = str(tmp_path_factory.mktemp("packed-cache"))
+    yield
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A validated fp32 bundle of a 2-layer random llama (real graph and runtime, nonsense text)."""
