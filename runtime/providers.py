@@ -23,6 +23,9 @@ class SessionConfig:
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # onnxruntime session config entries (SessionOptions.add_session_config_entry), e.g. EXACT_QDQ.
     session_entries: dict[str, str] = field(default_factory=dict)
+    # arm64: False turns KleidiAI off (DISABLE_KLEIDIAI); None/True leave onnxruntime's choice (on where the CPU has
+    # dotprod). Its int4 kernels round MatMulNBits' fp32 block scales to bf16, so the weights are no longer the GGUF's.
+    kleidiai: bool | None = None
     # Drop the resident pages of weights onnxruntime has packed but still maps (memory.py): -32 MB peak on SmolLM2.
     release_pages: bool = True
 
@@ -32,6 +35,11 @@ class SessionConfig:
 # then runs ~41 dB off its own QDQ arithmetic (measured on SmolLM2's v_proj), so the CPU no longer
 # predicts what the NPU computes. Level 0 keeps fp32 activations: the CPU result equals exact QDQ.
 EXACT_QDQ = {"session.qdq_matmulnbits_accuracy_level": "0"}
+
+# On arm64 CPUs with dotprod, onnxruntime runs 4-bit MatMulNBits without zero points at accuracy level 4 through
+# KleidiAI, which packs the fp32 block scales as bf16 (qnbitgemm_kernel_neon.cpp): on the emulated arm64 CPU the
+# int4-b32 bundle's logits moved by up to 3.0 (docs/deploy.md). The entry is ignored where KleidiAI is not built in.
+DISABLE_KLEIDIAI = {"mlas.disable_kleidiai": "1"}
 
 
 @contextlib.contextmanager
@@ -58,7 +66,8 @@ def make_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3  # onnxruntime's warnings about unused initializers etc. are noise for users
-    for key, value in config.session_entries.items():
+    entries = {**(DISABLE_KLEIDIAI if config.kleidiai is False else {}), **config.session_entries}
+    for key, value in entries.items():
         so.add_session_config_entry(key, value)
     available = set(ort.get_available_providers())
     providers: list[str] = []
