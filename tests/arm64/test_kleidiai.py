@@ -14,6 +14,7 @@ The device's Python gets edge-sdk's wheel and the aarch64 wheels of its dependen
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -85,8 +86,13 @@ def test_arm64_profiles_turn_kleidiai_off_and_stay_exact(arm64_device, tmp_path)
     graph, x, exact = _int4_matmul(tmp_path, rng)
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "probe.py").write_text(ON_DEVICE)
+    t0 = time.perf_counter()
+    site = _device_site(tmp_path)
+    t1 = time.perf_counter()
     proc = arm64_device.run([arm64_device.python, str(tmp_path / "probe.py"), str(graph), str(tmp_path / "x.npy")],
-                            cwd=tmp_path, timeout=600, PYTHONPATH=_device_site(tmp_path))
+                            cwd=tmp_path, timeout=600, PYTHONPATH=site)
+    arm64_device.timings.update(kleidiai_wheels_s=t1 - t0, kleidiai_emulated_s=time.perf_counter() - t1)
+    print(f"wheels {t1 - t0:.1f} s, emulated probe {time.perf_counter() - t1:.1f} s")
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = {name: np.array(y) for name, y in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
     errors = {name: float(np.abs(y - exact).max() / np.abs(exact).max()) for name, y in got.items()}
