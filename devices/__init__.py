@@ -64,6 +64,9 @@ class DeviceProfile:
     htp_arch: str | None = None  # Hexagon HTP version (e.g. "v75"), for QNN compilation
     prefill_chunk: int | None = None  # static flavour: tokens per prefill graph call
     kv_cache: str | None = None  # fused flavour: the KV-cache format an export uses by default (None: "float")
+    # arm64 CPU: False turns off onnxruntime's KleidiAI int4 kernels, which round block scales to bf16 (the runtime
+    # sets the session entry `mlas.disable_kleidiai`); None/True leave onnxruntime's choice.
+    kleidiai: bool | None = None
 
     @property
     def is_npu(self) -> bool:
@@ -94,6 +97,7 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "htp_arch": ((str,), False),
     "prefill_chunk": ((int,), False),
     "kv_cache": ((str,), False),
+    "kleidiai": ((bool,), False),
 }
 _POSITIVE = ("threads", "max_context", "memory_budget_mb", "prefill_chunk")
 # Upper bounds, as a bundle's manifest has them (runtime/bundle/schema.py): a profile is a file the user may be
@@ -157,6 +161,8 @@ def validate_profile(data: dict, source: str = "<profile>") -> DeviceProfile:
         fail("prefill_chunk", f"({data['prefill_chunk']}) must not exceed max_context ({data['max_context']})")
     if data.get("kv_cache") not in (None, "float") and data["flavour"] != "fused":
         fail("kv_cache", "can only be quantized on the fused flavour (onnxruntime's GroupQueryAttention)")
+    if data.get("kleidiai") is not None and data["cpu_arch"] != "arm64":
+        fail("kleidiai", "only applies to arm64 CPUs (KleidiAI is Arm's kernel library)")
     if data.get("htp_arch") is not None and "QNNExecutionProvider" not in eps:
         fail("htp_arch", "only applies with QNNExecutionProvider")
 

@@ -68,7 +68,8 @@ def _session_config(manifest: dict[str, Any], device: str | None, threads: int |
 
         profile = load_profile(device)
         dev.update(execution_providers=list(profile.execution_providers), threads=profile.threads,
-                   npu_only=profile.npu_only, provider_options=getattr(profile, "provider_options", {}) or {})
+                   npu_only=profile.npu_only, provider_options=getattr(profile, "provider_options", {}) or {},
+                   kleidiai=profile.kleidiai)
     providers = dev.get("execution_providers") or ["CPUExecutionProvider"]
     env = os.environ.get("EDGE_SDK_THREADS") if threads is None else None
     if env:  # bounded as a manifest's and a profile's threads are (issue 11: `threads: 300` started 302 threads)
@@ -82,7 +83,7 @@ def _session_config(manifest: dict[str, Any], device: str | None, threads: int |
                                 or not 1 <= threads <= MAX_THREADS):
         raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
     return SessionConfig(providers=list(providers), threads=threads, npu_only=bool(dev.get("npu_only", False)),
-                         provider_options=dev.get("provider_options", {}) or {})
+                         provider_options=dev.get("provider_options", {}) or {}, kleidiai=dev.get("kleidiai"))
 
 
 class Model:

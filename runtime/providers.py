@@ -23,6 +23,9 @@ class SessionConfig:
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # onnxruntime session config entries (SessionOptions.add_session_config_entry), e.g. EXACT_QDQ.
     session_entries: dict[str, str] = field(default_factory=dict)
+    # arm64: False turns KleidiAI off (DISABLE_KLEIDIAI); None/True leave onnxruntime's choice (on where the CPU has
+    # dotprod). Its int4 kernels round MatMulNBits' fp32 block scales to bf16, so the weights are no longer the GGUF's.
+    kleidiai: bool | None = None
     # Drop the resident pages of weights onnxruntime has packed but still maps (memory.py): -32 MB peak on SmolLM2.
     release_pages: bool = True
     # Where packed MatMulNBits weights are cached and mapped from (packed.py): None = EDGE_SDK_PACKED_CACHE or the
@@ -36,6 +39,11 @@ class SessionConfig:
 # then runs ~41 dB off its own QDQ arithmetic (measured on SmolLM2's v_proj), so the CPU no longer
 # predicts what the NPU computes. Level 0 keeps fp32 activations: the CPU result equals exact QDQ.
 EXACT_QDQ = {"session.qdq_matmulnbits_accuracy_level": "0"}
+
+# On arm64 CPUs with dotprod, onnxruntime runs 4-bit MatMulNBits without zero points at accuracy level 4 through
+# KleidiAI, which packs the fp32 block scales as bf16 (qnbitgemm_kernel_neon.cpp): on the emulated arm64 CPU the
+# int4-b32 bundle's logits moved by up to 3.0 (docs/deploy.md). The entry is ignored where KleidiAI is not built in.
+DISABLE_KLEIDIAI = {"mlas.disable_kleidiai": "1"}
 
 
 @contextlib.contextmanager
@@ -62,7 +70,7 @@ def make_session(path: Path, config: SessionConfig, manifest: dict[str, Any] | N
         from . import packed
 
         if packed.applies(manifest, config.providers):
-            graph = packed.packed_graph(Path(path), manifest, config.session_entries, lambda: _options(config),
+            graph = packed.packed_graph(Path(path), manifest, _entries(config), lambda: _options(config),
                                         packed.cache_root(config.packed_cache))
             path = graph.path
             config.packed = graph  # what happened (cached or not, and why), for callers and benchmarks
@@ -100,6 +108,12 @@ def _options(config: SessionConfig) -> ort.SessionOptions:
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3  # onnxruntime's warnings about unused initializers etc. are noise for users
-    for key, value in config.session_entries.items():
+    for key, value in _entries(config).items():
         so.add_session_config_entry(key, value)
     return so
+
+
+def _entries(config: SessionConfig) -> dict[str, str]:
+    """The session config entries: the profile's KleidiAI choice, then the config's own (they key the packed cache
+    too, so a session with KleidiAI off never maps weights packed for it)."""
+    return {**(DISABLE_KLEIDIAI if config.kleidiai is False else {}), **config.session_entries}

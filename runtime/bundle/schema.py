@@ -272,6 +272,7 @@ def _device(dev: dict) -> None:
     _str(dev, "profile", "device", required=False, limit=200, shown=True)  # printed by package, errors
     _int(dev, "threads", "device", 1, MAX_THREADS, required=False)
     _bool(dev, "npu_only", "device")
+    _bool(dev, "kleidiai", "device")
     _provider_options(dev.get("provider_options"), "device.provider_options")
 
 

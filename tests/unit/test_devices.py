@@ -28,7 +28,7 @@ def test_every_shipped_profile_validates(name):
     p = load_profile(name)
     assert isinstance(p, DeviceProfile) and p.name == name
     assert p.to_dict() == raw(name) | {"soc": p.soc, "htp_arch": p.htp_arch, "prefill_chunk": p.prefill_chunk,
-                                       "kv_cache": p.kv_cache}
+                                       "kv_cache": p.kv_cache, "kleidiai": p.kleidiai}
 
 
 def test_list_profiles_sorted():
