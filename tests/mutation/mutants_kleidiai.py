@@ -8,8 +8,8 @@ OPT = "tests/runtime/test_kleidiai_option.py"
 
 MUTANTS = (
     Mutant("kleidiai: the session never gets mlas.disable_kleidiai", "runtime/providers.py",
-           "entries = {**(DISABLE_KLEIDIAI if config.kleidiai is False else {}), **config.session_entries}",
-           "entries = dict(config.session_entries)",
+           "return {**(DISABLE_KLEIDIAI if config.kleidiai is False else {}), **config.session_entries}",
+           "return dict(config.session_entries)",
            (f"{OPT}::test_arm64_cpu_profiles_turn_kleidiai_off_in_the_session",
             f"{OPT}::test_the_manifest_carries_it_when_no_profile_is_named")),
     Mutant("kleidiai: a named profile's choice is dropped at load", "runtime/model.py",
