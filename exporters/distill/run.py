@@ -68,7 +68,10 @@ def distill(bundle: str | os.PathLike, output: str | os.PathLike, *, data: list[
         path = Path(bake_system).expanduser()
         if not path.is_file():
             raise DistillDataError(f"{path}: no such system prompt file")
-        system = path.read_text(encoding="utf-8", errors="strict").strip()
+        try:
+            system = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError as e:
+            raise DistillDataError(f"{path}: the system prompt is not UTF-8 text ({e})") from None
         if not system:
             raise DistillDataError(f"{path}: the system prompt is empty")
 
