@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import re
 import string
 from collections import Counter
@@ -48,14 +49,17 @@ def greedy(model, prompt_ids: list[int], *, max_new_tokens: int, eos_ids: list[i
     from ...runtime import sampling
     from ...runtime.hybrid import Confidence
 
+    # transformers 5 renamed past_key_values to cache (the old name warns); older releases know only the old one
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    key = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
     process = sampling.make_logits_processor(repetition_penalty, prompt_tokens=len(prompt_ids))
     confidence = Confidence()
     seen, out = list(prompt_ids), []
     past, feed = None, torch.tensor([prompt_ids])
     with torch.no_grad():
         for _ in range(max_new_tokens):
-            result = model(input_ids=feed, past_key_values=past, use_cache=True)
-            past = result.past_key_values
+            result = model(input_ids=feed, use_cache=True, **{key: past})
+            past = getattr(result, key)
             raw = result.logits[0, -1].float().numpy()  # [vocab]
             logits = process(raw.copy(), seen) if process is not None else raw
             token = int(np.argmax(logits))
