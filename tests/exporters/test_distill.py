@@ -233,3 +233,21 @@ def test_prompt_baking(setup, tmp_path):
     baked = sum(_common_prefix(r["baked"], r["with_system"]) for r in rows)
     plain = sum(_common_prefix(r["plain"], r["with_system"]) for r in rows)
     assert baked > plain, rows
+
+
+def test_a_failed_write_leaves_the_old_adapter_and_no_partial(setup, tmp_path, monkeypatch):
+    from edge_sdk.exporters.distill import run
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "adapter_config.json").write_text("{}")  # an earlier adapter, replaced only by a whole new one
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run, "_name_base", disk_full)  # fails after the adapter's weights were written
+    with pytest.raises(OSError, match="No space"):
+        run.distill(setup["bundle"], out, data=[str(setup["data"])], config=TrainConfig(epochs=1), force=True,
+                    max_new_tokens=4, log=lambda line: None)
+    assert [p.name for p in out.iterdir()] == ["adapter_config.json"] and (out / "adapter_config.json").read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -79,4 +79,8 @@ MUTANTS = (
     Mutant("distill report counts the confident answers as escalations", "exporters/distill/report.py",
            '"escalates": score < threshold', '"escalates": score >= threshold',
            (f"{DISTILL}::test_the_student_learns_the_teacher",)),
+    Mutant("distill leaves a half-written adapter behind", "exporters/distill/run.py",
+           "    except BaseException:\n        shutil.rmtree(partial, ignore_errors=True)\n        raise",
+           "    except BaseException:\n        raise",
+           (f"{DISTILL}::test_a_failed_write_leaves_the_old_adapter_and_no_partial",)),
 )
