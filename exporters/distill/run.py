@@ -59,6 +59,8 @@ def distill(bundle: str | os.PathLike, output: str | os.PathLike, *, data: list[
     if sum(x is not None for x in (data or None, teacher, bake_system)) != 1:
         raise DistillError("give exactly one teacher: --data FILE..., --teacher URL --prompts FILE, or "
                            "--bake-system FILE --prompts FILE")
+    if data and prompts:
+        raise DistillError("--prompts is for --teacher or --bake-system: with --data the records hold the prompts")
     if (teacher or bake_system) and not prompts:
         raise DistillError("--teacher and --bake-system need --prompts FILE (the questions to ask)")
     if output.exists() and not force:

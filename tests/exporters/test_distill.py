@@ -146,7 +146,8 @@ def test_records_are_deduplicated_and_split_by_seed(tmp_path):
     assert len(examples) == 20 and len(distinct) == 10
     train, held = data_mod.split(distinct, 0.3, seed=1)
     assert len(held) == 3 and not {e.messages for e in train} & {e.messages for e in held}
-    assert data_mod.split(distinct, 0.3, seed=1) == (train, held) and data_mod.split(distinct, 0.3, seed=2) != (train, held)
+    assert data_mod.split(distinct, 0.3, seed=1) == (train, held)
+    assert data_mod.split(distinct, 0.3, seed=2) != (train, held)
     with pytest.raises(DistillDataError, match="too few"):
         data_mod.split(distinct[:2], 0.2)
 
@@ -158,6 +159,7 @@ def test_records_are_deduplicated_and_split_by_seed(tmp_path):
     ("no answer", "answer"),
     ("too few", "too few"),
     ("no source", "records no source"),
+    ("prompts with data", "--prompts is for"),
 ])
 def test_user_mistakes_are_one_line_errors(setup, tmp_path, capsys, case, message):
     data, bundle = tmp_path / "d.jsonl", setup["bundle"]
@@ -176,8 +178,11 @@ def test_user_mistakes_are_one_line_errors(setup, tmp_path, capsys, case, messag
         manifest = json.loads((bundle / "edge_manifest.json").read_text())
         del manifest["provenance"]["source"]
         (bundle / "edge_manifest.json").write_text(json.dumps(manifest))
+    elif case == "prompts with data":
+        write_records(data, 8)
     out = tmp_path / "out"
-    assert main(["distill", str(bundle), "--data", str(data), "--output", str(out)]) != 0
+    extra = ["--prompts", str(data)] if case == "prompts with data" else []
+    assert main(["distill", str(bundle), "--data", str(data), "--output", str(out), *extra]) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
@@ -215,8 +220,9 @@ def test_prompt_baking(setup, tmp_path):
     system.write_text("You are a helpful assistant for the edge device. Always answer with the capital of france. " * 2)
     (tmp_path / "prompts.txt").write_text("\n".join(prompts(16, offset=1)) + "\n")
     out = tmp_path / "baked"
-    assert main(["distill", str(setup["bundle"]), "--bake-system", str(system), "--prompts", str(tmp_path / "prompts.txt"),
-                 "--output", str(out), "--epochs", "5", "--lr", "0.03", "--batch-size", "8", "--max-new-tokens", "8"]) == 0
+    assert main(["distill", str(setup["bundle"]), "--bake-system", str(system), "--prompts",
+                 str(tmp_path / "prompts.txt"), "--output", str(out), "--epochs", "5", "--lr", "0.03",
+                 "--batch-size", "8", "--max-new-tokens", "8"]) == 0
     report = json.loads((out / "report.json").read_text())
     loss = report["training"]["held_out_loss"]
     assert min(loss[1:]) < 0.6 * loss[0]
@@ -249,5 +255,6 @@ def test_a_failed_write_leaves_the_old_adapter_and_no_partial(setup, tmp_path, m
     with pytest.raises(OSError, match="No space"):
         run.distill(setup["bundle"], out, data=[str(setup["data"])], config=TrainConfig(epochs=1), force=True,
                     max_new_tokens=4, log=lambda line: None)
-    assert [p.name for p in out.iterdir()] == ["adapter_config.json"] and (out / "adapter_config.json").read_text() == "{}"
+    assert [p.name for p in out.iterdir()] == ["adapter_config.json"]
+    assert (out / "adapter_config.json").read_text() == "{}"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
