@@ -71,3 +71,13 @@ class StoreError(EdgeError):
     """A model store operation failed (edge_sdk.store): an unreachable or malformed server, a file that does not
     match its hash or signature, a full disk, a version that failed its smoke prompt. The store is left as it
     was: the active version (if any) still loads."""
+
+
+class DistillError(EdgeError):
+    """`edge-sdk distill` cannot run: a bundle with no recorded source to train the student from, a teacher
+    server that does not answer, a bundle whose chat template the student cannot be trained on."""
+
+
+class DistillDataError(DistillError):
+    """The distillation data is missing, empty or malformed (a line that is not a record), or too small to hold
+    out a validation split."""

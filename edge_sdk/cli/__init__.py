@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Order = order in --help.
-COMMANDS = ("export", "package", "run", "chat", "serve", "ask", "index", "adapter", "bench", "eval", "devices", "sign", "publish", "pull", "models")
+COMMANDS = ("export", "package", "run", "chat", "serve", "ask", "index", "adapter", "distill", "bench", "eval", "devices", "sign", "publish", "pull", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

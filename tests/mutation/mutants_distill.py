@@ -1,4 +1,4 @@
-"""Breakages of the teacher log (and adapter merging) that the fast suite must catch."""
+"""Breakages of the teacher log, adapter merging and `edge-sdk distill` that the fast suite must catch."""
 from __future__ import annotations
 
 from .mutants import Mutant
@@ -7,6 +7,7 @@ LOG = "tests/hybrid/test_teacher_log.py"
 LOGFILE = "runtime/hybrid/teacher_log.py"
 MERGE = "tests/exporters/test_adapter_merge.py"
 COMBINE = "exporters/adapters/combine.py"
+DISTILL = "tests/exporters/test_distill.py"
 
 MUTANTS = (
     Mutant("the teacher log keeps the request unredacted", LOGFILE,
@@ -65,4 +66,21 @@ MUTANTS = (
            'al = float(_pattern_value(entry.get("alpha_pattern"), module, alpha))', "al = alpha",
            (f"{MERGE}::test_unpacking_gives_back_the_peft_matrices",
             f"{MERGE}::test_merging_matches_peft[cat-two+pat]")),
+    # edge-sdk distill (exporters/distill)
+    Mutant("distill trains on the prompt tokens too", "exporters/distill/train.py",
+           "return [IGNORE] * item.prompt_len + item.ids[item.prompt_len:]", "return list(item.ids)",
+           (f"{DISTILL}::test_the_loss_counts_answer_tokens_only",)),
+    Mutant("distill leaks held-out records into training", "exporters/distill/data.py",
+           "train = sorted(order[n_held:])", "train = sorted(order)",
+           (f"{DISTILL}::test_records_are_deduplicated_and_split_by_seed",)),
+    Mutant("distill early stopping never stops", "exporters/distill/train.py",
+           "if epoch < cfg.epochs and should_stop(history, cfg.patience):", "if False:",
+           (f"{DISTILL}::test_early_stopping_stops_and_keeps_the_best",)),
+    Mutant("distill report counts the confident answers as escalations", "exporters/distill/report.py",
+           '"escalates": score < threshold', '"escalates": score >= threshold',
+           (f"{DISTILL}::test_the_student_learns_the_teacher",)),
+    Mutant("distill leaves a half-written adapter behind", "exporters/distill/run.py",
+           "    except BaseException:\n        shutil.rmtree(partial, ignore_errors=True)\n        raise",
+           "    except BaseException:\n        raise",
+           (f"{DISTILL}::test_a_failed_write_leaves_the_old_adapter_and_no_partial",)),
 )
