@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import require_pypi
 from . import sysroot as sr
 
 CACHE = Path(os.environ.get("EDGE_SDK_CACHE", Path.home() / ".cache" / "edge-sdk")) / "arm64"
+ROOT = Path(__file__).resolve().parents[2]
+PROMPT = "Name the capital of France."
 
 
 @dataclass
@@ -66,6 +69,37 @@ def arm64_gui_device() -> Device:
     return _device(gui=True)
 
 
+@dataclass
+class Installed:
+    """The shared device build: its installed folder and what scripts/emulate_arm64.py printed installing and
+    running it (install.sh, then run.sh answering PROMPT)."""
+
+    build: Path
+    script: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def pi_installed(smollm2_bundle, minilm_bundle, arm64_device, tmp_path_factory) -> Installed:
+    """The default int4 bundle's linux-aarch64 build, with the MiniLM embedder and structured output, installed
+    on the emulated device by scripts/emulate_arm64.py (the user's way, docs/deploy.md), which then runs its run.sh
+    once. One build and one emulated install for every arm64 test but the chat app's: each costs minutes of CI."""
+    require_pypi("the linux-aarch64 build (it downloads aarch64 wheels)")
+    work = tmp_path_factory.mktemp("pi")
+    tarball = package(smollm2_bundle, arm64_device, work, embedder=minilm_bundle, extra=("--structured",))
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "emulate_arm64.py"), str(tarball), PROMPT,
+                           "--max-new-tokens", "12"], capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    arm64_device.timings["script_install_and_run_s"] = time.perf_counter() - t0
+    return Installed(tarball.parent / "arm64" / "pi", proc)
+
+
+@pytest.fixture(scope="session")
+def pi(pi_installed) -> Path:
+    """The shared build's installed folder (its .venv made by its own install.sh under emulation)."""
+    return pi_installed.build
+
+
 def package_and_install(bundle: Path, device: Device, workdir: Path, *, app: str = "none",
                         embedder: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
     """`edge-sdk package` on the host, the .tar.gz unpacked where the "device" keeps it, install.sh run
@@ -83,6 +117,17 @@ def package_and_unpack(bundle: Path, device: Device, workdir: Path, *, app: str 
                        embedder: Path | None = None, extra: tuple[str, ...] = (), label: str | None = None) -> Path:
     """`edge-sdk package` on the host and the .tar.gz unpacked where the "device" keeps it (not installed:
     an emulated install costs about a minute, so a second build may share an installed one's venv)."""
+    tarball = package(bundle, device, workdir, app=app, embedder=embedder, extra=extra, label=label)
+    on_device = workdir / "device"
+    on_device.mkdir()
+    with tarfile.open(tarball) as tar:  # what the user copies over
+        tar.extractall(on_device, filter="data")
+    return on_device / "pi"
+
+
+def package(bundle: Path, device: Device, workdir: Path, *, app: str = "none", embedder: Path | None = None,
+            extra: tuple[str, ...] = (), label: str | None = None) -> Path:
+    """`edge-sdk package` on the host: the build's .tar.gz (workdir/dist/pi.tar.gz)."""
     t0 = time.perf_counter()
     out = workdir / "dist" / "pi"
     proc = subprocess.run([sys.executable, "-m", "edge_sdk", "package", str(bundle), "--target", "linux-aarch64",
@@ -91,11 +136,7 @@ def package_and_unpack(bundle: Path, device: Device, workdir: Path, *, app: str 
                           timeout=900, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     device.timings[f"package_{label or app}_s"] = time.perf_counter() - t0
-    on_device = workdir / "device"
-    on_device.mkdir()
-    with tarfile.open(out.parent / "pi.tar.gz") as tar:  # what the user copies over
-        tar.extractall(on_device, filter="data")
-    return on_device / "pi"
+    return out.parent / "pi.tar.gz"
 
 
 def report(device: Device) -> None:

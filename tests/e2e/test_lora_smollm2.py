@@ -1,7 +1,12 @@
 """LoRA on the real SmolLM2-135M: merged (--adapter) and switchable (--adapters) fp32 bundles against PEFT
 itself - logits within 1e-3, the same greedy tokens - and one loaded model switching between two adapters and
-back to the base, against the separately exported bundles."""
+back to the base, against the separately exported bundles.
+
+The SmolLM2 weights are read from the GGUF (transformers dequantizing it, the slow part) once per module: the
+exports and PEFT's references start from copies of that one load."""
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -35,25 +40,40 @@ def lora_setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("lora-smollm2")
     src = resolve("smollm2-135m-instruct")
-    base, tok = src.load_model(), src.load_tokenizer()[0]
+    pristine, tok = src.load_model(), src.load_tokenizer()[0]
+    base = copy.deepcopy(pristine)  # the adapters are made on a copy: PEFT wraps and unwraps it
     a = _adapter(base, root / "a", 1, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                                       "down_proj"])
     b = _adapter(base, root / "b", 2, r=4, use_rslora=True, target_modules=["q_proj", "v_proj"])
-    switch = root / "switch"
-    manifest = export("smollm2-135m-instruct", switch, recipe="fp32", max_context=256, adapters={"a": a, "b": b},
-                      progress=False)
-    merged = root / "merged-a"
-    export("smollm2-135m-instruct", merged, recipe="fp32", max_context=256, adapter=a, progress=False, validate=False)
+    switch, merged = root / "switch", root / "merged-a"
+    # Each export loads "its" transformers model (the weights it emits and its validation reference): a fresh copy
+    # of the one load above, which is what loading the same GGUF again returns.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(src), "load_model", lambda self: copy.deepcopy(pristine))
+        manifest = export("smollm2-135m-instruct", switch, recipe="fp32", max_context=256, adapters={"a": a, "b": b},
+                          progress=False)
+        export("smollm2-135m-instruct", merged, recipe="fp32", max_context=256, adapter=a, progress=False,
+               validate=False)
     ids = tok.apply_chat_template(PROMPT, add_generation_prompt=True, tokenize=True)
     ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-    return {"src": src, "base": base, "a": a, "b": b, "switch": switch, "merged": merged, "manifest": manifest,
-            "ids": ids}
+    return {"pristine": pristine, "a": a, "b": b, "switch": switch, "merged": merged,
+            "manifest": manifest, "ids": ids}
 
 
-def _peft_logits(setup, adapter, ids):
-    model = peft.PeftModel.from_pretrained(setup["src"].load_model(), str(setup[adapter])).eval()
+def _peft_references(setup, ids):
+    """PEFT's logits for adapter a, adapter b and the base (PEFT with its adapters disabled), and PEFT's model
+    with "a" active: one PeftModel over a fresh copy of the base, holding both adapters."""
+    model = peft.PeftModel.from_pretrained(copy.deepcopy(setup["pristine"]), str(setup["a"]), adapter_name="a").eval()
+    model.load_adapter(str(setup["b"]), adapter_name="b")
+    refs = {}
     with torch.no_grad():
-        return model(torch.tensor([ids])).logits[0].numpy(), model
+        for name in ("a", "b"):
+            model.set_adapter(name)
+            refs[name] = model(torch.tensor([ids])).logits[0].numpy()
+        with model.disable_adapter():
+            refs[None] = model(torch.tensor([ids])).logits[0].numpy()
+    model.set_adapter("a")
+    return refs, model
 
 
 def _ours(model, ids):
@@ -67,10 +87,11 @@ def test_switchable_and_merged_match_peft(lora_setup):
         v = s["manifest"]["lora"]["adapters"][name]["validation"]
         assert v["passed"], v
     model = edge_sdk.load(s["switch"])
-    ref_a, peft_a = _peft_logits(s, "a", s["ids"])
-    ref_b, _ = _peft_logits(s, "b", s["ids"])
-    with torch.no_grad():
-        ref_base = s["base"](torch.tensor([s["ids"]])).logits[0].numpy()
+    refs, peft_a = _peft_references(s, s["ids"])
+    ref_a, ref_b = refs["a"], refs["b"]
+    with torch.no_grad():  # the base without PEFT: the same logits PEFT gives with its adapters disabled
+        ref_base = s["pristine"](torch.tensor([s["ids"]])).logits[0].numpy()
+    assert np.abs(refs[None] - ref_base).max() <= 1e-5
     results = {}
     for name in ("a", "b", None, "a"):  # switch, switch, back to the base, and again
         model.adapter = name

@@ -5,10 +5,18 @@ Each mutant runs in a copy of the package (laid out as installed: edge_sdk.runti
 run. The selected mutants' runs start as soon as the first mutant test does, EDGE_SDK_MUTATION_WORKERS
 (default 2) at a time: a run is mostly one Python process importing and exporting, so two of them keep two
 cores busy, and the check takes half as long. Run it alone with `pytest -m mutation`.
+
+Each run is a fresh Python, so what every run would redo is done once or not at all: the clean copy is
+byte-compiled once (hash-checked .pyc files: the mutated file's no longer matches its source and is compiled
+again), and the runs load no third-party pytest plugins (hypothesis', anyio's, langsmith's: none of the suite's
+tests needs one, and importing them cost each run seconds).
 """
 from __future__ import annotations
 
+import compileall
+import importlib.util
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -51,12 +59,15 @@ def tree(tmp_path_factory, tiny_bundle):
     shutil.copytree(REPO / "mobile_demo", root / "mobile_demo", ignore=ignore)
     shutil.copytree(REPO / "tests", root / "tests", ignore=ignore)
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    # once here rather than in every mutant's run; hash-checked, so a mutated source never runs from a stale .pyc
+    assert compileall.compile_dir(root, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
     return root, mapping
 
 
 def _env(tiny_bundle) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["EDGE_SDK_TEST_TINY_BUNDLE"] = str(tiny_bundle)  # every run reuses one export of the tiny model
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # no third-party plugin imports in each run (see the docstring)
     return env
 
 
@@ -80,6 +91,8 @@ def _run(mutant, clean: Path, mapping: dict[str, str], root: Path, tiny_bundle) 
     source = target.read_text()
     assert source.count(mutant.old) == 1, f"{mutant.file} no longer contains the text this mutant changes: update it"
     target.write_text(source.replace(mutant.old, mutant.new))
+    # the clean .pyc is hash-checked, so it would be ignored anyway; dropping it says so plainly
+    Path(importlib.util.cache_from_source(str(target))).unlink(missing_ok=True)
     # a basetemp of its own: concurrent runs never share (or clean up) each other's temporary folders
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                            f"--basetemp={root.parent / 'tmp'}", *mutant.tests],
@@ -114,6 +127,4 @@ def test_mutant_is_caught(mutant, runs):
 
 
 def _has_qnn() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("onnxruntime_qnn") is not None
