@@ -8,11 +8,13 @@ Greedy, EOS ignored. n_threads = n_threads_batch = --threads; other context para
 llama.cpp's defaults (reported in the output), n_ctx = prompt + new tokens rounded up to 256.
 See _common.py for the protocol.
 
-OMP_WAIT_POLICY=passive unless the caller sets it (reported): the wheel's ggml is built with OpenMP, whose
-default lets idle worker threads spin. On this 2-core machine shared with other jobs that spinning collapsed
-llama.cpp's decode (TinyLlama-1.1B Q4_0, 2 threads: 0.7-1.4 tok/s with the default policy against 4.3-8.6 with
-passive, same process otherwise; docs/benchmarks.md), a cost of the box, not of llama.cpp. onnxruntime's own
-thread pool spins only briefly before it blocks, so passive is the like-for-like setting.
+OMP_WAIT_POLICY=passive unless the caller sets it (reported): the wheel's ggml is built with OpenMP, and its
+barrier between two operators is an OpenMP barrier, where libgomp's default lets a waiting thread spin
+(GOMP_SPINCOUNT 300000) before it sleeps. On this 2-core machine shared with other jobs, a spinning thread holds
+a core the thread it waits for needs, at every operator: llama.cpp's decode collapsed (TinyLlama-1.1B Q4_0,
+2 threads: 0.7-1.4 tok/s with the default against 4.3-8.6 with passive; docs/benchmarks.md), a cost of the box,
+not of llama.cpp. Passive waiting (spin count 0) is what onnxruntime's pool comes closest to, as it spins only
+briefly before it blocks. `OMP_WAIT_POLICY=` (empty: libgomp warns and keeps its default) gives the old setting.
 """
 from __future__ import annotations
 
