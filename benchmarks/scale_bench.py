@@ -53,8 +53,10 @@ def prompt_ids(bundle: Path, n: int) -> list[int]:
 
 
 def quality(bundle: Path) -> str:
-    checks = {c["name"]: c.get("figures", {}) for c in
-              json.loads((bundle / "edge_manifest.json").read_text())["validation"]["checks"]}
+    validation = json.loads((bundle / "edge_manifest.json").read_text()).get("validation", {})
+    if "checks" not in validation:  # exported with --no-validate
+        return "not validated (exported with --no-validate)"
+    checks = {c["name"]: c.get("figures", {}) for c in validation["checks"]}
     logits, ppl = checks.get("logits", {}), checks.get("perplexity", {})
     out = [f"max Δlogit {logits['max_abs_diff']:.2f}, top-1 {logits['top1_agreement']:.1%}"] if logits else []
     if ppl:
@@ -145,10 +147,14 @@ def main() -> int:
                   f"decode {(out['new_tokens'] - 1) / rep['decode_s']:.1f} tok/s, peak RSS {out['peak_rss_mb']:.0f} MB",
                   file=sys.stderr, flush=True)
     ppl = {e: run(e, "--ppl") for e in entries} if args.ppl_tokens else {}
+    anchors = len(entries) > len(args.bundles)
+    if args.json:  # first: the raw results survive a failure in the table below
+        args.json.write_text(json.dumps({"runs": {e[0]: o for e, o in runs.items()},
+                                         "ppl": {e[0]: o for e, o in ppl.items()}}, indent=1)
+                             if (anchors or ppl) else json.dumps({str(e[3]): o for e, o in runs.items()}, indent=1))
 
     print(f"{args.rounds} rounds, {args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, greedy, "
           f"{args.threads} threads; median (min–max)\n")
-    anchors = len(entries) > len(args.bundles)
     if not anchors and not ppl:  # the original table
         print("| bundle | size MB | load s | TTFT ms | prefill tok/s | decode tok/s | peak RSS MB | quality (export validation) |")
         print("|---|---|---|---|---|---|---|---|")
@@ -182,10 +188,6 @@ def main() -> int:
         print(f"\n{e[0]}: first {same}/{args.new_tokens} greedy tokens identical to {e[4].name}'s", end="")
     if anchors:
         print()
-    if args.json:
-        args.json.write_text(json.dumps({"runs": {e[0]: o for e, o in runs.items()},
-                                         "ppl": {e[0]: o for e, o in ppl.items()}}, indent=1)
-                             if (anchors or ppl) else json.dumps({str(e[3]): o for e, o in runs.items()}, indent=1))
     return 0
 
 
