@@ -9,6 +9,11 @@ operator type (kernel time as onnxruntime records it), with its node count. The 
 run's wall time and the sum of kernel times is what onnxruntime spends between kernels (dispatch,
 allocation, thread hand-offs) plus the Python call.
 
+Also the load: `edge_sdk.load`'s wall time and, from the same trace, the part onnxruntime spent reading the
+model (`model_loading_uri`: the graph and its external weights) and initialising the session
+(`session_initialization`: graph optimisation and packing the MatMulNBits weights); the rest is the runtime's
+own (manifest, tokenizer, releasing mapped pages; its modules are imported before the clock starts).
+
 --json prints the same as one JSON object. The profiler's raw trace is removed unless --keep-trace.
 """
 from __future__ import annotations
@@ -43,6 +48,7 @@ def main() -> int:
     import onnxruntime as ort
 
     import edge_sdk
+    import edge_sdk.runtime.model  # noqa: F401  (imported before the load is timed, as benchmarks/anchors/run_edgesdk.py)
 
     trace_dir = Path(tempfile.mkdtemp(prefix="edge-sdk-profile-"))
     original = ort.InferenceSession
@@ -53,10 +59,12 @@ def main() -> int:
         return original(path, sess_options=sess_options, **kw)
 
     ort.InferenceSession = profiled
+    t0 = time.perf_counter()
     try:
         model = edge_sdk.load(args.bundle, threads=args.threads)
     finally:
         ort.InferenceSession = original
+    load_s = time.perf_counter() - t0
     engine = model.engine
     rng = np.random.default_rng(0)
     ids = rng.integers(100, 1000, args.prompt_tokens).tolist()
@@ -86,12 +94,16 @@ def main() -> int:
         per_op[op] += e["dur"]
         nodes[op].add(e["name"])
     n = len(decode)
+    session = {e["name"]: e["dur"] / 1e6 for e in events
+               if e.get("cat") == "Session" and e.get("name") in ("model_loading_uri", "session_initialization")}
     kernel_us = sum(per_op.values()) / n
     run_us = statistics.median(r["dur"] for r in decode)
     wall_ms = statistics.median(walls) * 1e3
     result = {
         "bundle": str(args.bundle), "threads": args.threads, "steps": n,
         "onnxruntime": ort.__version__,
+        "load_s": round(load_s, 3),
+        "load_phases_s": {k: round(v, 3) for k, v in session.items()},
         "wall_ms_median": round(wall_ms, 3),
         "run_us_median": round(run_us, 1),
         "kernel_us_mean": round(kernel_us, 1),
@@ -108,6 +120,8 @@ def main() -> int:
         return 0
     print(f"{args.bundle}: {n} decode steps after a {args.prompt_tokens}-token prefill, {args.threads} threads, "
           f"onnxruntime {ort.__version__}")
+    phases = ", ".join(f"{k} {v:.2f} s" for k, v in session.items())
+    print(f"load {load_s:.2f} s; onnxruntime: {phases}; the rest {load_s - sum(session.values()):.2f} s")
     print(f"step wall time (median): {wall_ms:.3f} ms = {1e3 / wall_ms:.1f} tok/s; onnxruntime run {run_us / 1e3:.3f} ms, "
           f"kernels {kernel_us / 1e3:.3f} ms ({100 * kernel_us / run_us:.0f} % of the run)")
     print(f"{'operator':<28}{'nodes':>6}{'us/step':>10}{'share':>8}")

@@ -7,7 +7,8 @@ and prints exactly one JSON line on stdout (everything else goes to stderr). Pro
 - ``--warmup`` untimed generations, then ``--reps`` timed ones, each from an empty KV cache:
     prefill = run the prompt ids, take argmax of the last position -> first token (``ttft_s``);
     decode  = ``new_tokens - 1`` single-token steps, greedy, EOS ignored (``decode_s``);
-- ``peak_rss_mb`` = VmHWM of this process at the end (so it includes the Python interpreter).
+- ``peak_rss_mb`` = VmHWM of this process at the end (so it includes the Python interpreter);
+  ``rss_anon_mb`` = its RssAnon then (memory no file backs: mapped weights are not in it).
 
 With ``--ppl`` a runner measures quality instead of speed: it feeds the ids file's ``eval_ids`` one token
 at a time (the decode path, the one generation uses), takes its own next-token logits after each, and
@@ -61,6 +62,15 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def rss_anon_mb() -> float:
+    """RssAnon of this process now, in MB: memory no file backs (what a phone's low-memory killer counts)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    return float("nan")
+
+
 def argmax(values) -> int:
     """Greedy choice; `values` is a numpy array (every runner has numpy)."""
     return int(values.argmax())
@@ -73,14 +83,16 @@ def perplexity(runtime: str, args: argparse.Namespace, load: Callable[[], object
 
     ids = read_eval_ids(args)
     model = load()
-    nll = []
+    nll, tops = [], []
     for target, logits in zip(ids[1:], step_logits(model, ids[:-1])):
         z = np.asarray(logits, dtype=np.float64).reshape(-1)
         top = z.max()
+        tops.append(int(z.argmax()))
         nll.append(top + np.log(np.exp(z - top).sum()) - z[target])
     if len(nll) != len(ids) - 1:
         raise SystemExit(f"{runtime}: {len(nll)} logits for {len(ids) - 1} targets")
-    out = {"runtime": runtime, "ppl": float(np.exp(np.mean(nll))), "tokens": len(ids)}
+    # argmax: each position's top-1 next token, so two runtimes' logits can be compared position by position.
+    out = {"runtime": runtime, "ppl": float(np.exp(np.mean(nll))), "tokens": len(ids), "argmax": tops}
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
 
@@ -127,6 +139,7 @@ def run(
         "reps": reps,
         "tokens": tokens,
         "peak_rss_mb": peak_rss_mb(),
+        "rss_anon_mb": rss_anon_mb(),
         "versions": versions,
     }
     sys.stdout.write(json.dumps(out) + "\n")

@@ -7,6 +7,14 @@ output, the last position), argmax of its logits, then one llama_decode per gene
 Greedy, EOS ignored. n_threads = n_threads_batch = --threads; other context parameters are
 llama.cpp's defaults (reported in the output), n_ctx = prompt + new tokens rounded up to 256.
 See _common.py for the protocol.
+
+OMP_WAIT_POLICY=passive unless the caller sets it (reported): the wheel's ggml is built with OpenMP, and its
+barrier between two operators is an OpenMP barrier, where libgomp's default lets a waiting thread spin
+(GOMP_SPINCOUNT 300000) before it sleeps. On this 2-core machine shared with other jobs, a spinning thread holds
+a core the thread it waits for needs, at every operator: llama.cpp's decode collapsed (TinyLlama-1.1B Q4_0,
+2 threads: 0.7-1.4 tok/s with the default against 4.3-8.6 with passive; docs/benchmarks.md), a cost of the box,
+not of llama.cpp. Passive waiting (spin count 0) is what onnxruntime's pool comes closest to, as it spins only
+briefly before it blocks. `OMP_WAIT_POLICY=` (empty: libgomp warns and keeps its default) gives the old setting.
 """
 from __future__ import annotations
 
@@ -16,6 +24,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # read by libgomp when llama_cpp loads it, just below
 
 import llama_cpp as L  # noqa: E402
 import numpy as np  # noqa: E402
@@ -46,6 +56,7 @@ def main() -> None:
         handles.update(model=model, n_vocab=L.llama_vocab_n_tokens(L.llama_model_get_vocab(model)))
         state.update(
             system_info=L.llama_print_system_info().decode(errors="replace").strip(),
+            omp_wait_policy=os.environ["OMP_WAIT_POLICY"],
             context={
                 "n_ctx": n_ctx,
                 "n_batch": cparams.n_batch,

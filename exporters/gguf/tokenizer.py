@@ -31,7 +31,8 @@ def _split(pattern: str) -> dict[str, Any]:
 
 # `tokenizer.ggml.pre` (llama.cpp's name for the pre-tokenizer) -> the HF pre_tokenizer it stands for.
 PRE_TOKENIZERS: dict[str, dict[str, Any]] = {
-    "gpt2": BYTE_LEVEL,
+    "gpt-2": BYTE_LEVEL,  # what llama.cpp's converter writes (and our writer, exporters/gguf/write.py)
+    "gpt2": BYTE_LEVEL,  # files written by our writer before it used llama.cpp's name
     # SmolLM / StarCoder family: every digit is its own word, then the GPT-2 regex.
     "smollm": {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, BYTE_LEVEL]},
     "starcoder": {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, BYTE_LEVEL]},

@@ -178,7 +178,7 @@ def write_model_gguf(model_dir: str | Path, path: str | Path, qtype_of: Callable
     tokens = [t if t is not None else f"[PAD{i}]" for i, t in enumerate(tokens)]
     merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt2")
+    w.add_tokenizer_pre("gpt-2")  # llama.cpp's name for the GPT-2 regex; it refuses to load "gpt2"
     w.add_token_list(tokens)
     w.add_token_types([gguf.TokenType.CONTROL if t in added else gguf.TokenType.NORMAL for t in tokens])
     w.add_token_merges(merges)
