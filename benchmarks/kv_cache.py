@@ -6,9 +6,10 @@ FLOAT_BUNDLE is a fused bundle with a float cache and a max_context of at least 
 (e.g. `edge-sdk export smollm2-135m-instruct --max-context 4096 --output B`). Its int8 and int4 copies are made
 in --work with the exporter's calibration and graph rewrite (exporters/graph/kv_quant.py requantize_bundle),
 so the three differ in their cache only. Each (round, context, format) runs in a fresh process, formats
-interleaved: load with a cache of `context` tokens, prefill a held-out text (runtime/eval_text.py, repeated)
-to context - 40 tokens, decode 32 greedy tokens at that depth; peak RSS growth over the process before the
-load. Quality (first round; it does not change between runs): the perplexity of that text teacher-forced
+interleaved: load with a cache of `context` tokens, prefill a held-out text to context - 40 tokens, decode 32
+greedy tokens at that depth; peak RSS growth over the process before the load. The text is --text FILE, or
+runtime/eval_text.py (~1100 tokens) repeated: past ~1k tokens a repeated text measures copying, so give a
+file at least as long as the context for 2k/4k (the rows' "text_tokens" says how long it was). Quality (first round; it does not change between runs): the perplexity of that text teacher-forced
 over the whole context, its top-1 agreement with the float cache position by position, and how many of
 the 32 greedy tokens match the float cache's. Linux only (/proc/self/status).
 """
@@ -31,10 +32,11 @@ def status():
             if k in ("VmRSS", "VmHWM")}
 import edge_sdk
 from edge_sdk.runtime.eval_text import EVAL_TEXT
-bundle, context, quality, out = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+bundle, context, quality, out, source = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5]
+source = open(source, encoding="utf-8").read() if source else EVAL_TEXT
 before = status()
 model = edge_sdk.load(bundle, max_context=context, threads=2)
-text = model.encode_prompt(EVAL_TEXT, raw=True)
+text = model.encode_prompt(source, raw=True)
 ids = (text * (1 + context // len(text)))[:context - 40]
 eng = model.engine
 t0 = time.perf_counter()
@@ -46,7 +48,7 @@ for _ in range(%d - 1):
     tokens.append(int(np.argmax(eng.forward([tokens[-1]]))))
 decode = time.perf_counter() - t0
 after = status()
-row = {"context": context, "prompt": len(ids), "kv_mb": eng.cache.nbytes / 2**20,
+row = {"context": context, "prompt": len(ids), "text_tokens": len(text), "kv_mb": eng.cache.nbytes / 2**20,
        "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20, "prefill_tok_s": len(ids) / prefill,
        "decode_tok_s": (len(tokens) - 1) / decode, "greedy": tokens}
 if quality:  # teacher-forced, 256 rows a pass: the logits of 4k positions at once would be 800 MB
@@ -97,6 +99,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--work", type=Path, help="where the int8/int4 copies go (default: a temporary folder)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON lines to this file")
+    p.add_argument("--text", type=Path, help="the held-out text (UTF-8); default runtime/eval_text.py, repeated "
+                   "to fill the context")
     p.add_argument("--report", action="store_true",
                    help="run nothing: print the table from --json's rows and the quality files in --work")
     args = p.parse_args()
@@ -121,7 +125,8 @@ def main() -> int:
             for fmt in args.formats:
                 npz = work / f"q-{fmt}-{context}.npz"
                 proc = subprocess.run([sys.executable, "-c", CHILD, str(bundles[fmt]), str(context),
-                                       "1" if r == 0 else "0", str(npz)], capture_output=True, text=True,
+                                       "1" if r == 0 else "0", str(npz), str(args.text or "")],
+                                      capture_output=True, text=True,
                                       timeout=3600)
                 if proc.returncode:
                     print(proc.stderr[-2000:], file=sys.stderr)
