@@ -9,9 +9,10 @@ so the three differ in their cache only. Each (round, context, format) runs in a
 interleaved: load with a cache of `context` tokens, prefill a held-out text to context - 40 tokens, decode 32
 greedy tokens at that depth; peak RSS growth over the process before the load. The text is --text FILE, or
 runtime/eval_text.py (~1100 tokens) repeated: past ~1k tokens a repeated text measures copying, so give a
-file at least as long as the context for 2k/4k (the rows' "text_tokens" says how long it was). Quality (first round; it does not change between runs): the perplexity of that text teacher-forced
-over the whole context, its top-1 agreement with the float cache position by position, and how many of
-the 32 greedy tokens match the float cache's. Linux only (/proc/self/status).
+file at least as long as the context for 2k/4k (the rows' "text_tokens" says how long it was). Quality
+(first round; it does not change between runs): the perplexity of that text teacher-forced over the whole
+context, its top-1 agreement with the float cache position by position, and how many of the 32 greedy tokens
+match the float cache's. Linux only (/proc/self/status).
 """
 from __future__ import annotations
 
