@@ -143,6 +143,19 @@ def main() -> int:
     return 0
 
 
+def _interval(diff, block: int = 64, draws: int = 2000) -> tuple[float, float]:
+    """95 % interval of the perplexity ratio from per-position NLL differences, by a block bootstrap (neighbouring
+    positions are correlated): how much of the mean a different stretch of text could move."""
+    import numpy as np
+
+    blocks = [diff[i:i + block] for i in range(0, len(diff), block)]
+    rng = np.random.default_rng(0)
+    means = [np.concatenate([blocks[j] for j in rng.integers(0, len(blocks), len(blocks))]).mean()
+             for _ in range(draws)]
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(np.exp(lo) - 1), float(np.exp(hi) - 1)
+
+
 def _table(args, work: Path, rows: dict[tuple[int, str], list[dict]]) -> None:
     """The markdown table; "estimate" is runtime/fit.py's memory_need for that bundle and context (what
     edge_sdk.load compares with MemAvailable), next to the measured peak growth."""
@@ -155,7 +168,8 @@ def _table(args, work: Path, rows: dict[tuple[int, str], list[dict]]) -> None:
     rounds = max(len(v) for v in rows.values())
     print(f"{args.bundle} (+ its int8/int4 cache copies), {rounds} rounds: median (min–max)\n")
     print("| context | KV cache | KV MB | peak RSS growth MB | fit estimate MB | prefill tok/s | decode tok/s at depth "
-          "| perplexity (vs float) | top-1 agreement | greedy tokens = float |\n|---|---|---|---|---|---|---|---|---|---|")
+          "| perplexity (vs float; 95 % block-bootstrap interval) | top-1 agreement | greedy tokens = float |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     for context in args.context:
         ref = np.load(work / f"q-float-{context}.npz")
         ref_greedy = rows[(context, "float")][0]["greedy"]
@@ -163,6 +177,7 @@ def _table(args, work: Path, rows: dict[tuple[int, str], list[dict]]) -> None:
             rs, q = rows[(context, fmt)], np.load(work / f"q-{fmt}-{context}.npz")
             ppl = float(np.exp(q["nll"].mean()))
             inc = float(np.exp(q["nll"].mean() - ref["nll"].mean()) - 1)
+            lo, hi = _interval(q["nll"] - ref["nll"])
             agree = float((q["top"] == ref["top"]).mean())
             g = rs[0]["greedy"]
             same = next((i for i, (a, b) in enumerate(zip(g, ref_greedy)) if a != b), len(g))
@@ -172,7 +187,8 @@ def _table(args, work: Path, rows: dict[tuple[int, str], list[dict]]) -> None:
             print(f"| {context} | {fmt} | {rs[0]['kv_mb']:.1f} | {_spread([x['peak_mb'] for x in rs])} | "
                   f"{estimate:.0f} | "
                   f"{_spread([x['prefill_tok_s'] for x in rs])} | {_spread([x['decode_tok_s'] for x in rs], 1)} | "
-                  f"{ppl:.3f} ({inc * 100:+.2f} %) | {agree * 100:.1f} % | {same}/{len(g)} |")
+                  f"{ppl:.3f} ({inc * 100:+.2f} %; {lo * 100:+.2f} to {hi * 100:+.2f} %) | {agree * 100:.1f} % | "
+                  f"{same}/{len(g)} |")
 
 
 if __name__ == "__main__":
