@@ -6,11 +6,13 @@ FLOAT_BUNDLE is a fused bundle with a float cache and a max_context of at least 
 (e.g. `edge-sdk export smollm2-135m-instruct --max-context 4096 --output B`). Its int8 and int4 copies are made
 in --work with the exporter's calibration and graph rewrite (exporters/graph/kv_quant.py requantize_bundle),
 so the three differ in their cache only. Each (round, context, format) runs in a fresh process, formats
-interleaved: load with a cache of `context` tokens, prefill a held-out text (runtime/eval_text.py, repeated)
-to context - 40 tokens, decode 32 greedy tokens at that depth; peak RSS growth over the process before the
-load. Quality (first round; it does not change between runs): the perplexity of that text teacher-forced
-over the whole context, its top-1 agreement with the float cache position by position, and how many of
-the 32 greedy tokens match the float cache's. Linux only (/proc/self/status).
+interleaved: load with a cache of `context` tokens, prefill a held-out text to context - 40 tokens, decode 32
+greedy tokens at that depth; peak RSS growth over the process before the load. The text is --text FILE, or
+runtime/eval_text.py (~1100 tokens) repeated: past ~1k tokens a repeated text measures copying, so give a
+file at least as long as the context for 2k/4k (the rows' "text_tokens" says how long it was). Quality
+(first round; it does not change between runs): the perplexity of that text teacher-forced over the whole
+context, its top-1 agreement with the float cache position by position, and how many of the 32 greedy tokens
+match the float cache's. Linux only (/proc/self/status).
 """
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ def status():
             if k in ("VmRSS", "VmHWM")}
 import edge_sdk
 from edge_sdk.runtime.eval_text import EVAL_TEXT
-bundle, context, quality, out = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+bundle, context, quality, out, source = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5]
+source = open(source, encoding="utf-8").read() if source else EVAL_TEXT
 before = status()
 model = edge_sdk.load(bundle, max_context=context, threads=2)
-text = model.encode_prompt(EVAL_TEXT, raw=True)
+text = model.encode_prompt(source, raw=True)
 ids = (text * (1 + context // len(text)))[:context - 40]
 eng = model.engine
 t0 = time.perf_counter()
@@ -46,7 +49,7 @@ for _ in range(%d - 1):
     tokens.append(int(np.argmax(eng.forward([tokens[-1]]))))
 decode = time.perf_counter() - t0
 after = status()
-row = {"context": context, "prompt": len(ids), "kv_mb": eng.cache.nbytes / 2**20,
+row = {"context": context, "prompt": len(ids), "text_tokens": len(text), "kv_mb": eng.cache.nbytes / 2**20,
        "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20, "prefill_tok_s": len(ids) / prefill,
        "decode_tok_s": (len(tokens) - 1) / decode, "greedy": tokens}
 if quality:  # teacher-forced, 256 rows a pass: the logits of 4k positions at once would be 800 MB
@@ -97,6 +100,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--work", type=Path, help="where the int8/int4 copies go (default: a temporary folder)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON lines to this file")
+    p.add_argument("--text", type=Path, help="the held-out text (UTF-8); default runtime/eval_text.py, repeated "
+                   "to fill the context")
     p.add_argument("--report", action="store_true",
                    help="run nothing: print the table from --json's rows and the quality files in --work")
     args = p.parse_args()
@@ -121,7 +126,8 @@ def main() -> int:
             for fmt in args.formats:
                 npz = work / f"q-{fmt}-{context}.npz"
                 proc = subprocess.run([sys.executable, "-c", CHILD, str(bundles[fmt]), str(context),
-                                       "1" if r == 0 else "0", str(npz)], capture_output=True, text=True,
+                                       "1" if r == 0 else "0", str(npz), str(args.text or "")],
+                                      capture_output=True, text=True,
                                       timeout=3600)
                 if proc.returncode:
                     print(proc.stderr[-2000:], file=sys.stderr)
@@ -137,6 +143,19 @@ def main() -> int:
     return 0
 
 
+def _interval(diff, block: int = 64, draws: int = 2000) -> tuple[float, float]:
+    """95 % interval of the perplexity ratio from per-position NLL differences, by a block bootstrap (neighbouring
+    positions are correlated): how much of the mean a different stretch of text could move."""
+    import numpy as np
+
+    blocks = [diff[i:i + block] for i in range(0, len(diff), block)]
+    rng = np.random.default_rng(0)
+    means = [np.concatenate([blocks[j] for j in rng.integers(0, len(blocks), len(blocks))]).mean()
+             for _ in range(draws)]
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(np.exp(lo) - 1), float(np.exp(hi) - 1)
+
+
 def _table(args, work: Path, rows: dict[tuple[int, str], list[dict]]) -> None:
     """The markdown table; "estimate" is runtime/fit.py's memory_need for that bundle and context (what
     edge_sdk.load compares with MemAvailable), next to the measured peak growth."""
@@ -149,7 +168,8 @@ def _table(args, work: Path, rows: dict[tuple[int, str], list[dict]]) -> None:
     rounds = max(len(v) for v in rows.values())
     print(f"{args.bundle} (+ its int8/int4 cache copies), {rounds} rounds: median (min–max)\n")
     print("| context | KV cache | KV MB | peak RSS growth MB | fit estimate MB | prefill tok/s | decode tok/s at depth "
-          "| perplexity (vs float) | top-1 agreement | greedy tokens = float |\n|---|---|---|---|---|---|---|---|---|---|")
+          "| perplexity (vs float; 95 % block-bootstrap interval) | top-1 agreement | greedy tokens = float |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     for context in args.context:
         ref = np.load(work / f"q-float-{context}.npz")
         ref_greedy = rows[(context, "float")][0]["greedy"]
@@ -157,6 +177,7 @@ def _table(args, work: Path, rows: dict[tuple[int, str], list[dict]]) -> None:
             rs, q = rows[(context, fmt)], np.load(work / f"q-{fmt}-{context}.npz")
             ppl = float(np.exp(q["nll"].mean()))
             inc = float(np.exp(q["nll"].mean() - ref["nll"].mean()) - 1)
+            lo, hi = _interval(q["nll"] - ref["nll"])
             agree = float((q["top"] == ref["top"]).mean())
             g = rs[0]["greedy"]
             same = next((i for i, (a, b) in enumerate(zip(g, ref_greedy)) if a != b), len(g))
@@ -166,7 +187,8 @@ def _table(args, work: Path, rows: dict[tuple[int, str], list[dict]]) -> None:
             print(f"| {context} | {fmt} | {rs[0]['kv_mb']:.1f} | {_spread([x['peak_mb'] for x in rs])} | "
                   f"{estimate:.0f} | "
                   f"{_spread([x['prefill_tok_s'] for x in rs])} | {_spread([x['decode_tok_s'] for x in rs], 1)} | "
-                  f"{ppl:.3f} ({inc * 100:+.2f} %) | {agree * 100:.1f} % | {same}/{len(g)} |")
+                  f"{ppl:.3f} ({inc * 100:+.2f} %; {lo * 100:+.2f} to {hi * 100:+.2f} %) | {agree * 100:.1f} % | "
+                  f"{same}/{len(g)} |")
 
 
 if __name__ == "__main__":

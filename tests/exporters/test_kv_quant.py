@@ -268,3 +268,21 @@ def test_export_writes_the_format_and_validates_it(tiny_model_dir, tmp_path):
     checks = {c["name"]: c for c in m["validation"]["checks"]}
     assert checks["perplexity"]["passed"] and checks["perplexity"]["figures"]["bound"] == pytest.approx(0.011)
     assert checks["logits"]["figures"]["tolerance"] is None  # held to agreement, not fp32 logits
+
+
+def test_a_profile_s_kv_cache_is_the_export_default_and_kv_cache_float_overrides_it(tiny_model_dir, tmp_path):
+    """A profile that sets kv_cache (a user's board file) quantizes the cache unless the command line says float."""
+    from edge_sdk.cli import main
+    from edge_sdk.devices import load_profile
+
+    data = load_profile("android-midrange").to_dict() | {"name": "int8-phone", "kv_cache": "int8"}
+    data["reasons"]["kv_cache"] = "a quarter of the float cache's memory"
+    profile = tmp_path / "int8-phone.json"
+    profile.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
+    for fmt in (None, "float"):
+        out = tmp_path / f"phone-{fmt}"
+        args = ["export", str(tiny_model_dir), "--output", str(out), "--device", str(profile), "--recipe", "fp32",
+                "--max-context", "128", "--quiet"]
+        assert main(args + (["--kv-cache", fmt] if fmt else [])) == 0
+        kv = json.loads((out / "edge_manifest.json").read_text())["kv_cache"]
+        assert (kv.get("format", "float"), kv["dtype"]) == (("int8", "int8") if fmt is None else ("float", "float32"))
