@@ -112,6 +112,22 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        print(f"adapter written to {args.output} (report.json beside it); switch it in with "
-              f"`edge-sdk adapter add {args.bundle} NAME={args.output}`")
+        print(f"adapter written to {args.output} (report.json beside it); {switch_in_hint(args.bundle, args.output)}")
     return 0
+
+
+def switch_in_hint(bundle, adapter) -> str:
+    """How to use the adapter with this bundle: `adapter add` needs adapter slots (a bundle exported with
+    --adapters); a bundle without them takes it only through a new export of its source."""
+    import json
+    from pathlib import Path
+
+    manifest = json.loads((Path(bundle) / "edge_manifest.json").read_text(encoding="utf-8"))
+    if manifest.get("lora"):
+        return f"switch it in with `edge-sdk adapter add {bundle} NAME={adapter}`"
+    source = (manifest.get("provenance") or {}).get("source") or "SOURCE"
+    recipe = (manifest.get("quantization") or {}).get("recipe")
+    same = f" --recipe {recipe}" if recipe else ""
+    return (f"{bundle} has no adapter slots: export it again with the adapter switchable "
+            f"(`edge-sdk export {source}{same} --adapters NAME={adapter} --output NEW_BUNDLE`) "
+            f"or merged (`--adapter {adapter}`)")

@@ -258,3 +258,19 @@ def test_a_failed_write_leaves_the_old_adapter_and_no_partial(setup, tmp_path, m
     assert [p.name for p in out.iterdir()] == ["adapter_config.json"]
     assert (out / "adapter_config.json").read_text() == "{}"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_the_closing_hint_fits_the_bundle(setup, tmp_path):
+    # `adapter add` only works on a bundle with adapter slots; the worked example's bundle (the default export)
+    # has none, and the hint sent it to a command that refuses: it must say to export again instead.
+    from edge_sdk.cli.distill import switch_in_hint
+
+    assert "edge-sdk adapter add" in switch_in_hint(setup["bundle"], "lora/x")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    manifest = json.loads((setup["bundle"] / "edge_manifest.json").read_text())
+    del manifest["lora"]
+    (plain / "edge_manifest.json").write_text(json.dumps(manifest))
+    hint = switch_in_hint(plain, "lora/x")
+    assert "adapter add" not in hint and "no adapter slots" in hint
+    assert f"edge-sdk export {manifest['provenance']['source']} --recipe fp32 --adapters NAME=lora/x" in hint

@@ -83,4 +83,7 @@ MUTANTS = (
            "    except BaseException:\n        shutil.rmtree(partial, ignore_errors=True)\n        raise",
            "    except BaseException:\n        raise",
            (f"{DISTILL}::test_a_failed_write_leaves_the_old_adapter_and_no_partial",)),
+    Mutant("distill's closing hint sends a bundle without slots to adapter add", "edge_sdk/cli/distill.py",
+           '    if manifest.get("lora"):\n', '    if True:\n',
+           (f"{DISTILL}::test_the_closing_hint_fits_the_bundle",)),
 )
