@@ -28,7 +28,7 @@ escalate at --threshold, by its own confidence measure; with --bake-system also 
 with the long prompt vs the baked adapter without it), train.jsonl and held_out.jsonl.
 
 examples:
-  edge-sdk distill bundles/smollm2 --data ~/.edge-sdk/teacher --output lora/learned
+  edge-sdk distill bundles/smollm2 --data ~/.edge-sdk/teacher --output out/learned
   edge-sdk distill bundles/smollm2 --teacher http://localhost:8080/v1 --teacher-model big \\
       --teacher-key-env CLOUD_KEY --prompts questions.txt --output lora/big
   edge-sdk distill bundles/smollm2 --bake-system support_prompt.txt --prompts questions.txt --output lora/baked
