@@ -50,6 +50,7 @@ class FusedEngine:
         self.prefill_chunk = prefill_chunk
         self.cache = KVCache.from_manifest(manifest, capacity)  # capacity: at most the graph's max_context
         self.session = make_session(Path(bundle_dir) / graph["files"]["decoder"], config, manifest)
+        self.packed = config.packed  # packed.PackedGraph: mapped from the cache or not (and why), built by this load
         self.vocab_size = manifest["architecture"]["vocab_size"]
         # Graphs exported before this input existed return logits for every position; that is slower
         # for prompts but correct, so such bundles keep working. Asked of the graph itself, not of the

@@ -37,7 +37,9 @@ def logits_job(job):
     t0 = time.perf_counter()
     max_new = int(job["max_new_tokens"])
     text = model.generate(job["prompt"], max_new_tokens=max_new) if max_new else ""
+    packed = getattr(model.engine, "packed", None)
     return {"providers": model.engine.session.get_providers(), "ids": ids, "text": text,
+            "packed": packed and {"cached": packed.cached, "built": packed.built, "reason": packed.reason},
             "new_tokens": model.last_stats.new_tokens, "load_s": load_s, "prefill_s": prefill_s,
             "generate_s": time.perf_counter() - t0}
 

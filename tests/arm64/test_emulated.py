@@ -55,14 +55,16 @@ SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength
 @pytest.fixture(scope="module")
 def probed(pi, arm64_device, smollm2_bundle, smollm2_fp32_bundle, tmp_path_factory) -> dict:
     """device_probe.py by the build's own (emulated) venv Python, with the build's profile, in one process (each
-    emulated Python start and import costs tens of seconds): the shipped default bundle (8 new tokens), the same
-    int4 graph at accuracy level 0 and the fp32 bundle (logits only), and a schema-constrained answer.
+    emulated Python start and import costs tens of seconds): the shipped default bundle (8 new tokens), loaded
+    again from the packed-weights cache the first load wrote (logits only), the same int4 graph at accuracy
+    level 0 and the fp32 bundle (logits only), and a schema-constrained answer.
     {"info": the probe's JSON line, "bundles": {job: bundle}, "logits": {job: file}}."""
     work = tmp_path_factory.mktemp("probe")
     profile = str(pi / "device_profile.json")
-    bundles = {"default": pi / "bundle", "int4-level0": _with_accuracy_level(smollm2_bundle, 0, work / "int4-level0"),
+    bundles = {"default": pi / "bundle", "default-mapped": pi / "bundle",
+               "int4-level0": _with_accuracy_level(smollm2_bundle, 0, work / "int4-level0"),
                "fp32": smollm2_fp32_bundle}
-    new_tokens = {"default": 8, "int4-level0": 0, "fp32": 0}
+    new_tokens = {"default": 8, "default-mapped": 0, "int4-level0": 0, "fp32": 0}
     logits = {name: work / f"{name}.npy" for name in bundles}
     jobs = {name: {"bundle": str(b), "profile": profile, "prompt": PROMPT, "logits": str(logits[name]),
                    "max_new_tokens": new_tokens[name]} for name, b in bundles.items()}
@@ -70,8 +72,9 @@ def probed(pi, arm64_device, smollm2_bundle, smollm2_fp32_bundle, tmp_path_facto
     jobs["structured"] = {"bundle": str(pi / "bundle"), "profile": profile, "schema": str(work / "schema.json")}
     (work / "jobs.json").write_text(json.dumps(jobs))
     t0 = time.perf_counter()
+    # a packed-weights cache of its own: the first load of the default bundle packs and writes it, the second maps it
     proc = arm64_device.run([str(pi / ".venv" / "bin" / "python"), str(HERE / "device_probe.py"), str(work / "jobs.json")],
-                            cwd=work, timeout=3600)
+                            cwd=work, timeout=3600, EDGE_SDK_PACKED_CACHE=work / "packed")
     arm64_device.timings["probe_s"] = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -129,6 +132,17 @@ def test_default_answers_and_agrees_with_x86(probed, pi, arm64_device, smollm2_b
     assert diff <= 1e-2 and cos.min() >= 0.999, (diff, cos.min())
     arm64_device.timings.update(int4_load_s=info["load_s"], int4_prefill_s=info["prefill_s"],
                                 int4_generate_s=info["generate_s"], int4_tokens=info["new_tokens"])
+
+
+def test_packed_weights_are_written_then_mapped_with_the_same_logits_on_arm64(probed):
+    """The device packs its 4-bit weights at the first load and writes them to the cache (runtime/packed.py); the
+    next load maps them instead of packing on the heap. arm64's packed layout is its own (KleidiAI is off in the
+    build's profile, and the cache is keyed by machine): the mapped weights give the same logits, bit for bit."""
+    first, first_logits = _job(probed, "default")
+    again, again_logits = _job(probed, "default-mapped")
+    assert first["packed"] and first["packed"]["cached"] and first["packed"]["built"], first["packed"]
+    assert again["packed"] and again["packed"]["cached"] and not again["packed"]["built"], again["packed"]
+    np.testing.assert_array_equal(first_logits, again_logits)
 
 
 def test_documents_are_indexed_and_answered_from_on_arm64(pi, arm64_device, minilm_bundle, tmp_path):
