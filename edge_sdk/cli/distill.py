@@ -84,7 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=positive, default=64, help="answer length for the teacher and the report")
     p.add_argument("--max-len", type=positive, default=512, help="tokens of prompt + answer kept per example (512)")
     p.add_argument("--force", action="store_true", help="replace ADAPTER_DIR if it exists")
-    p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as JSON on stdout (progress and the table still go to stderr)")
     p.set_defaults(func=run)
 
 
@@ -103,12 +104,12 @@ def run(args: argparse.Namespace) -> int:
         raise DistillError(f"distill needs the export extra (pip install 'edge-sdk[export]'): {e}") from None
     config = TrainConfig(rank=args.rank, alpha=float(args.alpha), lr=args.lr, epochs=args.epochs,
                          patience=args.patience, batch_size=args.batch_size, seed=args.seed)
-    logs = [] if args.json else None
+    # progress goes to stderr with --json too: only stdout is the report (a run takes minutes to tens of them)
     report = distill(args.bundle, args.output, data=args.data, teacher=args.teacher, teacher_model=args.teacher_model,
                      teacher_key=os.environ.get(args.teacher_key_env) if args.teacher_key_env else None,
                      prompts=args.prompts, bake_system=args.bake_system, source=args.source, config=config,
                      held_out=args.held_out, threshold=args.threshold, max_new_tokens=args.max_new_tokens,
-                     max_len=args.max_len, force=args.force, log=logs.append if logs is not None else None)
+                     max_len=args.max_len, force=args.force)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

@@ -215,15 +215,20 @@ def _common_prefix(a: str, b: str) -> int:
     return n
 
 
-def test_prompt_baking(setup, tmp_path):
+def test_prompt_baking(setup, tmp_path, capsys):
     system = tmp_path / "system.txt"
     system.write_text("You are a helpful assistant for the edge device. Always answer with the capital of france. " * 2)
     (tmp_path / "prompts.txt").write_text("\n".join(prompts(16, offset=1)) + "\n")
     out = tmp_path / "baked"
     assert main(["distill", str(setup["bundle"]), "--bake-system", str(system), "--prompts",
                  str(tmp_path / "prompts.txt"), "--output", str(out), "--epochs", "5", "--lr", "0.03",
-                 "--batch-size", "8", "--max-new-tokens", "8"]) == 0
+                 "--batch-size", "8", "--max-new-tokens", "8", "--json"]) == 0
     report = json.loads((out / "report.json").read_text())
+    # --json: stdout is the report alone, and the progress still goes to stderr (it used to be swallowed,
+    # leaving a run of tens of minutes on the real model silent until its end)
+    printed = capsys.readouterr()
+    assert json.loads(printed.out) == report
+    assert "the long-prompt teacher answered" in printed.err and "distill: epoch 1/5" in printed.err
     loss = report["training"]["held_out_loss"]
     assert min(loss[1:]) < 0.6 * loss[0]
     bake = report["baking"]
