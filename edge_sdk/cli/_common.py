@@ -45,6 +45,11 @@ def probability(text: str) -> float:
     return _number(text, float, 0.0, 1.0, lo_open=True, what="in (0, 1] (1 = off)")
 
 
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (a share, a threshold, a learning rate)."""
+    return _number(text, float, 0.0, 1.0, lo_open=True, hi_open=True, what="a number between 0 and 1 (exclusive)")
+
+
 def min_p(text: str) -> float:
     return _number(text, float, 0.0, 1.0, hi_open=True, what="in [0, 1) (0 = off)")
 

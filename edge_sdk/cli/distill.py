@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import positive
+from ._common import fraction, positive
 
 EPILOG = """\
 The device model is the student: its transformers weights come from the source the bundle was exported
@@ -35,26 +35,6 @@ examples:
 """
 
 
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {text}")
-    return value
-
-
-def rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be > 0 and < 1, got {text}")
-    return value
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="train a LoRA adapter on a teacher's answers (a log, a server, a long prompt)",
                        description="Distil a teacher into a LoRA adapter of BUNDLE's model, with a before/after "
@@ -73,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive, default=3, help="at most this many passes (default 3)")
     p.add_argument("--patience", type=positive, default=2, help="stop after this many epochs without a better "
                                                                 "held-out loss (default 2)")
-    p.add_argument("--lr", type=rate, default=2e-4, help="learning rate (default 2e-4)")
+    p.add_argument("--lr", type=fraction, default=2e-4, help="learning rate (default 2e-4)")
     p.add_argument("--rank", type=positive, default=8, help="LoRA rank (default 8)")
     p.add_argument("--alpha", type=positive, default=16, help="LoRA alpha (default 16)")
     p.add_argument("--batch-size", type=positive, default=4, help="examples per step (default 4)")

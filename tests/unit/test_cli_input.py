@@ -40,6 +40,19 @@ def test_bad_values_fail_while_parsing(capsys, command, option, words):
     assert e.value.code == 2 and words in err and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("option, words", [
+    (["--lr", "0"], "--lr: must be a number between 0 and 1 (exclusive)"),
+    (["--lr", "1"], "--lr: must be a number between 0 and 1 (exclusive)"),
+    (["--held-out", "nan"], "--held-out: must be a number between 0 and 1 (exclusive)"),
+    (["--threshold", "high"], "--threshold: 'high' is not a number"),
+])
+def test_distill_options_fail_while_parsing(capsys, option, words):
+    with pytest.raises(SystemExit) as e:
+        main(["distill", NOWHERE, "--data", NOWHERE, "--output", NOWHERE, *option])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and words in err and "Traceback" not in err, err
+
+
 def test_speculative_with_sampling_is_refused_before_loading(capsys):
     assert main(["run", NOWHERE, "-p", "hi", "--speculative", "--temperature", "0.7"]) == 2
     err = capsys.readouterr().err
