@@ -53,22 +53,23 @@ def read_eval_ids(args: argparse.Namespace) -> list[int]:
         return [int(i) for i in json.load(f)["eval_ids"]]
 
 
-def peak_rss_mb() -> float:
-    """VmHWM (peak resident set) of this process, in MB (10^6 bytes)."""
+def _status_mb(field: str) -> float:
+    """One memory line of this process's /proc/self/status (kB there), in MB (10^6 bytes); NaN where absent."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024 / 1e6
     return float("nan")
+
+
+def peak_rss_mb() -> float:
+    """VmHWM (peak resident set) of this process, in MB (10^6 bytes)."""
+    return _status_mb("VmHWM")
 
 
 def rss_anon_mb() -> float:
     """RssAnon of this process now, in MB: memory no file backs (what a phone's low-memory killer counts)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    return float("nan")
+    return _status_mb("RssAnon")
 
 
 def argmax(values) -> int:
