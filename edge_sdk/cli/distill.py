@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                       "(default: the router's own)")
     p.add_argument("--max-new-tokens", type=positive, default=64, help="answer length for the teacher and the report")
     p.add_argument("--max-len", type=positive, default=512, help="tokens of prompt + answer kept per example (512)")
-    p.add_argument("--force", action="store_true", help="replace ADAPTER_DIR if it exists")
+    p.add_argument("--force", action="store_true", help="replace ADAPTER_DIR if it is a previous distilled adapter (never another folder)")
     p.add_argument("--json", action="store_true",
                    help="print the report as JSON on stdout (progress and the table still go to stderr)")
     p.set_defaults(func=run)

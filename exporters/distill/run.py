@@ -3,23 +3,28 @@
 The student is the transformers model of the source the bundle was exported from (its manifest's
 provenance), in fp32; the prompts are tokenized by the bundle's own chat template and tokenizer. The output
 folder is a PEFT adapter (`edge-sdk adapter add BUNDLE NAME=DIR`, `edge-sdk export SOURCE --adapter DIR`)
-with report.json and the split beside it; it appears whole or not at all (written under a temporary name,
-then renamed).
+with report.json and the split beside it; it appears whole or not at all, and `--force` replaces only a
+previous distilled adapter, never another folder (exporters/staging.py, as for bundles and device builds).
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ...errors import DistillDataError, DistillError, OutputExistsError
+from ...errors import DistillDataError, DistillError
+from ..staging import check_output, staging
 from . import data as data_mod
 from .report import evaluate, table
 from .train import TrainConfig, encode_example, train_lora
+
+
+# The output's marker for exporters/staging: report.json says what wrote the folder, so --force can tell a
+# previous distilled adapter from a folder of the user's files.
+MARKER, FORMAT, KIND = "report.json", "edge-sdk-distilled-adapter", "distilled adapter"
 
 
 def student_source(manifest: dict, bundle: Path, override: str | None = None):
@@ -54,7 +59,7 @@ def distill(bundle: str | os.PathLike, output: str | os.PathLike, *, data: list[
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     config = config or TrainConfig()
-    bundle, output = Path(bundle), Path(output)
+    bundle, output = Path(bundle), Path(os.path.abspath(output))
     threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
     if sum(x is not None for x in (data or None, teacher, bake_system)) != 1:
         raise DistillError("give exactly one teacher: --data FILE..., --teacher URL --prompts FILE, or "
@@ -63,8 +68,7 @@ def distill(bundle: str | os.PathLike, output: str | os.PathLike, *, data: list[
         raise DistillError("--prompts is for --teacher or --bake-system: with --data the records hold the prompts")
     if (teacher or bake_system) and not prompts:
         raise DistillError("--teacher and --bake-system need --prompts FILE (the questions to ask)")
-    if output.exists() and not force:
-        raise OutputExistsError(f"{output} exists; pass --force to replace it")
+    check_output(output, force, marker=MARKER, fmt=FORMAT, kind=KIND)  # before minutes of work
     system = None
     if bake_system is not None:
         path = Path(bake_system).expanduser()
@@ -110,17 +114,14 @@ def distill(bundle: str | os.PathLike, output: str | os.PathLike, *, data: list[
     seconds = time.monotonic() - started
     after = evaluate(peft_model, device_model, held, **judge)
     report: dict[str, Any] = {
-        "v": 1, "bundle": str(bundle), "student": src.spec,
+        "format": FORMAT, "v": 1, "bundle": str(bundle), "student": src.spec,
         "teacher": ("log" if data else f"server {teacher}" if teacher else "bundle with the system prompt (baking)"),
         "records": len(examples), "distinct": len(distinct), "train": len(train), "held_out": len(held),
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
         "training": {**history.to_json(), "seconds": round(seconds, 1)},
         "before": before, "after": after}
 
-    partial = output.parent / f".{output.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
+    with staging(output, force, marker=MARKER, fmt=FORMAT, kind=KIND) as partial:
         peft_model.save_pretrained(partial)
         _name_base(partial, device_model.manifest)
         (partial / "train.jsonl").write_text("".join(json.dumps(e.to_json()) + "\n" for e in train))
@@ -129,11 +130,7 @@ def distill(bundle: str | os.PathLike, output: str | os.PathLike, *, data: list[
             from .bake import payoff
             report["baking"] = payoff(bundle, partial, system, held, max_new_tokens=max_new_tokens, runs=ttft_runs,
                                       log=log)
-        (partial / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        _replace(partial, output)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+        (partial / MARKER).write_text(json.dumps(report, indent=1) + "\n")
     log(table(report))
     return report
 
@@ -149,17 +146,3 @@ def _name_base(adapter_dir: Path, manifest: dict) -> None:
     cfg = json.loads(path.read_text())
     cfg["base_model_name_or_path"] = str(name)
     path.write_text(json.dumps(cfg, indent=2) + "\n")
-
-
-def _replace(partial: Path, output: Path) -> None:
-    """Rename `partial` to `output`; an existing output (--force) is moved aside first and removed after."""
-    old = output.parent / f".{output.name}.old-{os.getpid()}"
-    if output.exists():
-        os.replace(output, old)
-    try:
-        os.replace(partial, output)
-    except BaseException:
-        if old.exists():
-            os.replace(old, output)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

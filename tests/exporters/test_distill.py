@@ -15,7 +15,7 @@ pytest.importorskip("peft")
 
 import edge_sdk  # noqa: E402
 from edge_sdk.cli import main  # noqa: E402
-from edge_sdk.errors import DistillDataError  # noqa: E402
+from edge_sdk.errors import DistillDataError, OutputExistsError  # noqa: E402
 from edge_sdk.exporters.distill import data as data_mod  # noqa: E402
 from edge_sdk.exporters.distill.train import IGNORE, TrainConfig, encode_example, labels_of, train_lora  # noqa: E402
 
@@ -252,6 +252,8 @@ def test_a_failed_write_leaves_the_old_adapter_and_no_partial(setup, tmp_path, m
     out = tmp_path / "out"
     out.mkdir()
     (out / "adapter_config.json").write_text("{}")  # an earlier adapter, replaced only by a whole new one
+    earlier = json.dumps({"format": run.FORMAT})  # what distill writes: --force may replace it
+    (out / "report.json").write_text(earlier)
 
     def disk_full(*args):
         raise OSError(28, "No space left on device")
@@ -260,9 +262,25 @@ def test_a_failed_write_leaves_the_old_adapter_and_no_partial(setup, tmp_path, m
     with pytest.raises(OSError, match="No space"):
         run.distill(setup["bundle"], out, data=[str(setup["data"])], config=TrainConfig(epochs=1), force=True,
                     max_new_tokens=4, log=lambda line: None)
-    assert [p.name for p in out.iterdir()] == ["adapter_config.json"]
-    assert (out / "adapter_config.json").read_text() == "{}"
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "report.json"]
+    assert (out / "adapter_config.json").read_text() == "{}" and (out / "report.json").read_text() == earlier
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_force_never_replaces_a_folder_that_distill_did_not_write(setup, tmp_path):
+    # `--output ~/Documents --force` must not delete the user's files: --force replaces a previous distilled
+    # adapter only (its report.json says so), refused before any training starts
+    from edge_sdk.exporters.distill import run
+
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    (out / "report.json").write_text('{"format": "something else"}')
+    with pytest.raises(OutputExistsError, match="not a previous distilled adapter"):
+        run.distill(setup["bundle"], out, data=[str(setup["data"])], config=TrainConfig(epochs=1), force=True,
+                    max_new_tokens=4, log=lambda line: None)
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt", "report.json"]
+    assert (out / "mine.txt").read_text() == "keep me"
 
 
 def test_the_closing_hint_fits_the_bundle(setup, tmp_path):
