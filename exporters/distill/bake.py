@@ -35,10 +35,11 @@ def payoff(bundle: Path, adapter_dir: Path, system: str, held, *, max_new_tokens
            log: Callable[[str], None] | None = None) -> dict[str, Any]:
     import edge_sdk
 
+    from ...runtime.bundle import read_manifest
     from ..adapters.add import add_adapter
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    manifest = edge_sdk.load(bundle, kind="decoder").manifest
+    manifest = read_manifest(bundle)  # the slots are in the manifest: no second model load to find them
     if not manifest.get("lora"):
         return {"ttft_ms": None, "agreement": None,
                 "skipped": "the bundle has no adapter slots (export it with --adapters) to switch the baked adapter in"}
