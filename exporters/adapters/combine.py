@@ -18,8 +18,9 @@ with weight w_i and scale s_i:
   magnitudes, then per entry the majority sign (of the pruned tensors' sum, or count with "frequency") and
   averages the weighted entries that agree; dare_linear drops entries at random (kept with probability
   `density`, rescaled by 1/density) and adds.
-- the new adapter has r = lora_alpha = the new rank, and rsLoRA if the first adapter had it (PEFT copies the
-  first config): its scale is 1, or sqrt(r) with rsLoRA.
+- the new adapter has r = lora_alpha = the new rank and never rsLoRA: its scale is exactly 1, because the
+  sources' scales are already folded into A and B. PEFT before 0.22 copied use_rslora from the first adapter, so
+  a merge that began with an rsLoRA adapter was sqrt(r) too strong; PEFT 0.22 fixed that, and so do we.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def merge_adapters(bundle: str | os.PathLike, name: str, parts: list[tuple[str, 
     modules, rank = combine([(u, w) for u, (_, w) in zip(unpacked, parts)], ranks, method, density=density,
                             majority_sign=majority_sign, rng=np.random.default_rng(seed))
     first = adapters[parts[0][0]]
-    config = {"peft_type": "LORA", "r": rank, "lora_alpha": rank, "use_rslora": bool(first.get("use_rslora")),
+    config = {"peft_type": "LORA", "r": rank, "lora_alpha": rank, "use_rslora": False,
               "target_modules": sorted({t for a, _ in parts for t in adapters[a].get("targets") or []}),
               "base_model_name_or_path": first.get("base_model"), "bias": "none", "lora_dropout": 0.0}
     merged = {"method": method, "from": [{"adapter": a, "weight": w} for a, w in parts],

@@ -64,7 +64,7 @@ def _ours(bundle, name):
 
 CASES = [
     ("linear", [("one", 0.7), ("two", -0.4)], {}),
-    ("linear", [("two", 1.5)], {}),  # one adapter: scaled (rsLoRA first: PEFT's merged scale is sqrt(r))
+    ("linear", [("two", 1.5)], {}),  # one adapter: scaled; rsLoRA first: the merged scale is still 1
     ("cat", [("one", 0.6), ("four", 1.3), ("two", 0.5)], {}),  # ranks 8, 4, 8: cat takes different ranks
     ("cat", [("two", 1.0), ("pat", -0.8)], {}),  # rsLoRA first; alpha patterns
     ("ties", [("one", 0.9), ("two", 0.6)], {"density": 0.5}),
@@ -95,6 +95,23 @@ def test_merging_matches_peft(setup, tmp_path, method, parts, options):
     assert entry["merged_from"]["method"] == method
     assert entry["merged_from"]["from"] == [{"adapter": a, "weight": w} for a, w in parts]
     assert read_manifest(bundle, verify=True)["lora"]["adapters"]["mix"]["merged_from"] == entry["merged_from"]
+
+
+def test_one_adapter_merged_alone_is_its_update_times_the_weight(setup, tmp_path):
+    # Needs no PEFT: B A s of the merge must be w B_i A_i s_i. rsLoRA adapter "two" (scale 4/sqrt(8)) is the one
+    # that PEFT before 0.22 merged sqrt(r) too strong.
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(setup["bundle"], bundle)
+    merge_adapters(bundle, "mix", [("two", 1.5)], "linear")
+    manifest = read_manifest(bundle)
+    source, merged = unpack(bundle, manifest, "two"), unpack(bundle, manifest, "mix")
+    assert set(merged) == set(source)
+    for module, (a, b, s) in source.items():
+        ma, mb, ms = merged[module]
+        assert ms == pytest.approx(1.0)
+        np.testing.assert_allclose(mb @ ma * ms, 1.5 * (b @ a * s), rtol=1e-4, atol=1e-6)
 
 
 def test_unpacking_gives_back_the_peft_matrices(setup):
