@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                        "--adapter DIR, or another bundle's adapter add)")
     merge.add_argument("--source", metavar="SOURCE", help="the model the bundle was exported from: validate the merged "
                                                            "adapter against PEFT on it (needs the export extra)")
-    merge.add_argument("--force", action="store_true", help="replace an adapter of the same name")
+    merge.add_argument("--force", action="store_true", help="replace an adapter of the same name, and a folder "
+                                                             "that an earlier merge --save wrote (never other folders)")
     merge.add_argument("--json", action="store_true", help="print the adapter's manifest entry as JSON")
     merge.set_defaults(func=run_merge)
     ls = verbs.add_parser("ls", help="list a bundle's adapters")

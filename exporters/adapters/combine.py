@@ -36,7 +36,12 @@ import numpy as np
 from edge_sdk.errors import BundleError
 from edge_sdk.runtime.bundle import read_manifest
 
+from ..staging import check_output, staging
+
 METHODS = ("linear", "cat", "ties", "dare_linear")
+# --save writes through exporters/staging, as export and package do: all at once, and --force replaces only a
+# folder a previous merge saved, recognised by this file (PEFT ignores files it does not know).
+SAVE_MARKER, SAVE_FORMAT, SAVE_KIND = "edge_sdk_merge.json", "edge-sdk-merged-adapter", "merged adapter folder"
 SIGN_METHODS = ("total", "frequency")
 
 
@@ -53,6 +58,8 @@ def merge_adapters(bundle: str | os.PathLike, name: str, parts: list[tuple[str, 
     bundle = Path(bundle)
     manifest = read_manifest(bundle, verify=True)
     adapters = ((manifest.get("lora") or {}).get("adapters")) or {}
+    if save is not None:  # before any work: never into a folder of the user's files
+        check_output(Path(save), force, marker=SAVE_MARKER, fmt=SAVE_FORMAT, kind=SAVE_KIND)
     if not parts:
         raise ValueError("merging needs at least one adapter (--from NAME:WEIGHT ...)")
     for adapter, _ in parts:
@@ -74,9 +81,16 @@ def merge_adapters(bundle: str | os.PathLike, name: str, parts: list[tuple[str, 
               **({"seed": seed} if method == "dare_linear" else {})}
     from .add import add_adapter
 
-    with tempfile.TemporaryDirectory(prefix=f".{bundle.name}.merge.", dir=bundle.parent) as tmp:
-        folder = Path(save) if save is not None else Path(tmp) / name
+    if save is None:
+        with tempfile.TemporaryDirectory(prefix=f".{bundle.name}.merge.", dir=bundle.parent) as tmp:
+            write_peft_folder(Path(tmp), config, modules)
+            return add_adapter(bundle, name, tmp, force=force, source=source, progress=progress,
+                               extra={"merged_from": merged})
+    # The saved folder appears only once the bundle has taken the adapter: a refused add leaves no folder.
+    with staging(Path(save), force, marker=SAVE_MARKER, fmt=SAVE_FORMAT, kind=SAVE_KIND) as folder:
         write_peft_folder(folder, config, modules)
+        (folder / SAVE_MARKER).write_text(json.dumps({"format": SAVE_FORMAT, "adapter": name, "bundle": str(bundle),
+                                                      "merged_from": merged}, indent=2), encoding="utf-8")
         return add_adapter(bundle, name, folder, force=force, source=source, progress=progress,
                            extra={"merged_from": merged})
 

@@ -187,6 +187,36 @@ def test_cli_merge_and_save(setup, tmp_path, capsys):
     assert "one rank" in capsys.readouterr().err
 
 
+def test_save_never_writes_into_a_folder_of_the_users_files(setup, tmp_path, capsys):
+    import shutil
+
+    from edge_sdk.cli import main
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(setup["bundle"], bundle)
+    mine = tmp_path / "my-adapter"
+    shutil.copytree(setup["one"], mine)  # the user's own PEFT folder: same file names as a merge writes
+    before = {p.name: p.read_bytes() for p in mine.iterdir()}
+    manifest = (bundle / "edge_manifest.json").read_bytes()
+    for force in ([], ["--force"]):
+        assert main(["adapter", "merge", str(bundle), "mix", "--from", "one:0.5", "--save", str(mine), *force]) == 2
+        assert "will not be replaced" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
+        assert (bundle / "edge_manifest.json").read_bytes() == manifest  # refused before any work
+
+    saved = tmp_path / "mix-peft"
+    assert main(["adapter", "merge", str(bundle), "mix", "--from", "one:0.5", "--save", str(saved)]) == 0
+    first = (saved / "adapter_model.safetensors").read_bytes()
+    # a second merge into the same folder: refused without --force, replaced with it
+    assert main(["adapter", "merge", str(bundle), "mix2", "--from", "one:2", "--save", str(saved)]) == 2
+    assert "already exists" in capsys.readouterr().err and "mix2" not in read_manifest(bundle)["lora"]["adapters"]
+    assert main(["adapter", "merge", str(bundle), "mix2", "--from", "one:2", "--save", str(saved), "--force"]) == 0
+    assert (saved / "adapter_model.safetensors").read_bytes() != first
+    # an add the bundle refuses (the name exists, no --force) publishes no saved folder either
+    assert main(["adapter", "merge", str(bundle), "mix", "--from", "one:1", "--save", str(tmp_path / "new")]) != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "mix-peft", "my-adapter"]
+
+
 @pytest.mark.parametrize("method,density,sign", [("linear", None, "total"), ("ties", 0.4, "total"),
                                                  ("ties", 0.4, "frequency"), ("ties", 1.0, "total")])
 def test_the_combination_functions_equal_peft_merge_utils(method, density, sign):
