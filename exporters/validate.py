@@ -167,6 +167,22 @@ def _greedy(model, hf_model, prompts: list[list[int]], recipe: Recipe, n_tokens:
     return Check("greedy_tokens", ok, figures, msg)
 
 
+def reference_nll(logits, targets, rows: int = 64) -> float:
+    """Mean cross-entropy (nats, float64) of torch `logits` [n, vocab] against `targets` [n], `rows` at a time.
+
+    Casting all the logits to float64 at once, as this did, made 2 float64 copies of [n, vocab] (the cast and
+    cross_entropy's log-softmax), 1.07 GB each at Gemma 3's 262,144-token vocabulary and 511 positions: they were
+    the peak of a Gemma 3 1B export (8.31 GB, validation; 6.98 GB with row blocks, same perplexity to the last
+    digit, docs/benchmarks.md). Row blocks give the same sum with 2 x [rows, vocab] at a time."""
+    import torch
+
+    total = 0.0
+    for r in range(0, len(targets), rows):
+        total += torch.nn.functional.cross_entropy(logits[r:r + rows].double(), targets[r:r + rows],
+                                                   reduction="sum").item()
+    return total / len(targets)
+
+
 def _quality(model, hf_model, recipe: Recipe, max_tokens: int = 512) -> Check:
     """Perplexity of the bundle vs transformers fp32 on the same window of the built-in eval text."""
     import torch
@@ -177,9 +193,8 @@ def _quality(model, hf_model, recipe: Recipe, max_tokens: int = 512) -> Check:
     ids = model.encode_prompt(EVAL_TEXT, raw=True)[: min(max_tokens, model.max_context)]
     ours = perplexity(model, ids=ids, window=len(ids), stride=len(ids))
     with torch.no_grad():
-        logits = hf_model(torch.tensor([ids])).logits[0, :-1].double()
-    nll = torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:]), reduction="mean").item()
-    ref_ppl = float(np.exp(nll))
+        logits = hf_model(torch.tensor([ids])).logits[0, :-1]  # [n-1, vocab] float32
+    ref_ppl = float(np.exp(reference_nll(logits, torch.tensor(ids[1:]))))
     delta = ours["ppl"] / ref_ppl - 1.0
     figures = {"tokens": ours["tokens"], "ppl": round(ours["ppl"], 4), "reference_ppl": round(ref_ppl, 4),
                "ppl_increase": round(delta, 4), "bound": recipe.max_ppl_increase}

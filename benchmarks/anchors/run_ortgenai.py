@@ -5,7 +5,10 @@ model.onnx, model.onnx.data). The prompt goes in as token ids (`append_tokens`),
 onnxruntime-genai's own tokenizer mis-encodes SmolLM2's GGUF-derived tokenizer.json.
 
 Thread count: set through og.Config (session option intra_op_num_threads), overriding genai_config.json.
-Greedy, EOS ignored: do_sample=False and min_length = prompt + new tokens.
+Greedy, EOS ignored: do_sample=False and min_length = prompt + new tokens. max_length (the KV cache's capacity)
+is prompt + new tokens, but at least the sliding window of a model that has one (Gemma 3: 512): its
+GroupQueryAttention with `sliding_window_cache` refuses a cache shorter than the window ("KV cache capacity (12)
+must be at least local_window_size (512)").
 
 Timing: `append_tokens` runs the prompt through the model; the first `generate_next_token` only picks the
 argmax of those logits, so TTFT = append_tokens + first generate_next_token. Each later
@@ -13,6 +16,7 @@ argmax of those logits, so TTFT = append_tokens + first generate_next_token. Eac
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -35,10 +39,13 @@ def main() -> None:
         )
         return og.Model(config)
 
+    with open(os.path.join(args.model, "genai_config.json")) as f:
+        window = (json.load(f)["model"]["decoder"].get("sliding_window") or {}).get("window_size", 0)
+
     def generate(model, ids, n_new):
         params = og.GeneratorParams(model)
         total = len(ids) + n_new
-        params.set_search_options(do_sample=False, max_length=total, min_length=total, batch_size=1)
+        params.set_search_options(do_sample=False, max_length=max(total, window), min_length=total, batch_size=1)
         gen = og.Generator(model, params)
         t0 = _common.now()
         gen.append_tokens(ids)
@@ -55,7 +62,7 @@ def main() -> None:
 
     def step_logits(model, ids):
         params = og.GeneratorParams(model)
-        params.set_search_options(do_sample=False, max_length=len(ids) + 1, batch_size=1)
+        params.set_search_options(do_sample=False, max_length=max(len(ids) + 1, window), batch_size=1)
         gen = og.Generator(model, params)
         for t in ids:
             gen.append_tokens([t])
